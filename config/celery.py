@@ -1,0 +1,68 @@
+"""Celery's configuration, built from the settings: queues, routes, limits, serialization.
+
+Two queues split the work by its shape: ``annotate`` carries short control tasks
+(starting and polling operations, assembling summaries) and ``render`` carries the
+heavy, parallel per-object rendering, so each can have its own workers and scale apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from config.settings import Settings
+
+ANNOTATE_QUEUE = "annotate"
+RENDER_QUEUE = "render"
+QUEUES = (ANNOTATE_QUEUE, RENDER_QUEUE)
+
+# Every task has an explicit route; tests/unit/test_celery_config.py checks that none is missing.
+TASK_ROUTES: dict[str, dict[str, str]] = {
+    "vtrack.annotate": {"queue": ANNOTATE_QUEUE},
+    "vtrack.poll": {"queue": ANNOTATE_QUEUE},
+    "vtrack.render_object": {"queue": RENDER_QUEUE},
+    "vtrack.assemble_summary": {"queue": ANNOTATE_QUEUE},
+    "vtrack.job_failed": {"queue": ANNOTATE_QUEUE},
+}
+
+# Redis re-delivers a message that a worker has not acknowledged within this margin above
+# the hard time limit; with acks_late a task runs to its limit before it is acknowledged.
+VISIBILITY_MARGIN_SECONDS = 300
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
+    visibility_timeout = settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only: pickle in a message is remote code execution for whoever reaches Redis.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # Idempotent tasks are acknowledged after they finish and re-queued if their worker
+        # dies; tasks that are not idempotent opt out in their own definition.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # One message at a time per process: render tasks are long, prefetching starves peers.
+        "worker_prefetch_multiplier": 1,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": ANNOTATE_QUEUE,
+        "task_routes": TASK_ROUTES,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        # Results must outlive the longest job, or a waiting caller finds nothing.
+        "result_expires": max(settings.job_timeout * 4, 24 * 3600),
+        "result_extended": True,
+        "task_track_started": True,
+        "broker_transport_options": {"visibility_timeout": visibility_timeout},
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        # Events for Flower: task names, states and progress.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+    }

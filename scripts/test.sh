@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run vtrack's tests: set up .venv, make sure a Redis answers on 127.0.0.1:6379, run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+bash scripts/ensure-redis.sh
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,132 @@
+"""The Python API: enqueue a video, follow its job, get its manifest.
+
+>>> from tasks.api import submit
+>>> job = submit("gs://my-videos/street.mp4", min_confidence=0.8)
+>>> job.id
+'3f0c...'
+>>> job.status().stage
+'rendering 3 of 7 objects'
+>>> manifest = job.wait(timeout=600)
+>>> manifest["summary_uri"]
+'gs://my-output/my-videos/street.mp4.summary_pct80_fr10.jpeg'
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tasks import runtime
+from tasks.celery_app import app
+from tasks.jobstore import JobRecord
+from tasks.pipeline import job_canvas
+from workers.errors import InputError, VtrackError
+from workers.job import JobSpec
+from workers.uris import parse_uri
+
+
+class JobFailed(VtrackError):
+    """The job ended in failure; the message is the job's error."""
+
+
+class JobNotFound(VtrackError):
+    """No job with that id is known (never submitted, or its record expired)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A handle on a submitted job: its id, its status, and a way to wait for its manifest."""
+
+    id: str
+
+    def status(self) -> JobRecord:
+        record = runtime.current().jobs.get(self.id)
+        if record is None:
+            raise JobNotFound(f"no job {self.id} (unknown id, or its record has expired)")
+        return record
+
+    def wait(self, timeout: float | None = None, interval: float = 0.5) -> dict[str, Any]:
+        """Block until the job ends and return its manifest.
+
+        Raises :class:`JobFailed` when the job failed, ``TimeoutError`` after ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.status()
+            if record.status == "failed":
+                raise JobFailed(f"job {self.id} failed: {record.error}")
+            if record.finished:
+                remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+                return app.AsyncResult(self.id).get(timeout=remaining, propagate=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
+            time.sleep(interval)
+
+
+def make_spec(
+    video_uri: str,
+    *,
+    annotations_uri: str | None = None,
+    backend: str | None = None,
+    min_confidence: float | None = None,
+    min_frames: int | None = None,
+    animation_format: str | None = None,
+    job_id: str | None = None,
+) -> JobSpec:
+    """The job spec for a video with these options, defaults taken from the settings."""
+    settings = runtime.current().settings
+    parse_uri(video_uri)  # an unsupported scheme is refused before anything is queued
+    if annotations_uri:
+        parse_uri(annotations_uri)
+    chosen_backend = backend or ("file" if annotations_uri else settings.backend)
+    if chosen_backend == "file" and not annotations_uri:
+        raise InputError("the file backend needs an annotation file (--annotations)")
+    confidence = settings.min_confidence if min_confidence is None else min_confidence
+    if not 0.0 <= confidence <= 1.0:
+        raise InputError(f"min confidence must be between 0 and 1, not {confidence}")
+    frames = settings.min_frames if min_frames is None else min_frames
+    if frames < 1:
+        raise InputError(f"min frames must be at least 1, not {frames}")
+    return JobSpec(
+        job_id=job_id or str(uuid.uuid4()),
+        video_uri=video_uri,
+        backend=chosen_backend,
+        output_root=settings.output_root,
+        annotation_root=settings.annotation_root,
+        min_confidence=confidence,
+        min_frames=frames,
+        annotations_uri=annotations_uri,
+        animation_format=animation_format or settings.animation_format,
+        animation_frames=settings.animation_frames,
+        animation_frame_ms=settings.animation_frame_ms,
+        animation_max_width=settings.animation_max_width,
+        summary_max_width=settings.summary_max_width,
+        summary_max_height=settings.summary_max_height,
+        max_video_bytes=settings.max_video_bytes or None,
+        submitted_at=time.time(),
+    )
+
+
+def start_job(spec: JobSpec) -> Job:
+    """Record the job as queued and send its canvas to the broker (or run it, when eager)."""
+    runtime.current().jobs.create(
+        JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
+    )
+    job_canvas(spec).apply_async()
+    return Job(spec.job_id)
+
+
+def submit(video_uri: str, **options: Any) -> Job:
+    """Enqueue ``video_uri`` (a local path, ``file://`` or ``gs://`` URI) and return its job.
+
+    Options: ``annotations_uri`` (use an existing annotation file), ``backend`` (local,
+    gcp or file; default ``VTRACK_BACKEND``), ``min_confidence``, ``min_frames``,
+    ``animation_format`` (gif or webp). Needs a reachable broker and running workers.
+    """
+    return start_job(make_spec(video_uri, **options))
+
+
+def get_job(job_id: str) -> Job:
+    return Job(job_id)

@@ -1,0 +1,32 @@
+"""The Celery application (``celery -A tasks worker|beat|flower``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import celeryd_init, worker_process_init
+
+from config.celery import RENDER_QUEUE, celery_config
+from config.settings import get_settings
+
+app = Celery("vtrack", include=["tasks.jobs"])
+app.conf.update(celery_config(get_settings()))
+
+
+@celeryd_init.connect
+def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any) -> None:
+    """Render workers replace their processes every N tasks: video decoders can leak."""
+    queues = (options or {}).get("queues") or ""
+    names = queues if isinstance(queues, list | tuple) else str(queues).split(",")
+    if conf is not None and RENDER_QUEUE in names and not conf.worker_max_tasks_per_child:
+        conf.worker_max_tasks_per_child = get_settings().render_max_tasks_per_child
+
+
+@worker_process_init.connect
+def build_process_clients(**_: Any) -> None:
+    """Build this process's storage, Redis and backend clients once, after the fork."""
+    from tasks import runtime
+
+    runtime.configure(None)
+    runtime.current()

@@ -1,0 +1,169 @@
+"""The tasks: each decodes its JSON arguments, calls one ``workers`` function, returns a dict.
+
+Arguments are the job's spec and small dicts made by the model's ``to_dict``: URIs, ids
+and annotations, never frames or arrays. Progress goes to the job record
+(:mod:`tasks.jobstore`), which ``vtrack status`` and the Python API read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery.utils.log import get_task_logger
+
+from tasks import runtime
+from tasks.celery_app import app
+from tasks.pipeline import render_canvas
+from workers import steps
+from workers.annotators.base import Operation
+from workers.backoff import poll_delay, retry_delay
+from workers.errors import BackendError, TransientBackendError
+from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
+
+log = get_task_logger(__name__)
+
+TRANSIENT_RETRY_BASE_SECONDS = 2.0
+TRANSIENT_RETRY_CAP_SECONDS = 60.0
+TRANSIENT_RETRIES = 8
+
+
+def _retry_transient(task: Any, exc: TransientBackendError, attempt: int, **retry: Any) -> Any:
+    """Re-queue ``task`` after a jittered backoff, or give up after a bounded number of tries."""
+    if attempt >= TRANSIENT_RETRIES:
+        raise BackendError(f"gave up after {attempt} transient failures: {exc}") from exc
+    countdown = retry_delay(attempt, TRANSIENT_RETRY_BASE_SECONDS, TRANSIENT_RETRY_CAP_SECONDS)
+    log.warning("transient failure (%s), retrying in %.1fs", exc, countdown)
+    return task.retry(exc=exc, countdown=_eager_wait(task, countdown), **retry)
+
+
+def _eager_wait(task: Any, countdown: float) -> float:
+    """Eager retries (``vtrack run``) run again at once, so wait here instead."""
+    if task.request.is_eager and countdown > 0:
+        time.sleep(countdown)
+        return 0
+    return countdown
+
+
+@app.task(name="vtrack.annotate", bind=True, acks_late=False)
+def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Start the backend's annotation of the video; returns the operation to poll.
+
+    Not acknowledged late: starting a cloud operation twice would be billed twice.
+    """
+    job = JobSpec.from_dict(spec)
+    rt = runtime.current()
+    rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
+    try:
+        operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
+    except TransientBackendError as exc:
+        return _retry_transient(self, exc, self.request.retries)
+    rt.jobs.update(job.job_id, stage=f"annotating with the {job.backend} backend")
+    return operation.to_dict()
+
+
+@app.task(name="vtrack.poll", bind=True, max_retries=None)
+def poll(
+    self: Any, operation: dict[str, Any], spec: dict[str, Any], transient_failures: int = 0
+) -> Any:
+    """Check the operation; re-queue with a countdown until done, then fan out the renders."""
+    job = JobSpec.from_dict(spec)
+    op = Operation.from_dict(operation)
+    rt = runtime.current()
+    if job.submitted_at and time.time() - job.submitted_at > rt.settings.job_timeout:
+        raise BackendError(
+            f"annotation did not finish within {rt.settings.job_timeout}s (VTRACK_JOB_TIMEOUT)"
+        )
+    try:
+        status = rt.annotator(op.backend).check(op)
+    except TransientBackendError as exc:
+        return _retry_transient(
+            self,
+            exc,
+            transient_failures,
+            kwargs={"spec": spec, "transient_failures": transient_failures + 1},
+        )
+    if not status.done:
+        percent = status.progress_percent or 0.0
+        rt.jobs.update(job.job_id, stage=f"annotating ({percent:.0f}%)", percent=percent)
+        delay = poll_delay(
+            self.request.retries, rt.settings.poll_initial_delay, rt.settings.poll_max_delay
+        )
+        raise self.retry(
+            countdown=_eager_wait(self, delay), kwargs={"spec": spec, "transient_failures": 0}
+        )
+    if status.annotation is None:
+        raise BackendError(f"the {op.backend} backend finished without annotations")
+    plan = steps.plan_render(
+        job,
+        status.annotation,
+        rt.storage,
+        # The Google API writes the annotation JSON itself when given a gs:// output URI.
+        publish_annotation=not op.data.get("api_output_uri"),
+    )
+    total = len(plan.kept)
+    rt.jobs.update(
+        job.job_id,
+        status="rendering",
+        stage=f"rendering 0 of {total} objects",
+        percent=0.0,
+        objects_total=total,
+        objects_done=0,
+    )
+    return self.replace(render_canvas(job, plan))
+
+
+@app.task(name="vtrack.render_object", bind=True)
+def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """Render one object's cell and animation; failures come back as a failed result."""
+    job = JobSpec.from_dict(spec)
+    rt = runtime.current()
+    result = steps.render_kept_object(job, KeptObject.from_dict(kept), rt.storage)
+    rt.jobs.object_done(job.job_id)
+    return result.to_dict()
+
+
+@app.task(name="vtrack.assemble_summary", bind=True)
+def assemble_summary(
+    self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
+) -> dict[str, Any]:
+    """Build the summary grid and write the manifest; the manifest is the job's result."""
+    job = JobSpec.from_dict(spec)
+    rt = runtime.current()
+    rt.jobs.update(job.job_id, status="assembling", stage="assembling the summary")
+    manifest = steps.assemble_manifest(
+        job,
+        RenderPlan.from_dict(plan),
+        [ObjectResult.from_dict(result) for result in results],
+        rt.storage,
+    )
+    outputs = [
+        uri
+        for uri in (
+            *(obj.animation_uri for obj in manifest.objects),
+            *(obj.cell_uri for obj in manifest.objects),
+            manifest.summary_uri,
+            manifest.manifest_uri,
+        )
+        if uri is not None
+    ]
+    rt.jobs.update(
+        job.job_id,
+        status=manifest.status,
+        stage="done",
+        percent=100.0,
+        manifest_uri=manifest.manifest_uri,
+        summary_uri=manifest.summary_uri,
+        outputs=outputs,
+        error="; ".join(manifest.errors) or None,
+    )
+    return manifest.to_dict()
+
+
+@app.task(name="vtrack.job_failed")
+def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
+    """Error callback of every task of a job: record the failure where users look."""
+    log.error("job %s failed: %s", job_id, exc)
+    runtime.current().jobs.update(
+        job_id, status="failed", stage="failed", error=steps.describe_error(exc)
+    )

@@ -1,0 +1,68 @@
+"""The clients a process uses, built once per process and shared by all its tasks.
+
+Worker processes build them in Celery's ``worker_process_init`` (see ``tasks.celery_app``),
+after the fork, so no connection is shared between processes. ``vtrack run`` replaces
+them with in-process ones through :func:`configure`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import redis
+
+from config.settings import Settings, get_settings
+from tasks.jobstore import JobStore, RedisJobStore
+from workers.annotators import Annotator, build_annotator
+from workers.storage import Storage, open_storage
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    storage: Storage
+    jobs: JobStore
+    annotators: dict[str, Annotator] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def annotator(self, name: str) -> Annotator:
+        with self.lock:
+            if name not in self.annotators:
+                self.annotators[name] = build_annotator(name, self.settings, self.storage)
+            return self.annotators[name]
+
+
+_current: Runtime | None = None
+_build_lock = threading.Lock()
+
+
+def local_roots(settings: Settings) -> list[str]:
+    """Local folders this process may read and write: inputs, annotations and outputs."""
+    return [*settings.input_root_list(), settings.output_root, settings.annotation_root]
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    client = redis.Redis.from_url(settings.result_backend)
+    ttl = max(settings.job_timeout * 4, 24 * 3600)
+    return Runtime(
+        settings=settings,
+        storage=open_storage(local_roots(settings)),
+        jobs=RedisJobStore(client, ttl_seconds=ttl),
+    )
+
+
+def current() -> Runtime:
+    """This process's runtime, built from the settings on first use."""
+    global _current
+    with _build_lock:
+        if _current is None:
+            _current = build_runtime(get_settings())
+        return _current
+
+
+def configure(runtime: Runtime | None) -> None:
+    """Use ``runtime`` from now on in this process (None: rebuild from settings when needed)."""
+    global _current
+    with _build_lock:
+        _current = runtime

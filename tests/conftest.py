@@ -1,0 +1,149 @@
+"""Shared fixtures: settings for the test session, real Redis, real Celery worker processes.
+
+The environment is set here, before any test imports ``tasks``, so the test process and
+the workers it starts read the same settings: broker and results in their own Redis
+databases (flushed at the start), outputs under one temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_VIDEOS = SHARED_DATA / "videos"
+
+REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))
+BROKER_DB, RESULTS_DB = 11, 12
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="vtrack-tests-"))
+TEST_ENV = {
+    "VTRACK_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{BROKER_DB}",
+    "VTRACK_RESULT_BACKEND": f"redis://{REDIS_HOST}:{REDIS_PORT}/{RESULTS_DB}",
+    "VTRACK_OUTPUT_ROOT": str(SESSION_DIR / "output"),
+    "VTRACK_ANNOTATION_ROOT": str(SESSION_DIR / "annotations"),
+    "VTRACK_INPUT_ROOTS": f"{SESSION_DIR / 'input'},{SHARED_DATA}",
+    "VTRACK_POLL_INITIAL_DELAY": "0.2",
+    "VTRACK_POLL_MAX_DELAY": "1",
+}
+os.environ.update(TEST_ENV)
+for folder in ("output", "annotations", "input"):
+    (SESSION_DIR / folder).mkdir(parents=True, exist_ok=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_dirs() -> dict[str, Path]:
+    return {name: SESSION_DIR / name for name in ("output", "annotations", "input")}
+
+
+@pytest.fixture(scope="session")
+def shared_videos() -> Path:
+    if not SHARED_VIDEOS.is_dir():
+        pytest.skip(f"shared test videos not found at {SHARED_VIDEOS}")
+    return SHARED_VIDEOS
+
+
+def _redis_answers() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=1).ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[None]:
+    """The real Redis the tests use; its test databases are emptied first."""
+    import redis
+
+    if not _redis_answers():
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {REDIS_HOST}:{REDIS_PORT} (.ci/run should have started one)")
+        pytest.skip(f"no Redis at {REDIS_HOST}:{REDIS_PORT}")
+    for db in (BROKER_DB, RESULTS_DB):
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+    yield
+
+
+class WorkerProcess:
+    """A real ``celery worker`` in its own process group, stopped by its pid."""
+
+    def __init__(self, queues: str, concurrency: int, name: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            f"--queues={queues}",
+            f"--hostname={name}@%h",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env={**os.environ, **TEST_ENV},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    redis_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One real worker, prefork with 2 processes, consuming both queues."""
+    log_dir = tmp_path_factory.mktemp("worker-logs")
+    worker = WorkerProcess("annotate,render", 2, "test-worker", log_dir / "worker.log")
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()

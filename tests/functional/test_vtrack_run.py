@@ -1,0 +1,227 @@
+"""``vtrack run``: the whole pipeline in one process, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
+from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.videos import truncate_file, write_test_video
+from workers.annotations import VideoAnnotation
+
+FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    return write_test_video(
+        tmp_path / "clip.mp4", frames=FRAMES, fps=FPS, width=WIDTH, height=HEIGHT
+    )
+
+
+@pytest.fixture
+def annotations(tmp_path: Path, video: Path) -> Path:
+    annotation = standard_annotation(str(video), FRAMES, FPS, WIDTH, HEIGHT)
+    return write_annotation(tmp_path / "clip.json", annotation)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["run", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_run_writes_every_output_and_prints_the_manifest_path(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
+    assert code == 0, stderr
+    manifest_path = Path(stdout.strip().splitlines()[-1])
+    assert manifest_path == out / "clip.mp4.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["objects_total"] == 4
+    assert manifest["thresholds"] == {"min_confidence": 0.7, "min_frames": 10}
+    assert manifest["video"]["width"] == WIDTH and manifest["video"]["frame_count"] == FRAMES
+    assert [(o["index"], o["entity"], o["status"]) for o in manifest["objects"]] == [
+        (1, "red box", "ok"),
+        (2, "left panel", "ok"),
+    ]
+    first = manifest["objects"][0]
+    assert first["frame_count"] == FRAMES and first["first_time"] == 0.0
+    assert Path(first["animation_uri"]).name == "clip.mp4.001_red_box_pct92_fr40.gif"
+    assert Path(manifest["summary_uri"]).name == "clip.mp4.summary_pct70_fr10.jpeg"
+    assert Path(manifest["annotation_uri"]).name == "clip.mp4.json"
+    for obj in manifest["objects"]:
+        with Image.open(obj["animation_uri"]) as gif:
+            assert gif.format == "GIF" and gif.n_frames == 12
+        with Image.open(obj["cell_uri"]) as cell:
+            assert cell.format == "JPEG"
+    with Image.open(manifest["summary_uri"]) as summary:
+        assert summary.format == "JPEG"
+        assert summary.width <= 1920 and summary.height <= 1080
+    written = VideoAnnotation  # the published annotations read back as the same objects
+    from workers.annotation_json import read_annotation_file
+
+    published: written = read_annotation_file(manifest["annotation_uri"])
+    assert [o.entity.description for o in published.objects] == [
+        "red box",
+        "left panel",
+        "ghost",
+        "blink",
+    ]
+    assert set(manifest["timings"]) >= {"annotate_seconds", "render_seconds", "total_seconds"}
+
+
+def test_thresholds_and_webp_from_the_command_line(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = run(
+        str(video),
+        "--annotations",
+        str(annotations),
+        "--out",
+        str(out),
+        "--min-confidence",
+        "0.2",
+        "--min-frames",
+        "2",
+        "--format",
+        "webp",
+    )
+    assert code == 0, stderr
+    manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
+    assert [o["entity"] for o in manifest["objects"]] == ["blink", "red box", "ghost", "left panel"]
+    assert all(o["animation_uri"].endswith(".webp") for o in manifest["objects"])
+    assert (out / "clip.mp4.summary_pct20_fr2.jpeg").is_file()
+
+
+def test_zero_kept_objects_completes_without_a_summary(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = run(
+        str(video), "--annotations", str(annotations), "--out", str(out), "--min-confidence", "1"
+    )
+    assert code == 0, stderr
+    manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["objects"] == [] and manifest["summary_uri"] is None
+    assert "no objects passed the thresholds" in stderr
+    assert not list(out.glob("*.jpeg")) and not list(out.glob("*.gif"))
+
+
+def test_one_object_failing_to_render_completes_with_errors(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    out = tmp_path / "out"
+    # Something already occupies the second object's animation path: its write fails.
+    blocker = out / "clip.mp4.002_left_panel_pct81_fr20.gif"
+    blocker.mkdir(parents=True)
+    code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
+    assert code == EXIT_COMPLETED_WITH_ERRORS, stderr
+    manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
+    assert manifest["status"] == "completed_with_errors"
+    statuses = {o["entity"]: (o["status"], o["error"]) for o in manifest["objects"]}
+    assert statuses["red box"] == ("ok", None)
+    assert statuses["left panel"][0] == "failed" and statuses["left panel"][1]
+    assert manifest["errors"] and "left panel" in manifest["errors"][0]
+    assert Path(manifest["summary_uri"]).is_file()  # the grid shows what did render
+
+
+def _assert_failed_cleanly(code: int, stderr: str, out: Path, *phrases: str) -> None:
+    assert code in (EXIT_FAILED, EXIT_BAD_INPUT)
+    message = stderr.strip()
+    assert message.startswith("error:"), message
+    assert len(message.splitlines()) == 1, message  # one line, no traceback
+    for phrase in phrases:
+        assert phrase in message
+    published = [p.name for p in out.glob("*")] if out.exists() else []
+    assert not [n for n in published if "summary" in n or "manifest" in n], published
+
+
+def test_missing_video(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = run(str(tmp_path / "nope.mp4"), "--annotations", "x.json", "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "nope.mp4")
+
+
+def test_a_file_that_is_not_a_video(tmp_path: Path, annotations: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are my notes, not a video\n" * 50)
+    out = tmp_path / "out"
+    code, _, stderr = run(str(fake), "--annotations", str(annotations), "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "notes.mp4")
+
+
+def test_a_truncated_video(tmp_path: Path, video: Path, annotations: Path) -> None:
+    truncate_file(video, 0.5)
+    out = tmp_path / "out"
+    code, _, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "clip.mp4", "truncated")
+
+
+def test_an_unsupported_uri_scheme(tmp_path: Path, annotations: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = run(
+        "s3://bucket/clip.mp4", "--annotations", str(annotations), "--out", str(out)
+    )
+    _assert_failed_cleanly(code, stderr, out, "s3")
+
+
+def test_malformed_annotation_json(tmp_path: Path, video: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"annotationResults": [{"objectAnnotations": [{"confidence": "high"}]}]}')
+    out = tmp_path / "out"
+    code, _, stderr = run(str(video), "--annotations", str(bad), "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "bad.json", "confidence")
+
+
+def test_annotations_past_the_end_of_the_video(tmp_path: Path) -> None:
+    short = write_test_video(tmp_path / "short.mp4", frames=10, fps=FPS, width=WIDTH, height=HEIGHT)
+    annotation = standard_annotation(str(short), FRAMES, FPS, WIDTH, HEIGHT)  # 4 s of boxes
+    path = write_annotation(tmp_path / "long.json", annotation)
+    out = tmp_path / "out"
+    code, _, stderr = run(str(short), "--annotations", str(path), "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "past the video's end")
+    assert not list(out.glob("*.gif")), "no animation may be published for a failed job"
+
+
+def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: Path) -> None:
+    """The console script itself, on real footage, as the README shows it."""
+    from workers.video import probe_video
+
+    video = shared_videos / "sam2_01_dog.mp4"
+    info = probe_video(video)
+    annotation = standard_annotation(str(video), 120, info.fps, info.width, info.height)
+    path = write_annotation(tmp_path / "dog.json", annotation)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.cli",
+            "run",
+            str(video),
+            "--annotations",
+            str(path),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    assert manifest["video"]["width"] == 1280 and manifest["video"]["frame_count"] == 289
+    assert [o["status"] for o in manifest["objects"]] == ["ok", "ok"]
+    assert (out / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg").is_file()

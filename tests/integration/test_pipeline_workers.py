@@ -1,0 +1,155 @@
+"""The pipeline on real Redis with a real worker (prefork, 2 processes), as a user drives it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tasks.api import JobFailed, get_job, submit
+from tests.conftest import REPO_ROOT, WorkerProcess
+from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.videos import write_test_video
+
+pytestmark = pytest.mark.integration
+
+FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
+
+
+@pytest.fixture
+def clip(session_dirs: dict[str, Path]) -> tuple[Path, Path]:
+    """A fresh video and its annotations under the workers' input root."""
+    name = f"clip-{uuid.uuid4().hex[:8]}"
+    video = write_test_video(
+        session_dirs["input"] / f"{name}.mp4", frames=FRAMES, fps=FPS, width=WIDTH, height=HEIGHT
+    )
+    annotation = standard_annotation(str(video), FRAMES, FPS, WIDTH, HEIGHT)
+    return video, write_annotation(session_dirs["input"] / f"{name}.json", annotation)
+
+
+def vtrack(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_submit_then_wait_gives_the_manifest(
+    celery_worker: WorkerProcess, clip: tuple[Path, Path], session_dirs: dict[str, Path]
+) -> None:
+    video, annotations = clip
+    submitted = vtrack("submit", str(video), "--annotations", str(annotations))
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().splitlines()[-1]
+
+    waited = vtrack("wait", job_id, "--timeout", "120")
+    assert waited.returncode == 0, waited.stderr + celery_worker.log()[-3000:]
+    manifest_path = Path(waited.stdout.strip().splitlines()[-1])
+    assert manifest_path == session_dirs["output"] / f"{video.name}.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["job_id"] == job_id
+    assert manifest["status"] == "completed"
+    assert [o["entity"] for o in manifest["objects"]] == ["red box", "left panel"]
+    for obj in manifest["objects"]:
+        with Image.open(obj["animation_uri"]) as gif:
+            assert gif.n_frames == 12
+    assert Path(manifest["summary_uri"]).is_file()
+    assert Path(manifest["annotation_uri"]).parent == session_dirs["annotations"]
+
+    status = vtrack("status", job_id, "--json")
+    assert status.returncode == 0, status.stderr
+    record = json.loads(status.stdout)
+    assert record["status"] == "completed"
+    assert (record["objects_done"], record["objects_total"]) == (2, 2)
+    assert record["manifest_uri"] == str(manifest_path)
+    assert str(manifest_path) in record["outputs"]
+
+
+def test_python_api_returns_the_manifest_to_the_caller(
+    celery_worker: WorkerProcess, clip: tuple[Path, Path]
+) -> None:
+    video, annotations = clip
+    job = submit(str(video), annotations_uri=str(annotations), animation_format="webp")
+    manifest = job.wait(timeout=120)
+    assert manifest == json.loads(Path(manifest["manifest_uri"]).read_text())
+    assert all(o["animation_uri"].endswith(".webp") for o in manifest["objects"])
+    assert job.status().status == "completed"
+
+
+def test_one_object_failing_does_not_fail_the_job(
+    celery_worker: WorkerProcess, clip: tuple[Path, Path], session_dirs: dict[str, Path]
+) -> None:
+    video, annotations = clip
+    blocker = session_dirs["output"] / f"{video.name}.001_red_box_pct92_fr40.gif"
+    blocker.mkdir()
+    try:
+        job = submit(str(video), annotations_uri=str(annotations))
+        manifest = job.wait(timeout=120)
+    finally:
+        shutil.rmtree(blocker)
+    assert manifest["status"] == "completed_with_errors"
+    by_entity = {o["entity"]: o for o in manifest["objects"]}
+    assert by_entity["red box"]["status"] == "failed" and by_entity["red box"]["error"]
+    assert by_entity["left panel"]["status"] == "ok"
+    record = job.status()
+    assert record.status == "completed_with_errors" and "red box" in (record.error or "")
+    waited = vtrack("wait", job.id, "--timeout", "30")
+    assert waited.returncode == 3
+
+
+def test_zero_kept_objects_completes(celery_worker: WorkerProcess, clip: tuple[Path, Path]) -> None:
+    video, annotations = clip
+    job = submit(str(video), annotations_uri=str(annotations), min_confidence=0.99)
+    manifest = job.wait(timeout=120)
+    assert manifest["status"] == "completed"
+    assert manifest["objects"] == [] and manifest["summary_uri"] is None
+    assert manifest["objects_total"] == 4
+
+
+def test_bad_input_fails_the_job_with_a_clear_status(
+    celery_worker: WorkerProcess, session_dirs: dict[str, Path]
+) -> None:
+    short = write_test_video(
+        session_dirs["input"] / f"short-{uuid.uuid4().hex[:8]}.mp4",
+        frames=10,
+        fps=FPS,
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    too_long = standard_annotation(str(short), FRAMES, FPS, WIDTH, HEIGHT)
+    annotations = write_annotation(short.with_suffix(".json"), too_long)
+    job = submit(str(short), annotations_uri=str(annotations))
+    with pytest.raises(JobFailed, match="past the video's end"):
+        job.wait(timeout=120)
+    assert job.status().status == "failed"
+    assert not list(session_dirs["output"].glob(f"{short.name}.*"))
+
+    waited = vtrack("wait", job.id, "--timeout", "30")
+    assert waited.returncode == 1
+    assert "past the video's end" in waited.stderr and "Traceback" not in waited.stderr
+
+
+def test_missing_video_fails_the_job(
+    celery_worker: WorkerProcess, session_dirs: dict[str, Path]
+) -> None:
+    missing = session_dirs["input"] / "never-there.mp4"
+    job = submit(str(missing), annotations_uri=str(missing.with_suffix(".json")))
+    with pytest.raises(JobFailed, match="never-there"):
+        job.wait(timeout=60)
+
+
+def test_unknown_job_id_is_a_clear_error(redis_server: None) -> None:
+    result = vtrack("status", "no-such-job")
+    assert result.returncode == 2
+    assert "no job no-such-job" in result.stderr
+    with pytest.raises(Exception, match="no job"):
+        get_job("no-such-job").status()

@@ -1,0 +1,136 @@
+"""Small real test videos, written with PyAV, whose every frame says which frame it is.
+
+Each frame shows a textured background (so the encoder has real detail to code), a red
+rectangle that moves along a known path (:func:`box_at`), and the frame's index written in
+binary as a row of black/white cells along the top (:func:`read_frame_index` reads it
+back). Cells are large and pure black or white, so lossy H.264 keeps them readable.
+
+By default the encoder makes B-frames (some of which no other frame refers to) and a
+keyframe every ``gop`` frames, like real footage, so seeking and frame skipping are
+exercised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+INDEX_BITS = 8
+INDEX_CELL = 16  # pixels: the side of one index cell
+BOX_SIZE = (32, 24)  # width, height of the moving rectangle
+BOX_COLOUR = (220, 30, 30)
+
+
+def box_at(index: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel box (left, top, right, bottom) of the moving rectangle in frame ``index``.
+
+    It moves right 3 px a frame and down 1 px a frame below the index row, wrapping around.
+    """
+    box_w, box_h = BOX_SIZE
+    span_x = max(1, width - box_w)
+    span_y = max(1, height - box_h - INDEX_CELL * 2)
+    left = (index * 3) % span_x
+    top = INDEX_CELL * 2 + (index % span_y)
+    return left, top, left + box_w, top + box_h
+
+
+def frame_pixels(index: int, width: int, height: int) -> np.ndarray:
+    """The RGB pixels of frame ``index``."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    texture = ((xs // 8 + ys // 8) % 2) * 60 + 60 + (xs * 40 // max(1, width))
+    pixels = np.repeat(texture[:, :, None], 3, axis=2).astype(np.uint8)
+    pixels[:, :, 2] = np.clip(texture + 40, 0, 255)
+    for bit in range(INDEX_BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        x0 = bit * INDEX_CELL
+        pixels[0:INDEX_CELL, x0 : x0 + INDEX_CELL] = value
+    left, top, right, bottom = box_at(index, width, height)
+    pixels[top:bottom, left:right] = BOX_COLOUR
+    return pixels
+
+
+def read_frame_index(image: Image.Image | np.ndarray) -> int:
+    """The index a frame made by :func:`frame_pixels` carries (read from its top row).
+
+    Works on frames scaled down too, as long as the image keeps the original aspect ratio
+    and width is known from the cells' proportion of it.
+    """
+    pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image)
+    if pixels.ndim == 3:
+        pixels = pixels.mean(axis=2)
+    return _read_bits(pixels, scale=1.0)
+
+
+def read_scaled_frame_index(image: Image.Image, original_width: int) -> int:
+    """Like :func:`read_frame_index` for a frame scaled from ``original_width`` wide."""
+    pixels = np.asarray(image.convert("L"), dtype=float)
+    return _read_bits(pixels, scale=image.width / original_width)
+
+
+def _read_bits(pixels: np.ndarray, scale: float) -> int:
+    index = 0
+    middle = int(INDEX_CELL * scale / 2)
+    for bit in range(INDEX_BITS):
+        x = int((bit * INDEX_CELL + INDEX_CELL / 2) * scale)
+        if pixels[middle, x] > 128:
+            index |= 1 << bit
+    return index
+
+
+def write_test_video(
+    path: Path,
+    *,
+    frames: int = 30,
+    fps: int = 10,
+    width: int = 160,
+    height: int = 96,
+    gop: int = 10,
+    bframes: int = 2,
+    times: Sequence[float] | None = None,
+    faststart: bool = True,
+) -> Path:
+    """Write an H.264 MP4 of ``frames`` frames to ``path`` and return the path.
+
+    ``times`` (seconds, increasing) gives each frame its own timestamp, for a variable frame
+    rate video; otherwise frame ``i`` is at ``i / fps``. ``faststart`` puts the MP4 index at
+    the front (as streaming files do), so cutting the file short leaves a readable index that
+    promises frames no longer there.
+    """
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), mode="w", format="mp4", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {
+            "preset": "veryfast",
+            "crf": "16",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
+        }
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(frame_pixels(index, width, height), format="rgb24")
+            if times is not None:
+                frame.pts = round(times[index] * 1000)
+                frame.time_base = Fraction(1, 1000)
+            else:
+                frame.pts = index
+                frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def truncate_file(path: Path, fraction: float = 0.5) -> Path:
+    """Cut ``path`` to ``fraction`` of its size, in place, and return it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path

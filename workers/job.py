@@ -1,0 +1,151 @@
+"""What a job is asked to do, and what it reports when it is done (the manifest).
+
+A :class:`JobSpec` is made once when a video is submitted and travels, as a dict, with
+every task of the job, so each task knows the thresholds and output places without
+reading settings that may have changed since. The :class:`Manifest` is the job's answer:
+written last, next to the summary, and returned to whoever waits on the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from workers.annotations import ObjectTrack
+
+JobStatus = Literal["completed", "completed_with_errors", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a job needs to know, fixed at submission."""
+
+    job_id: str
+    video_uri: str
+    backend: str
+    output_root: str
+    annotation_root: str
+    min_confidence: float = 0.7
+    min_frames: int = 10
+    annotations_uri: str | None = None
+    animation_format: str = "gif"
+    animation_frames: int = 12
+    animation_frame_ms: int = 250
+    animation_max_width: int = 480
+    summary_max_width: int = 1920
+    summary_max_height: int = 1080
+    max_video_bytes: int | None = None
+    submitted_at: float = 0.0
+    backend_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True, slots=True)
+class KeptObject:
+    """An object chosen for rendering, with its place (1-based) in the job's output."""
+
+    index: int
+    track: ObjectTrack
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "track": self.track.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeptObject:
+        return cls(index=int(data["index"]), track=ObjectTrack.from_dict(data["track"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectResult:
+    """What rendering one object produced, or why it could not."""
+
+    index: int
+    entity: str
+    confidence: float
+    frame_count: int
+    first_time: float
+    last_time: float
+    status: Literal["ok", "failed"]
+    cell_uri: str | None = None
+    animation_uri: str | None = None
+    error: str | None = None
+    render_seconds: float = 0.0
+    generations: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    """What ``poll`` decided once annotations were ready: the video and the objects to render."""
+
+    annotation_uri: str
+    video: dict[str, Any]  # VideoInfo.to_dict()
+    objects_total: int
+    kept: tuple[KeptObject, ...]
+    annotated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "annotation_uri": self.annotation_uri,
+            "video": dict(self.video),
+            "objects_total": self.objects_total,
+            "kept": [obj.to_dict() for obj in self.kept],
+            "annotated_at": self.annotated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RenderPlan:
+        return cls(
+            annotation_uri=data["annotation_uri"],
+            video=dict(data["video"]),
+            objects_total=int(data["objects_total"]),
+            kept=tuple(KeptObject.from_dict(obj) for obj in data.get("kept", ())),
+            annotated_at=float(data["annotated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The job's answer, written as ``VIDEO.manifest.json`` and returned to the caller."""
+
+    job_id: str
+    video_uri: str
+    backend: str
+    status: JobStatus
+    thresholds: dict[str, float]
+    video: dict[str, Any]
+    objects_total: int
+    objects: tuple[ObjectResult, ...]
+    summary_uri: str | None
+    annotation_uri: str | None
+    manifest_uri: str
+    timings: dict[str, float]
+    errors: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["objects"] = [obj.to_dict() for obj in self.objects]
+        data["errors"] = list(self.errors)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["objects"] = tuple(ObjectResult.from_dict(obj) for obj in data.get("objects", ()))
+        values["errors"] = tuple(data.get("errors", ()))
+        return cls(**values)

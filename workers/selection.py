@@ -1,0 +1,43 @@
+"""Which tracked objects a job renders, and whether annotations fit the video."""
+
+from __future__ import annotations
+
+from workers.annotations import VideoAnnotation
+from workers.errors import InputError
+from workers.job import KeptObject
+
+
+def select_objects(
+    annotation: VideoAnnotation, min_confidence: float, min_frames: int
+) -> tuple[KeptObject, ...]:
+    """The objects worth rendering, numbered from 1 in order of first appearance.
+
+    ``min_confidence`` trades false objects (lower) against missed ones (higher);
+    ``min_frames`` drops fleeting objects and tracker fragments when raised.
+    Ties in appearance time put the more confident object first, so numbering is stable.
+    """
+    kept = [
+        obj
+        for obj in annotation.objects
+        if obj.confidence >= min_confidence and obj.frame_count >= min_frames
+    ]
+    kept.sort(key=lambda obj: (obj.first_time, -obj.confidence, obj.entity.description))
+    return tuple(KeptObject(index=number, track=obj) for number, obj in enumerate(kept, start=1))
+
+
+def check_annotation_fits(
+    annotation: VideoAnnotation, duration: float, fps: float, source: str
+) -> None:
+    """Refuse annotations that point past the video's end by more than one frame interval.
+
+    Such annotations belong to another (or a longer) video: rendering them would show the
+    wrong frames, so the job stops with an error naming the object and the time.
+    """
+    tolerance = 1.0 / fps if fps > 0 else 0.1
+    limit = duration + tolerance
+    for position, obj in enumerate(annotation.objects):
+        if obj.frames and obj.last_time > limit:
+            raise InputError(
+                f"{source}: object {position} ({obj.entity.description or 'unnamed'}) is annotated "
+                f"at {obj.last_time:.3f}s, past the video's end at {duration:.3f}s"
+            )

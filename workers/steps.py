@@ -1,0 +1,207 @@
+"""The job's steps as plain functions: what each Celery task calls, testable without a broker.
+
+1. :func:`start_annotation` asks a backend to start tracking (returns at once).
+2. The backend is checked until done (the ``poll`` task does that with the annotator).
+3. :func:`plan_render` validates the annotations against the video, publishes the
+   annotation JSON and picks the objects to render.
+4. :func:`render_kept_object` renders one object (one Celery task each, in parallel).
+5. :func:`assemble_manifest` builds the summary grid and writes the manifest, last.
+
+Nothing is published for a video that fails validation in step 3; the summary and the
+manifest are written only in step 5, so a failed job leaves no summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+from workers import naming
+from workers.annotation_json import dump_annotation_json
+from workers.annotations import VideoAnnotation
+from workers.annotators.base import AnnotateRequest, Annotator, Operation
+from workers.errors import VtrackError
+from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
+from workers.render import RenderOptions, assemble_summary_grid, render_object
+from workers.selection import check_annotation_fits, select_objects
+from workers.storage import Storage
+from workers.uris import parse_uri
+from workers.video import VideoInfo, probe_video
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+JPEG_TYPE = "image/jpeg"
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for users: our own errors speak for themselves, others say what they are."""
+    if isinstance(exc, VtrackError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> Operation:
+    """Check the inputs exist, then start the backend's operation."""
+    parse_uri(spec.video_uri)  # unsupported schemes fail here, before anything starts
+    storage.stat(spec.video_uri)  # NotFoundError names a missing video at once
+    if spec.annotations_uri:
+        storage.stat(spec.annotations_uri)
+    request = AnnotateRequest(
+        video_uri=spec.video_uri,
+        output_uri=naming.annotation_uri(spec.annotation_root, spec.video_uri),
+        annotations_uri=spec.annotations_uri,
+    )
+    return annotator.start(request)
+
+
+def plan_render(
+    spec: JobSpec,
+    annotation: VideoAnnotation,
+    storage: Storage,
+    publish_annotation: bool = True,
+) -> RenderPlan:
+    """Validate the annotations against the video and choose the objects to render.
+
+    ``publish_annotation`` writes the annotations (camelCase JSON) as ``VIDEO.json`` under
+    the annotation root; a backend that already wrote them there (the Google API writes
+    its own ``output_uri``) passes False.
+    """
+    with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
+        info = probe_video(video_path)
+    check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
+    kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
+    annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
+    if publish_annotation:
+        storage.write_bytes(annotation_uri, dump_annotation_json(annotation).encode(), JSON_TYPE)
+    return RenderPlan(
+        annotation_uri=annotation_uri,
+        video=info.to_dict(),
+        objects_total=len(annotation.objects),
+        kept=kept,
+        annotated_at=time.time(),
+    )
+
+
+def render_options(spec: JobSpec) -> RenderOptions:
+    return RenderOptions(
+        animation_format=spec.animation_format,
+        animation_frames=spec.animation_frames,
+        animation_frame_ms=spec.animation_frame_ms,
+        animation_max_width=spec.animation_max_width,
+    )
+
+
+def render_kept_object(spec: JobSpec, kept: KeptObject, storage: Storage) -> ObjectResult:
+    """Render one object's cell and animation; a failure becomes a failed result, not an error.
+
+    One object that cannot be rendered must not sink the job: the manifest records it as
+    failed with the reason, and the job completes with errors.
+    """
+    track = kept.track
+    started = time.monotonic()
+    base = {
+        "index": kept.index,
+        "entity": track.entity.description,
+        "confidence": track.confidence,
+        "frame_count": track.frame_count,
+        "first_time": track.first_time,
+        "last_time": track.last_time,
+    }
+    names = (
+        kept.index,
+        track.entity.description,
+        track.confidence,
+        track.frame_count,
+    )
+    try:
+        with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
+            rendered = render_object(video_path, track, render_options(spec))
+        cell_uri = naming.cell_uri(spec.output_root, spec.video_uri, *names)
+        animation_uri = naming.animation_uri(
+            spec.output_root, spec.video_uri, *names, spec.animation_format
+        )
+        cell = storage.write_bytes(cell_uri, rendered.cell_jpeg, JPEG_TYPE)
+        animation = storage.write_bytes(
+            animation_uri, rendered.animation, rendered.animation_content_type
+        )
+    except Exception as exc:
+        log.warning("object %s of %s failed to render: %s", kept.index, spec.video_uri, exc)
+        return ObjectResult(
+            **base,
+            status="failed",
+            error=describe_error(exc),
+            render_seconds=time.monotonic() - started,
+        )
+    return ObjectResult(
+        **base,
+        status="ok",
+        cell_uri=cell_uri,
+        animation_uri=animation_uri,
+        render_seconds=time.monotonic() - started,
+        generations={"cell": cell.generation, "animation": animation.generation},
+    )
+
+
+def assemble_manifest(
+    spec: JobSpec, plan: RenderPlan, results: Sequence[ObjectResult], storage: Storage
+) -> Manifest:
+    """Build the summary grid from the rendered cells, then write the manifest, last.
+
+    With no object rendered there is no summary (``summary_uri`` is null): a job with zero
+    kept objects completes with an empty object list, one whose renders all failed
+    completes with errors.
+    """
+    started = time.time()
+    results = sorted(results, key=lambda result: result.index)
+    info = VideoInfo.from_dict(plan.video)
+    rendered = [result for result in results if result.status == "ok" and result.cell_uri]
+    summary_uri: str | None = None
+    if rendered:
+        cells = [storage.read_bytes(result.cell_uri) for result in rendered if result.cell_uri]
+        grid = assemble_summary_grid(
+            cells,
+            info.width,
+            info.height,
+            max_width=spec.summary_max_width,
+            max_height=spec.summary_max_height,
+        )
+        summary_uri = naming.summary_uri(
+            spec.output_root, spec.video_uri, spec.min_confidence, spec.min_frames
+        )
+        storage.write_bytes(summary_uri, grid, JPEG_TYPE)
+    errors = tuple(
+        f"object {result.index} ({result.entity}): {result.error}"
+        for result in results
+        if result.status == "failed"
+    )
+    finished = time.time()
+    manifest = Manifest(
+        job_id=spec.job_id,
+        video_uri=spec.video_uri,
+        backend=spec.backend,
+        status="completed_with_errors" if errors else "completed",
+        thresholds={"min_confidence": spec.min_confidence, "min_frames": spec.min_frames},
+        video=info.to_dict(),
+        objects_total=plan.objects_total,
+        objects=tuple(results),
+        summary_uri=summary_uri,
+        annotation_uri=plan.annotation_uri,
+        manifest_uri=naming.manifest_uri(spec.output_root, spec.video_uri),
+        timings={
+            "annotate_seconds": round(plan.annotated_at - spec.submitted_at, 3),
+            "render_seconds": round(started - plan.annotated_at, 3),
+            "assemble_seconds": round(finished - started, 3),
+            "total_seconds": round(finished - spec.submitted_at, 3),
+        },
+        errors=errors,
+    )
+    write_manifest(manifest, storage)
+    return manifest
+
+
+def write_manifest(manifest: Manifest, storage: Storage) -> None:
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
+    storage.write_bytes(manifest.manifest_uri, text.encode(), JSON_TYPE)

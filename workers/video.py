@@ -1,0 +1,482 @@
+"""Reading videos: probing, decoding forward, and pulling out the frames nearest given times.
+
+Everything here uses PyAV because it exposes what matching annotations to frames needs and
+OpenCV's ``VideoCapture`` hides: each packet's presentation timestamp and keyframe flag.
+
+Before decoding, every function demuxes the video stream once (packets only, no decoding:
+about 10 microseconds a packet) into a :class:`_FrameIndex`: the exact presentation time of
+every frame and where the keyframes are. With it,
+
+* frame times come from the container's timestamps, never from ``index / fps`` (variable
+  frame rate videos exist, and so do videos that do not start at timestamp 0);
+* a truncated file is told apart from a whole one (packets actually there vs. frames the
+  container declares);
+* :func:`extract_frames` knows in advance exactly which frames it needs, seeks only to skip
+  a stretch that holds a keyframe, and lets the decoder drop the frames nothing depends on.
+
+Times are seconds from the video's first frame (the stream's start time is time 0).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from PIL import Image
+
+from workers.errors import NotFoundError, VideoError
+
+# Demuxers that open single images or text as a one-frame "video": not videos to vtrack.
+_IMAGE_OR_TEXT_FORMATS = frozenset({"tty", "image2", "apng", "gif", "webp_pipe"})
+
+# Slack for float comparisons of times computed from integer timestamps.
+_TIME_EPSILON = 1e-6
+
+# Rescaling filter for frames scaled down: "AREA" averages the source pixels each output
+# pixel covers, so downscaled frames do not shimmer; it costs no more than BILINEAR here.
+_SCALE_INTERPOLATION = "AREA"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What a video is, as measured from its packets (not only as its header claims)."""
+
+    duration: float  # last frame's time + one frame interval, in seconds
+    fps: float  # average frame rate
+    width: int
+    height: int
+    frame_count: int  # frames actually present in the file
+
+    @property
+    def frame_interval(self) -> float:
+        """Nominal time between two frames, in seconds."""
+        return 1.0 / self.fps if self.fps > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "duration": self.duration,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "frame_count": self.frame_count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoInfo:
+        return cls(
+            duration=float(data["duration"]),
+            fps=float(data["fps"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            frame_count=int(data["frame_count"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """One decoded frame: its time (seconds), its index in presentation order, its pixels."""
+
+    time: float
+    index: int
+    image: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedFrame:
+    """The frame found for a requested time: the time asked for, the frame's own time, the image."""
+
+    requested: float
+    time: float
+    image: Image.Image
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameIndex:
+    """Every frame's timestamp in presentation order, and which frames are keyframes."""
+
+    pts: tuple[int, ...]  # sorted presentation timestamps, one per frame
+    times: tuple[float, ...]  # the same, in seconds from the first frame
+    keyframe_positions: tuple[int, ...]  # sorted positions (into ``pts``) of keyframes
+    frame_interval: float  # seconds
+    duration: float  # seconds
+    declared_frames: int  # what the container claims (0 when it does not say)
+    demux_error: str | None  # why demuxing stopped early, if it did
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.pts)
+
+    def position_of(self, pts: int) -> int:
+        return bisect.bisect_left(self.pts, pts)
+
+    def nearest_position(self, time: float) -> int:
+        """Position of the frame whose time is nearest ``time``; ties go to the earlier frame."""
+        after = bisect.bisect_left(self.times, time)
+        if after == 0:
+            return 0
+        if after == len(self.times):
+            return after - 1
+        before = after - 1
+        if time - self.times[before] <= self.times[after] - time:
+            return before
+        return after
+
+    def keyframe_before(self, position: int) -> int:
+        """Position of the last keyframe at or before ``position`` (the first frame if none)."""
+        i = bisect.bisect_right(self.keyframe_positions, position) - 1
+        return self.keyframe_positions[i] if i >= 0 else 0
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Measure a video: duration, frame rate, size and the number of frames really present.
+
+    Raises :class:`VideoError` (one line naming the file) when the file is not a video, has
+    no video stream, or is truncated (fewer frames than its container declares, or a read
+    error part way), and :class:`NotFoundError` when it does not exist.
+    """
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        index = _read_index(container, stream, path)
+        if index.demux_error is not None:
+            raise VideoError(
+                f"{path}: truncated or corrupt: read stopped after {index.frame_count} frames "
+                f"({index.demux_error})"
+            )
+        if index.declared_frames and index.frame_count < index.declared_frames:
+            raise VideoError(
+                f"{path}: truncated: {index.frame_count} of {index.declared_frames} frames"
+            )
+        return VideoInfo(
+            duration=index.duration,
+            fps=_average_fps(stream, index),
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            frame_count=index.frame_count,
+        )
+
+
+def frame_times(path: Path) -> tuple[float, ...]:
+    """Every frame's time in seconds, in presentation order, from the packets (no decoding)."""
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        return _read_index(container, stream, path).times
+
+
+def iter_frames(
+    path: Path,
+    start: float = 0.0,
+    end: float | None = None,
+    every: float | None = None,
+    max_width: int | None = None,
+    fmt: str = "rgb24",
+) -> Iterator[DecodedFrame]:
+    """Decode forward once and yield the frames whose time lies in ``[start, end]``.
+
+    Decoding starts at the keyframe before ``start``. ``every`` is the least spacing in
+    seconds between two yielded frames (``None``: every frame); spacing is measured from the
+    last yielded frame, so when ``every`` is not a multiple of the frame interval the rate
+    is a little below ``1 / every``. Frames wider than ``max_width`` are scaled down keeping
+    their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``, ``bgr24``, ``gray``).
+    """
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        index = _read_index(container, stream, path)
+        first = bisect.bisect_left(index.times, start - _TIME_EPSILON)
+        if first == index.frame_count:
+            return
+        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
+        last_yielded: float | None = None
+        _seek(container, stream, index.pts[index.keyframe_before(first)])
+        for frame in _decode(container, stream, path):
+            position = index.position_of(frame.pts)
+            time = index.times[min(position, index.frame_count - 1)]
+            if time < start - _TIME_EPSILON:
+                continue
+            if end is not None and time > end + _TIME_EPSILON:
+                break
+            if _too_soon(time, last_yielded, every):
+                continue
+            last_yielded = time
+            image = frame.reformat(
+                width=size[0], height=size[1], format=fmt, interpolation=_SCALE_INTERPOLATION
+            ).to_ndarray()
+            yield DecodedFrame(time=time, index=position, image=image)
+
+
+def extract_frames(
+    path: Path, times: Sequence[float], max_width: int | None = None
+) -> list[ExtractedFrame]:
+    """For each requested time, the frame whose timestamp is nearest (ties: the earlier one).
+
+    Results are in the order of ``times`` (repeated times get separate copies, so drawing on
+    one does not mark another). The needed frames are decoded in one forward pass per stretch:
+    it seeks only when a keyframe lies between two needed frames, and lets the decoder skip
+    frames that no other frame refers to, which gives the same pixels for less work.
+
+    A time up to one frame interval past the end gets the last frame; further than that, or
+    more than one frame interval before the start, raises :class:`VideoError` (callers should
+    validate times against :func:`probe_video` first).
+    """
+    if not times:
+        return []
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        index = _read_index(container, stream, path)
+        positions = [_checked_nearest(index, time, path) for time in times]
+        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
+        images = _decode_positions(container, stream, index, sorted(set(positions)), size, path)
+    results: list[ExtractedFrame] = []
+    handed_out: set[int] = set()
+    for requested, position in zip(times, positions, strict=True):
+        image = images[position]
+        if position in handed_out:
+            image = image.copy()
+        handed_out.add(position)
+        results.append(
+            ExtractedFrame(requested=float(requested), time=index.times[position], image=image)
+        )
+    return results
+
+
+# --- opening and indexing --------------------------------------------------------------
+
+
+@contextmanager
+def _open_video(path: Path) -> Iterator[Any]:
+    """Open ``path`` with PyAV, turning FFmpeg's errors into one-line VtrackErrors."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: not a video (empty file)")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{path}: not a video ({_reason(error)})") from error
+    try:
+        if container.format.name in _IMAGE_OR_TEXT_FORMATS or container.format.name.endswith(
+            "_pipe"
+        ):
+            raise VideoError(f"{path}: not a video (looks like {container.format.long_name})")
+        yield container
+    finally:
+        container.close()
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    if not container.streams.video:
+        raise VideoError(f"{path}: no video stream")
+    stream = container.streams.video[0]
+    if not stream.codec_context.width or not stream.codec_context.height:
+        raise VideoError(f"{path}: video stream has no frame size")
+    # Frame and slice threads: decoding is the bulk of the work and scales with cores.
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
+    """Demux (no decoding) the video stream's packets into a frame index."""
+    pts_list: list[int] = []
+    key_pts: list[int] = []
+    last_duration = 0
+    demux_error: str | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_corrupt:
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                continue
+            pts_list.append(pts)
+            if packet.is_keyframe:
+                key_pts.append(pts)
+            last_duration = packet.duration or last_duration
+    except av.error.FFmpegError as error:
+        demux_error = _reason(error)
+    if not pts_list:
+        raise VideoError(f"{path}: no video frames")
+    pts_list.sort()
+    time_base = stream.time_base or Fraction(1, 1)
+    start_pts = stream.start_time if stream.start_time is not None else pts_list[0]
+    start_pts = min(start_pts, pts_list[0])
+    times = tuple(float((pts - start_pts) * time_base) for pts in pts_list)
+    interval = _frame_interval(stream, times, last_duration * time_base)
+    key_set = set(key_pts)
+    keyframe_positions = tuple(i for i, pts in enumerate(pts_list) if pts in key_set) or (0,)
+    return _FrameIndex(
+        pts=tuple(pts_list),
+        times=times,
+        keyframe_positions=keyframe_positions,
+        frame_interval=interval,
+        duration=times[-1] + interval,
+        declared_frames=int(stream.frames or 0),
+        demux_error=demux_error,
+    )
+
+
+def _frame_interval(stream: Any, times: Sequence[float], last_packet_duration: Fraction) -> float:
+    """The video's frame interval: the last packet's own duration when the container says it."""
+    if last_packet_duration > 0:
+        return float(last_packet_duration)
+    rate = stream.average_rate or stream.guessed_rate
+    if rate:
+        return float(1 / rate)
+    if len(times) > 1:
+        return float(np.median(np.diff(times)))
+    return 0.0
+
+
+def _average_fps(stream: Any, index: _FrameIndex) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    if rate:
+        return float(rate)
+    return index.frame_count / index.duration if index.duration > 0 else 0.0
+
+
+def _reason(error: av.error.FFmpegError) -> str:
+    return (getattr(error, "strerror", None) or str(error)).strip().lower()
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def _seek(container: Any, stream: Any, pts: int) -> None:
+    """Seek so that decoding starts at the keyframe at or before ``pts`` (flushes the decoder)."""
+    container.seek(pts, stream=stream, backward=True, any_frame=False)
+
+
+def _decode(container: Any, stream: Any, path: Path) -> Iterator[Any]:
+    """Frames of ``stream`` from the current position, in presentation order."""
+    try:
+        for packet in container.demux(stream):
+            yield from stream.decode(packet)
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
+
+
+class _Missed(Exception):
+    """Decoding went past a wanted frame (a seek landed late) or the stream ended before it."""
+
+    def __init__(self, time: float) -> None:
+        super().__init__(time)
+        self.time = time
+
+
+def _decode_positions(
+    container: Any,
+    stream: Any,
+    index: _FrameIndex,
+    positions: Sequence[int],
+    size: tuple[int, int],
+    path: Path,
+) -> dict[int, Image.Image]:
+    """Decode the frames at the given sorted ``positions``, as RGB images of ``size``."""
+    images: dict[int, Image.Image] = {}
+    for stretch in _plan_stretches(index, positions):
+        keyframe = index.keyframe_before(stretch[0])
+        try:
+            images.update(_decode_stretch(container, stream, index, stretch, keyframe, size, path))
+        except _Missed as missed:
+            if keyframe == 0:
+                raise VideoError(
+                    f"{path}: could not decode the frame at {missed.time:.3f}s"
+                ) from None
+            # Some containers seek imprecisely; decoding from the first frame always works.
+            try:
+                images.update(_decode_stretch(container, stream, index, stretch, 0, size, path))
+            except _Missed as again:
+                raise VideoError(
+                    f"{path}: could not decode the frame at {again.time:.3f}s"
+                ) from None
+    return images
+
+
+def _plan_stretches(index: _FrameIndex, positions: Sequence[int]) -> list[list[int]]:
+    """Group sorted positions into stretches decoded without seeking.
+
+    A new stretch (a seek) starts only when a keyframe lies after the previous needed frame
+    and at or before the next one: only then can a seek skip frames that would otherwise
+    have to be decoded.
+    """
+    stretches: list[list[int]] = []
+    for position in positions:
+        if stretches and index.keyframe_before(position) <= stretches[-1][-1]:
+            stretches[-1].append(position)
+        else:
+            stretches.append([position])
+    return stretches
+
+
+def _decode_stretch(
+    container: Any,
+    stream: Any,
+    index: _FrameIndex,
+    stretch: Sequence[int],
+    start: int,
+    size: tuple[int, int],
+    path: Path,
+) -> dict[int, Image.Image]:
+    """Seek to the frame at position ``start`` (a keyframe) and decode forward to ``stretch``."""
+    wanted = [index.pts[position] for position in stretch]  # sorted, as positions are
+    codec = stream.codec_context
+    images: dict[int, Image.Image] = {}
+    _seek(container, stream, index.pts[start])
+    try:
+        for packet in container.demux(stream):
+            # A frame no other frame refers to (non-reference) can be left undecoded without
+            # changing any other frame's pixels: decode one only when it is wanted.
+            needed = packet.pts is None or packet.pts in wanted
+            codec.skip_frame = "DEFAULT" if needed else "NONREF"
+            for frame in stream.decode(packet):
+                next_wanted = wanted[len(images)]
+                if frame.pts == next_wanted:
+                    images[stretch[len(images)]] = _to_rgb_image(frame, size)
+                elif frame.pts is not None and frame.pts > next_wanted:
+                    raise _Missed(index.times[stretch[len(images)]])
+                if len(images) == len(wanted):
+                    return images
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
+    finally:
+        codec.skip_frame = "DEFAULT"
+    raise _Missed(index.times[stretch[len(images)]])
+
+
+def _to_rgb_image(frame: Any, size: tuple[int, int]) -> Image.Image:
+    """Convert (and scale, in swscale) a decoded frame: the costly step, so only kept frames."""
+    rgb = frame.reformat(
+        width=size[0], height=size[1], format="rgb24", interpolation=_SCALE_INTERPOLATION
+    )
+    return rgb.to_image()
+
+
+def _scaled_size(width: int, height: int, max_width: int | None) -> tuple[int, int]:
+    """The frame size scaled down to at most ``max_width`` wide, keeping the aspect ratio."""
+    if max_width is None or width <= max_width:
+        return width, height
+    return max_width, max(1, round(height * max_width / width))
+
+
+def _too_soon(time: float, last_yielded: float | None, every: float | None) -> bool:
+    if every is None or last_yielded is None:
+        return False
+    return time - last_yielded < every - _TIME_EPSILON
+
+
+def _checked_nearest(index: _FrameIndex, time: float, path: Path) -> int:
+    slack = index.frame_interval + _TIME_EPSILON
+    if time < -slack or time > index.duration + slack:
+        raise VideoError(
+            f"{path}: no frame at {time:.3f}s (the video runs from 0 to {index.duration:.3f}s)"
+        )
+    return index.nearest_position(time)
