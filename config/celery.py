@@ -11,6 +11,7 @@ from typing import Any
 
 from kombu import Queue
 
+from config.beat import beat_schedule
 from config.settings import Settings
 
 ANNOTATE_QUEUE = "annotate"
@@ -22,8 +23,13 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "vtrack.annotate": {"queue": ANNOTATE_QUEUE},
     "vtrack.poll": {"queue": ANNOTATE_QUEUE},
     "vtrack.render_object": {"queue": RENDER_QUEUE},
+    # Tracking a segment is heavy, parallel work like rendering: it goes where render workers are.
+    "vtrack.track_segment": {"queue": RENDER_QUEUE},
     "vtrack.assemble_summary": {"queue": ANNOTATE_QUEUE},
     "vtrack.job_failed": {"queue": ANNOTATE_QUEUE},
+    # Service entry points (tasks/scan.py): short control tasks, like the job's own.
+    "vtrack.scan_source": {"queue": ANNOTATE_QUEUE},
+    "vtrack.submit_video": {"queue": ANNOTATE_QUEUE},
 }
 
 # Redis re-delivers a message that a worker has not acknowledged within this margin above
@@ -33,7 +39,9 @@ VISIBILITY_MARGIN_SECONDS = 300
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
-    visibility_timeout = settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
+    visibility_timeout = (
+        settings.broker_visibility_timeout or settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
+    )
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -57,7 +65,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_expires": max(settings.job_timeout * 4, 24 * 3600),
         "result_extended": True,
         "task_track_started": True,
-        "broker_transport_options": {"visibility_timeout": visibility_timeout},
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout,
+            # Workers look for messages whose visibility timeout has passed every few
+            # seconds (kombu's default is every 100 s), so a dead worker's tasks come back
+            # soon after the timeout.
+            "unacked_restore_interval": min(10, max(1, visibility_timeout // 3)),
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
         "broker_connection_retry_on_startup": True,
         # Events for Flower: task names, states and progress.
@@ -65,4 +80,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
+        # Scheduled scans (config/beat.py); empty when VTRACK_SCAN_SOURCES is unset.
+        "beat_schedule": beat_schedule(settings),
     }

@@ -111,6 +111,85 @@ class Settings(BaseSettings):
         3, ge=1, description="Videos annotated by the API at once across all workers."
     )
 
+    # --- Local backend: detector + tracker (docs/local-backend.md) --------------------
+    local_min_confidence: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Render threshold for the local backend when VTRACK_MIN_CONFIDENCE is not set: "
+            "its confidence is the mean detection score, and YOLOv3-tiny scores a clearly "
+            "visible dog about 0.6."
+        ),
+    )
+    detector_model: str = Field(
+        "",
+        description=(
+            "An ONNX detector in the Ultralytics YOLOv8/YOLO11 layout; empty uses the "
+            "default YOLOv3-tiny."
+        ),
+    )
+    model_cache_dir: str = Field(
+        "", description="Where the converted default model is cached (default: user cache)."
+    )
+    model_url: str = Field(
+        "https://pjreddie.com/media/files/yolov3-tiny.weights",
+        description=(
+            "Where the default weights may be downloaded when no installed copy is found "
+            "(checked against their sha256); empty disables downloading."
+        ),
+    )
+    tracker: str = Field(
+        "bytetrack", description="Tracker: bytetrack, ocsort, botsort or sort (Roboflow trackers)."
+    )
+    process_fps: float = Field(
+        10.0,
+        ge=0.0,
+        description=(
+            "Frames tracked per second of video; 0 tracks every frame. Lower is faster and "
+            "coarser (10 on a 30 fps video is every third frame)."
+        ),
+    )
+    detection_confidence: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Detections below this score are dropped; 0 uses the model's own value. Raising "
+            "it removes false detections and loses faint real ones."
+        ),
+    )
+    track_activation: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Score a detection needs to start a track; 0 uses the model's own value. The "
+            "library's 0.7 never starts tracks for YOLOv3-tiny's typical 0.2 to 0.7 scores."
+        ),
+    )
+    inference_threads: int = Field(
+        1,
+        ge=0,
+        description=(
+            "onnxruntime threads per worker process; 0 uses every core. Keep 1 when several "
+            "worker processes share a machine."
+        ),
+    )
+    segment_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Length of the time segments a video is split into for parallel tracking; "
+            "shorter spreads one video over more workers, with more boundaries to stitch."
+        ),
+    )
+    segment_overlap: float = Field(
+        2.0,
+        ge=0,
+        description="Overlap between segments, where tracks are matched across the boundary.",
+    )
+
     # --- Rendering -----------------------------------------------------------------
     animation_format: Literal["gif", "webp"] = Field(
         "gif",
@@ -140,6 +219,15 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(
         960, ge=1, description="Seconds after which a task's worker process is killed."
     )
+    broker_visibility_timeout: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Seconds after which Redis hands the messages a dead (killed) worker had taken to "
+            "another worker; 0 means VTRACK_TASK_TIME_LIMIT plus 5 minutes. Shorter recovers "
+            "sooner, but it must exceed the longest task and retry countdown or tasks run twice."
+        ),
+    )
     job_timeout: int = Field(
         6 * 3600,
         ge=60,
@@ -158,6 +246,57 @@ class Settings(BaseSettings):
             "Render worker processes are replaced after this many tasks (bounds leaks in decoders)."
         ),
     )
+
+    # --- Scheduled scans (docs/operations.md) -------------------------------------------
+    scan_sources: str = Field(
+        "",
+        description=(
+            "Comma-separated gs://bucket/prefix, local folders or file:// URIs that celery "
+            "beat scans for new videos; empty means no scheduled scan."
+        ),
+    )
+    scan_schedule: str = Field(
+        "*/5 * * * *",
+        description=(
+            "When beat scans: a five-field crontab (minute hour day month weekday, UTC) or a "
+            "number of seconds between scans."
+        ),
+    )
+    scan_max_jobs: int = Field(
+        20,
+        ge=1,
+        description=(
+            "Most jobs one scan enqueues (oldest videos first); the rest wait for the next "
+            "scan. Higher drains a backlog faster; lower keeps queues short for manual jobs."
+        ),
+    )
+    scan_min_age: float = Field(
+        10.0,
+        ge=0.0,
+        description=(
+            "Local files modified less than this many seconds ago are left for the next scan, "
+            "so a copy still in progress is not picked up half-written."
+        ),
+    )
+    scan_sidecar_annotations: bool = Field(
+        False,
+        description=(
+            "A scanned VIDEO with a VIDEO.json beside it is processed from that annotation "
+            "file (file backend) instead of the default backend."
+        ),
+    )
+    scan_retry_failed_after: int = Field(
+        3600,
+        ge=0,
+        description=(
+            "Seconds a scan leaves alone a video whose job failed (unless the video changes); "
+            "0 retries at every scan. Lower retries transient failures sooner, at the cost of "
+            "re-running jobs that will fail again."
+        ),
+    )
+
+    def scan_source_list(self) -> list[str]:
+        return [source.strip() for source in self.scan_sources.split(",") if source.strip()]
 
     def input_root_list(self) -> list[str]:
         return [root.strip() for root in self.input_roots.split(",") if root.strip()]

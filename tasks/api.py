@@ -18,12 +18,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tasks import runtime
+from config.settings import Settings
+from tasks import dedup, runtime
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
 from tasks.pipeline import job_canvas
 from workers.errors import InputError, VtrackError
 from workers.job import JobSpec
+from workers.scanning import VideoVersion
 from workers.uris import parse_uri
 
 
@@ -58,11 +60,30 @@ class Job:
             if record.status == "failed":
                 raise JobFailed(f"job {self.id} failed: {record.error}")
             if record.finished:
-                remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
-                return app.AsyncResult(self.id).get(timeout=remaining, propagate=True)
+                manifest = self._manifest()
+                if manifest is not None:
+                    return manifest
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
             time.sleep(interval)
+
+    def _manifest(self) -> dict[str, Any] | None:
+        """The job's result, read without subscribing to it (no pub/sub left open)."""
+        meta = app.backend.get_task_meta(self.id)
+        if meta.get("status") == "SUCCESS":
+            return meta["result"]
+        return None
+
+
+def default_min_confidence(settings: Settings, backend: str) -> float:
+    """``VTRACK_MIN_CONFIDENCE`` when set; otherwise the backend's own scale's default.
+
+    The local backend's confidence is a mean detection score, lower than the cloud API's
+    for the same object, so it has its own default (``VTRACK_LOCAL_MIN_CONFIDENCE``).
+    """
+    if backend == "local" and "min_confidence" not in settings.model_fields_set:
+        return settings.local_min_confidence
+    return settings.min_confidence
 
 
 def make_spec(
@@ -83,7 +104,11 @@ def make_spec(
     chosen_backend = backend or ("file" if annotations_uri else settings.backend)
     if chosen_backend == "file" and not annotations_uri:
         raise InputError("the file backend needs an annotation file (--annotations)")
-    confidence = settings.min_confidence if min_confidence is None else min_confidence
+    confidence = (
+        default_min_confidence(settings, chosen_backend)
+        if min_confidence is None
+        else min_confidence
+    )
     if not 0.0 <= confidence <= 1.0:
         raise InputError(f"min confidence must be between 0 and 1, not {confidence}")
     frames = settings.min_frames if min_frames is None else min_frames
@@ -109,12 +134,24 @@ def make_spec(
     )
 
 
-def start_job(spec: JobSpec) -> Job:
-    """Record the job as queued and send its canvas to the broker (or run it, when eager)."""
-    runtime.current().jobs.create(
-        JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
-    )
-    job_canvas(spec).apply_async()
+def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
+    """Record the job as queued and send its canvas to the broker (or run it, when eager).
+
+    When a job for the same video is already in flight, that job is returned instead and
+    nothing is started (``job.id != spec.job_id``). ``version`` is the video version the
+    caller saw (scans pass it; it is recorded beside the manifest when the job completes).
+    """
+    in_flight = dedup.claim_video(spec, version)
+    if in_flight is not None:
+        return Job(in_flight)
+    try:
+        runtime.current().jobs.create(
+            JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
+        )
+        job_canvas(spec).apply_async()
+    except BaseException:
+        dedup.release_claim(spec)
+        raise
     return Job(spec.job_id)
 
 
@@ -124,6 +161,7 @@ def submit(video_uri: str, **options: Any) -> Job:
     Options: ``annotations_uri`` (use an existing annotation file), ``backend`` (local,
     gcp or file; default ``VTRACK_BACKEND``), ``min_confidence``, ``min_frames``,
     ``animation_format`` (gif or webp). Needs a reachable broker and running workers.
+    While a job for the same video is in flight, that job is returned instead of a new one.
     """
     return start_job(make_spec(video_uri, **options))
 

@@ -6,11 +6,16 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import celeryd_init, worker_process_init
+from celery.utils.log import get_logger
 
 from config.celery import RENDER_QUEUE, celery_config
 from config.settings import get_settings
 
-app = Celery("vtrack", include=["tasks.jobs"])
+logger = get_logger(__name__)
+
+# tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
+# tasks.progress reports job stages as task states for Flower.
+app = Celery("vtrack", include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress"])
 app.conf.update(celery_config(get_settings()))
 
 
@@ -27,6 +32,11 @@ def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any
 def build_process_clients(**_: Any) -> None:
     """Build this process's storage, Redis and backend clients once, after the fork."""
     from tasks import runtime
+    from workers.errors import VtrackError
 
     runtime.configure(None)
-    runtime.current()
+    rt = runtime.current()
+    try:
+        rt.annotator(rt.settings.backend)  # a missing credential shows at start, not mid-job
+    except VtrackError as exc:
+        logger.error("the %s backend is not usable: %s", rt.settings.backend, exc)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,13 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config.settings import get_settings
-from tasks import runtime
 from tasks.api import Job, JobFailed, JobNotFound, make_spec, start_job
-from tasks.celery_app import app
-from tasks.jobstore import JobRecord, MemoryJobStore
+from tasks.inprocess import run_video
+from tasks.jobstore import JobRecord
 from workers.errors import InputError, VtrackError
-from workers.storage import open_storage
 from workers.uris import parse_uri
 
 EXIT_FAILED = 1
@@ -119,51 +115,28 @@ def run(
     video_path = _existing_local_file(video, "video")
     annotation_path = _existing_local_file(annotations, "annotation file") if annotations else None
     out = Path(out_dir).expanduser().absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    settings = get_settings().model_copy(
-        update={"output_root": str(out), "annotation_root": str(out)}
-    )
-    roots = [str(video_path.parent), str(out)]
-    if annotation_path is not None:
-        roots.append(str(annotation_path.parent))
-
     with _progress() as progress:
         bar = progress.add_task("queued", total=100)
 
         def show(record: JobRecord) -> None:
             progress.update(bar, description=record.stage, completed=record.percent)
 
-        jobs = MemoryJobStore(listener=show)
-        with _in_process(runtime.Runtime(settings, open_storage(roots), jobs)):
-            spec = make_spec(
-                str(video_path),
-                annotations_uri=str(annotation_path) if annotation_path else None,
-                backend=backend,
-                min_confidence=min_confidence,
-                min_frames=min_frames,
-                animation_format=animation_format,
-            )
-            start_job(spec)
-        record = jobs.get(spec.job_id)
+        record = run_video(
+            video_path,
+            out,
+            annotations=annotation_path,
+            backend=backend,
+            min_confidence=min_confidence,
+            min_frames=min_frames,
+            animation_format=animation_format,
+            listener=show,
+        )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
     if record.status == "failed":
         fail(record.error or "the job failed", EXIT_FAILED)
     _print_outcome(record)
     _exit_for(record.status)
-
-
-@contextmanager
-def _in_process(rt: runtime.Runtime) -> Iterator[None]:
-    """Run tasks eagerly in this process with ``rt``'s clients, then put things back."""
-    previous = {key: app.conf[key] for key in ("task_always_eager", "task_eager_propagates")}
-    runtime.configure(rt)
-    app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    try:
-        yield
-    finally:
-        app.conf.update(previous)
-        runtime.configure(None)
 
 
 def _existing_local_file(value: str, what: str) -> Path:
@@ -230,6 +203,8 @@ def submit(
         animation_format=animation_format,
     )
     job = start_job(spec)
+    if job.id != spec.job_id:
+        err_console.print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
     click.echo(job.id)
 
 
@@ -271,6 +246,84 @@ def wait(job_id: str, timeout: float | None) -> None:
     record = job.status()
     _print_outcome(record)
     _exit_for(record.status)
+
+
+@main.command()
+@click.argument("source")
+@click.option(
+    "--max-jobs",
+    type=click.IntRange(min=1),
+    help="Start at most N jobs (default VTRACK_SCAN_MAX_JOBS).",
+)
+@guarded
+def scan(source: str, max_jobs: int | None) -> None:
+    """Scan SOURCE (folder, file:// or gs:// prefix) once now; prints each job id started."""
+    from tasks.scan import scan_source
+
+    report = scan_source(source, max_jobs)
+    err_console.print(report.describe(), highlight=False, soft_wrap=True)
+    for job_id in report.job_ids:
+        click.echo(job_id)
+
+
+@main.group()
+def cluster() -> None:
+    """Run the docker-compose services as local processes (Redis, 2 workers, beat, Flower)."""
+
+
+_cluster_dir = click.option(
+    "--dir",
+    "run_dir",
+    default=".vtrack-cluster",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the cluster keeps its pids, logs and Redis data.",
+)
+
+
+@cluster.command("start")
+@_cluster_dir
+@click.option("--redis-port", default=6379, show_default=True, help="Started unless one answers.")
+@click.option("--flower-port", default=5555, show_default=True)
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
+@guarded
+def cluster_start(run_dir: str, redis_port: int, flower_port: int, timeout: float) -> None:
+    """Start the services in the background, bound to 127.0.0.1; returns once all are ready."""
+    from tasks.cluster import Cluster, ClusterPorts
+
+    ports = ClusterPorts(redis=redis_port, flower=flower_port)
+    pids = Cluster(Path(run_dir), ports).start(timeout=timeout)
+    for service, pid in pids.items():
+        err_console.print(f"{service:<16} pid {pid}", highlight=False)
+    err_console.print(
+        f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False
+    )
+
+
+@cluster.command("status")
+@_cluster_dir
+@guarded
+def cluster_status(run_dir: str) -> None:
+    """Show which of the cluster's services are running."""
+    from tasks.cluster import Cluster
+
+    known = Cluster(Path(run_dir))
+    running = known.running()
+    for service, pid in known.pids().items():
+        click.echo(f"{service:<16} {pid:>8}  {'running' if service in running else 'stopped'}")
+    if not running:
+        sys.exit(EXIT_FAILED)
+
+
+@cluster.command("stop")
+@_cluster_dir
+@guarded
+def cluster_stop(run_dir: str) -> None:
+    """Stop the services the cluster started, by their pids."""
+    from tasks.cluster import Cluster
+
+    stopped = Cluster(Path(run_dir)).stop()
+    err_console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
 if __name__ == "__main__":

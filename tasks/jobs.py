@@ -7,19 +7,24 @@ and annotations, never frames or arrays. Progress goes to the job record
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from celery.utils.log import get_task_logger
 
-from tasks import runtime
+from tasks import dedup, local_backend, runtime
 from tasks.celery_app import app
 from tasks.pipeline import render_canvas
+from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
+from workers.annotations import Segment
 from workers.annotators.base import Operation
 from workers.backoff import poll_delay, retry_delay
 from workers.errors import BackendError, TransientBackendError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
+from workers.local.backend import LocalTrackingOptions
+from workers.local.backend import track_segment as track_video_segment
 
 log = get_task_logger(__name__)
 
@@ -45,19 +50,35 @@ def _eager_wait(task: Any, countdown: float) -> float:
     return countdown
 
 
-@app.task(name="vtrack.annotate", bind=True, acks_late=False)
-def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
+@app.task(name="vtrack.annotate", bind=True, acks_late=False, max_retries=None)
+def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
+    Backends with a shared quota wait here, re-queued, until the quota has room.
     """
     job = JobSpec.from_dict(spec)
     rt = runtime.current()
+    limiter = rt.limiter(job.backend)
+    if limiter is not None:
+        wait = limiter.acquire_submission(job.job_id)
+        if wait > 0:
+            rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
+            raise self.retry(countdown=_eager_wait(self, wait + random.uniform(0, 1)))
     rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
     except TransientBackendError as exc:
-        return _retry_transient(self, exc, self.request.retries)
+        return _retry_transient(
+            self,
+            exc,
+            transient_failures,
+            kwargs={"transient_failures": transient_failures + 1},
+        )
+    except Exception:
+        if limiter is not None:
+            limiter.release(job.job_id)
+        raise
     rt.jobs.update(job.job_id, stage=f"annotating with the {job.backend} backend")
     return operation.to_dict()
 
@@ -74,6 +95,15 @@ def poll(
         raise BackendError(
             f"annotation did not finish within {rt.settings.job_timeout}s (VTRACK_JOB_TIMEOUT)"
         )
+    limiter = rt.limiter(op.backend)
+    if limiter is not None:
+        limiter.refresh(job.job_id)
+        wait = limiter.acquire_request()
+        if wait > 0:
+            raise self.retry(
+                countdown=_eager_wait(self, wait + random.uniform(0, 1)),
+                kwargs={"spec": spec, "transient_failures": transient_failures},
+            )
     try:
         status = rt.annotator(op.backend).check(op)
     except TransientBackendError as exc:
@@ -85,13 +115,16 @@ def poll(
         )
     if not status.done:
         percent = status.progress_percent or 0.0
-        rt.jobs.update(job.job_id, stage=f"annotating ({percent:.0f}%)", percent=percent)
+        stage = status.detail or f"annotating ({percent:.0f}%)"
+        rt.jobs.update(job.job_id, stage=stage, percent=percent)
         delay = poll_delay(
             self.request.retries, rt.settings.poll_initial_delay, rt.settings.poll_max_delay
         )
         raise self.retry(
             countdown=_eager_wait(self, delay), kwargs={"spec": spec, "transient_failures": 0}
         )
+    if limiter is not None:
+        limiter.release(job.job_id)
     if status.annotation is None:
         raise BackendError(f"the {op.backend} backend finished without annotations")
     plan = steps.plan_render(
@@ -111,6 +144,22 @@ def poll(
         objects_done=0,
     )
     return self.replace(render_canvas(job, plan))
+
+
+@app.task(name=local_backend.TRACK_SEGMENT, bind=True)
+def track_segment(
+    self: Any, video_uri: str, segment: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Detect and track the objects of one time segment (the local backend's unit of work)."""
+    rt = runtime.current()
+    with rt.storage.local_copy(video_uri, max_bytes=rt.settings.max_video_bytes or None) as path:
+        annotation = track_video_segment(
+            path,
+            Segment.from_dict(segment),
+            LocalTrackingOptions.from_dict(options),
+            input_uri=video_uri,
+        )
+    return annotation.to_dict()
 
 
 @app.task(name="vtrack.render_object", bind=True)
@@ -137,6 +186,7 @@ def assemble_summary(
         [ObjectResult.from_dict(result) for result in results],
         rt.storage,
     )
+    dedup.job_completed(job, manifest.manifest_uri)  # stamp for scans, release the claim
     outputs = [
         uri
         for uri in (
@@ -164,6 +214,8 @@ def assemble_summary(
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
     """Error callback of every task of a job: record the failure where users look."""
     log.error("job %s failed: %s", job_id, exc)
-    runtime.current().jobs.update(
-        job_id, status="failed", stage="failed", error=steps.describe_error(exc)
-    )
+    rt = runtime.current()
+    for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
+        limiter.release(job_id)
+    dedup.job_failed(job_id, steps.describe_error(exc))  # release the claim, note the failure
+    rt.jobs.update(job_id, status="failed", stage="failed", error=steps.describe_error(exc))

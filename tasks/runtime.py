@@ -15,7 +15,11 @@ import redis
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
 from workers.annotators import Annotator, build_annotator
+from workers.rate_limit import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, open_storage
+
+# Backends whose API has a request quota that all workers share.
+QUOTA_LIMITED_BACKENDS = frozenset({"gcp"})
 
 
 @dataclass
@@ -23,7 +27,9 @@ class Runtime:
     settings: Settings
     storage: Storage
     jobs: JobStore
+    redis_client: redis.Redis | None = None
     annotators: dict[str, Annotator] = field(default_factory=dict)
+    limiters: dict[str, SubmissionLimiter | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def annotator(self, name: str) -> Annotator:
@@ -31,6 +37,17 @@ class Runtime:
             if name not in self.annotators:
                 self.annotators[name] = build_annotator(name, self.settings, self.storage)
             return self.annotators[name]
+
+    def limiter(self, backend: str) -> SubmissionLimiter | None:
+        """The quota limiter shared through Redis by every worker, for backends with a quota."""
+        if backend not in QUOTA_LIMITED_BACKENDS or self.redis_client is None:
+            return None
+        with self.lock:
+            if backend not in self.limiters:
+                self.limiters[backend] = SubmissionLimiter(
+                    self.redis_client, QuotaLimits.from_settings(self.settings)
+                )
+            return self.limiters[backend]
 
 
 _current: Runtime | None = None
@@ -49,6 +66,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         storage=open_storage(local_roots(settings)),
         jobs=RedisJobStore(client, ttl_seconds=ttl),
+        redis_client=client,
     )
 
 

@@ -36,6 +36,11 @@ TEST_ENV = {
     "VTRACK_INPUT_ROOTS": f"{SESSION_DIR / 'input'},{SHARED_DATA}",
     "VTRACK_POLL_INITIAL_DELAY": "0.2",
     "VTRACK_POLL_MAX_DELAY": "1",
+    # Local backend: short segments, so a few seconds of video span several workers.
+    "VTRACK_SEGMENT_SECONDS": "3",
+    "VTRACK_SEGMENT_OVERLAP": "1",
+    "VTRACK_PROCESS_FPS": "5",
+    "VTRACK_INFERENCE_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
 for folder in ("output", "annotations", "input"):
@@ -84,7 +89,14 @@ def redis_server() -> Iterator[None]:
 class WorkerProcess:
     """A real ``celery worker`` in its own process group, stopped by its pid."""
 
-    def __init__(self, queues: str, concurrency: int, name: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        queues: str,
+        concurrency: int,
+        name: str,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         command = [
@@ -105,7 +117,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **TEST_ENV},
+            env={**os.environ, **TEST_ENV, **(extra_env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -91,14 +91,21 @@ def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
 
 
 def _fit(text: str, font: Font, width: int) -> str:
-    """``text`` shortened with an ellipsis at the front part (the description) to fit ``width``."""
+    """``text`` shortened with an ellipsis to fit ``width`` px: the description goes first,
+    the confidence and frame count are kept while they fit at all."""
     if font.getlength(text) <= width:
         return text
-    what, _, rest = text.partition(" · ")
-    rest = f" · {rest}" if rest else ""
-    while what and font.getlength(f"{what}…{rest}") > width:
-        what = what[:-1]
-    return f"{what}…{rest}" if what else text[: max(1, len(text) * width // 400)]
+    what, separator, rest = text.partition(" · ")
+    tail = f"{separator}{rest}"
+    for end in range(len(what) - 1, 0, -1):
+        candidate = f"{what[:end].rstrip()}…{tail}"
+        if font.getlength(candidate) <= width:
+            return candidate
+    for end in range(len(text) - 1, 0, -1):
+        candidate = f"{text[:end].rstrip()}…"
+        if font.getlength(candidate) <= width:
+            return candidate
+    return "…"
 
 
 def _band_hides_more_at_bottom(box: NormalizedBox, band_fraction: float) -> bool:

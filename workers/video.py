@@ -194,9 +194,11 @@ def iter_frames(
             return
         size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
         last_yielded: float | None = None
-        _seek(container, stream, index.pts[index.keyframe_before(first)])
+        position = index.keyframe_before(first)
+        _seek(container, stream, index.pts[position])
         for frame in _decode(container, stream, path):
-            position = index.position_of(frame.pts)
+            # A frame without a timestamp (rare, some AVI files) follows the previous one.
+            position = index.position_of(frame.pts) if frame.pts is not None else position + 1
             time = index.times[min(position, index.frame_count - 1)]
             if time < start - _TIME_EPSILON:
                 continue

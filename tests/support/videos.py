@@ -55,11 +55,7 @@ def frame_pixels(index: int, width: int, height: int) -> np.ndarray:
 
 
 def read_frame_index(image: Image.Image | np.ndarray) -> int:
-    """The index a frame made by :func:`frame_pixels` carries (read from its top row).
-
-    Works on frames scaled down too, as long as the image keeps the original aspect ratio
-    and width is known from the cells' proportion of it.
-    """
+    """The index a full-size frame made by :func:`frame_pixels` carries (its top row)."""
     pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image)
     if pixels.ndim == 3:
         pixels = pixels.mean(axis=2)

@@ -64,6 +64,7 @@ def animation_durations(data: bytes) -> list[int]:
     durations = []
     for index in range(image.n_frames):
         image.seek(index)
+        image.load()  # WebP reads a frame's duration when it decodes the frame
         durations.append(image.info["duration"])
     return durations
 
@@ -203,6 +204,12 @@ def test_long_descriptions_are_shortened_to_fit() -> None:
     # The band spans the width; the text must not run off the right edge.
     right_edge = np.asarray(image)[-8:, -3:].astype(int)
     assert right_edge.max() < 120
+
+
+def test_caption_on_a_tiny_cell_still_fits() -> None:
+    image = Image.new("RGB", (40, 24), (0, 0, 0))
+    draw_caption(image, "dog · 92% · 124 fr.")
+    assert np.asarray(image)[-6:, -2:].max() < 120
 
 
 def test_pick_frames_spreads_evenly_with_ends() -> None:

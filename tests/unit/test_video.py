@@ -16,7 +16,7 @@ from tests.support.videos import (
     write_test_video,
 )
 from workers.errors import NotFoundError, VideoError
-from workers.video import VideoInfo, extract_frames, iter_frames, probe_video
+from workers.video import VideoInfo, extract_frames, frame_times, iter_frames, probe_video
 
 SHARED_DOG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos"
 DOG = SHARED_DOG / "sam2_01_dog.mp4"
@@ -32,6 +32,10 @@ def test_probe_reports_size_rate_frames_and_duration(video: Path) -> None:
     info = probe_video(video)
     assert info == VideoInfo(duration=3.0, fps=10.0, width=160, height=96, frame_count=30)
     assert VideoInfo.from_dict(info.to_dict()) == info
+
+
+def test_frame_times_come_from_the_container(video: Path) -> None:
+    assert frame_times(video) == pytest.approx([i / 10 for i in range(30)])
 
 
 def test_probe_measures_variable_frame_rate_from_timestamps(tmp_path: Path) -> None:

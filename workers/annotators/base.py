@@ -73,6 +73,7 @@ class OperationStatus:
     done: bool
     progress_percent: float | None = None
     annotation: VideoAnnotation | None = None
+    detail: str | None = None  # what is happening, for users ("tracking: 2 of 4 segments done")
 
 
 class Annotator(Protocol):

@@ -1,0 +1,96 @@
+"""Throughput of the local backend in video-seconds per wall-second, printed as Markdown.
+
+    python -m bench.track_throughput [--video ../shared/data/videos/sam2_01_dog.mp4]
+
+1. One process, default settings (10 processed frames a second, onnxruntime's own thread
+   count), and every frame for comparison.
+2. Segments: the video cut in two; one process with one inference thread tracks both in
+   turn, then two processes with one inference thread each track one segment each (as two
+   Celery worker processes would).
+
+Models are loaded before timing (a worker loads its detector once, at process start).
+The machine's load average is printed: on a shared machine, figures move with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+from workers.annotations import Segment
+from workers.local.backend import LocalTrackingOptions, track_segment, track_video, warm_up
+from workers.video import probe_video
+
+
+def _timed_segment(arguments: tuple[str, dict, dict]) -> float:
+    video, segment, options = arguments
+    started = time.perf_counter()
+    track_segment(Path(video), Segment.from_dict(segment), LocalTrackingOptions.from_dict(options))
+    return time.perf_counter() - started
+
+
+def _warm(options: dict) -> None:
+    warm_up(LocalTrackingOptions.from_dict(options))
+
+
+def single_process(video: Path, duration: float, repeats: int) -> None:
+    print("| settings | wall s | video-s per wall-s |")
+    print("|---|---|---|")
+    for label, options in (
+        ("default (10 fps processed, ORT threads default)", LocalTrackingOptions()),
+        ("every frame, ORT threads default", LocalTrackingOptions(process_fps=None)),
+        ("default, 1 inference thread", LocalTrackingOptions(inference_threads=1)),
+    ):
+        warm_up(options)
+        best = min(_time(lambda o=options: track_video(video, o)) for _ in range(repeats))
+        print(f"| {label} | {best:.2f} | {duration / best:.2f} |")
+
+
+def _time(action) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def two_processes(video: Path, duration: float, repeats: int) -> None:
+    options = LocalTrackingOptions(inference_threads=1).to_dict()
+    half = duration / 2
+    segments = [Segment(0.0, half + 1.0).to_dict(), Segment(half, duration).to_dict()]
+    jobs = [(str(video), segment, options) for segment in segments]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, initializer=_warm, initargs=(options,)) as pool:
+        one = min(
+            _time(lambda: [pool.apply(_timed_segment, (job,)) for job in jobs])
+            for _ in range(repeats)
+        )
+    with context.Pool(2, initializer=_warm, initargs=(options,)) as pool:
+        pool.map(_timed_segment, jobs)  # make sure both processes are up and warm
+        two = min(_time(lambda: pool.map(_timed_segment, jobs)) for _ in range(repeats))
+    print("| workers (1 inference thread each) | wall s | video-s per wall-s | speed-up |")
+    print("|---|---|---|---|")
+    print(f"| 1 process, 2 segments in turn | {one:.2f} | {duration / one:.2f} | 1.00 |")
+    print(f"| 2 processes, 1 segment each | {two:.2f} | {duration / two:.2f} | {one / two:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--video", type=Path, default=Path("../shared/data/videos/sam2_01_dog.mp4"))
+    parser.add_argument("--repeats", type=int, default=2)
+    arguments = parser.parse_args()
+    info = probe_video(arguments.video)
+    print(
+        f"{arguments.video.name}: {info.width}x{info.height}, {info.fps:.2f} fps, "
+        f"{info.duration:.1f} s; {os.cpu_count()} cores; load average before "
+        f"{os.getloadavg()[0]:.2f}\n"
+    )
+    single_process(arguments.video, info.duration, arguments.repeats)
+    print()
+    two_processes(arguments.video, info.duration, arguments.repeats)
+    print(f"\nload average after {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

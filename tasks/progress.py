@@ -1,0 +1,74 @@
+"""Job progress as Celery task state, so Flower shows where each task of a job is.
+
+Tasks write their job's stage and percent to the job record (``vtrack status`` reads it).
+In a worker, the job store is wrapped so that each such write made inside a task also
+becomes that task's custom ``PROGRESS`` state: stored in the result backend
+(``update_state``, what ``AsyncResult(id).info`` and Flower's ``/api/task/result`` show)
+and sent as a ``task-progress`` event (what Flower's task list and task page show,
+with ``job_id``, ``stage`` and ``percent`` fields). One stage, two places, one writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import current_task
+from celery.signals import task_prerun
+
+from tasks import runtime
+from tasks.jobstore import TERMINAL_STATUSES, JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_STATE = "PROGRESS"
+PROGRESS_EVENT = "task-progress"
+
+
+class TaskProgressJobStore:
+    """A :class:`JobStore` that also reports stage changes as the running task's state."""
+
+    def __init__(self, inner: JobStore) -> None:
+        self.inner = inner
+
+    def create(self, record: JobRecord) -> None:
+        self.inner.create(record)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.inner.get(job_id)
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        self.inner.update(job_id, **changes)
+        if "stage" in changes and changes.get("status") not in TERMINAL_STATUSES:
+            record = self.inner.get(job_id)
+            if record is not None:
+                report_progress(record)
+
+    def object_done(self, job_id: str) -> int:
+        done = self.inner.object_done(job_id)
+        record = self.inner.get(job_id)
+        if record is not None:
+            report_progress(record)
+        return done
+
+
+def report_progress(record: JobRecord) -> None:
+    """Make ``record``'s stage the current task's PROGRESS state (no-op outside a worker)."""
+    task = current_task
+    if not task or task.request.is_eager or not task.request.id or record.finished:
+        return
+    meta = {"job_id": record.job_id, "stage": record.stage, "percent": record.percent}
+    try:
+        task.update_state(state=PROGRESS_STATE, meta=meta)
+        if task.app.conf.worker_send_task_events:
+            task.send_event(PROGRESS_EVENT, **meta)
+    except Exception as exc:  # progress is for watching; the job goes on without it
+        log.warning("could not report progress of task %s: %s", task.request.id, exc)
+
+
+@task_prerun.connect
+def report_job_progress_as_task_state(**_: Any) -> None:
+    """Wrap this worker process's job store once, before its first task runs."""
+    rt = runtime.current()
+    if not isinstance(rt.jobs, TaskProgressJobStore):
+        rt.jobs = TaskProgressJobStore(rt.jobs)

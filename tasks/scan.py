@@ -1,0 +1,138 @@
+"""Scans: find the videos of a folder or bucket that need a job, and start those jobs.
+
+celery beat sends ``vtrack.scan_source`` for each ``VTRACK_SCAN_SOURCES`` entry on the
+``VTRACK_SCAN_SCHEDULE`` (see :mod:`config.beat`); ``vtrack scan SOURCE`` calls
+:func:`scan_source` directly. A scan is idempotent: it starts a job only for a video with
+no manifest made from its current version, no job in flight and no recent failure, so
+running it again, or from two places at once, starts nothing twice. That also makes it
+the reconciler: a job lost with its queue leaves no manifest, and the next scan starts it
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks import dedup, runtime
+from tasks.api import make_spec, start_job
+from tasks.celery_app import app
+from workers import scanning
+from workers.scanning import VideoVersion
+from workers.storage import ObjectStat
+
+log = logging.getLogger(__name__)
+
+# Why a listed video was not started; the keys of ScanReport.skipped.
+SKIP_PROCESSED = "processed"
+SKIP_IN_FLIGHT = "in_flight"
+SKIP_RECENTLY_FAILED = "recently_failed"
+SKIP_BEING_WRITTEN = "being_written"
+SKIP_OVER_LIMIT = "over_limit"
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    video_uri: str
+    job_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"video_uri": self.video_uri, "job_id": self.job_id}
+
+
+@dataclass
+class ScanReport:
+    """What one scan of one source found and did."""
+
+    source: str
+    videos: int = 0
+    started: list[StartedJob] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job.job_id for job in self.started]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "videos": self.videos,
+            "started": [job.to_dict() for job in self.started],
+            "skipped": dict(self.skipped),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def describe(self) -> str:
+        skipped = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
+        return f"{self.source}: {self.videos} video(s), {len(self.started)} job(s) started" + (
+            f"; skipped: {skipped}" if skipped else ""
+        )
+
+
+def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
+    """Start jobs for the videos of ``source`` that need one, oldest first, at most ``max_jobs``.
+
+    ``max_jobs`` defaults to ``VTRACK_SCAN_MAX_JOBS``. Local sources must lie within
+    ``VTRACK_INPUT_ROOTS`` (the storage refuses anything else).
+    """
+    started_at = time.monotonic()
+    rt = runtime.current()
+    settings = rt.settings
+    limit = settings.scan_max_jobs if max_jobs is None else max_jobs
+    report = ScanReport(source=source)
+    videos = scanning.list_videos(rt.storage, source)
+    report.videos = len(videos)
+    now = time.time()
+    for position, video in enumerate(videos):
+        if len(report.started) >= limit:
+            report.skipped[SKIP_OVER_LIMIT] += len(videos) - position
+            break
+        reason = _reason_to_skip(video, now)
+        if reason is not None:
+            report.skipped[reason] += 1
+            continue
+        spec = make_spec(video.uri, **_job_options(video))
+        job = start_job(spec, VideoVersion.of(video))
+        if job.id != spec.job_id:
+            report.skipped[SKIP_IN_FLIGHT] += 1
+            continue
+        log.info("scan of %s started job %s for %s", source, job.id, video.uri)
+        report.started.append(StartedJob(video_uri=video.uri, job_id=job.id))
+    report.seconds = time.monotonic() - started_at
+    return report
+
+
+def _reason_to_skip(video: ObjectStat, now: float) -> str | None:
+    rt = runtime.current()
+    settings = rt.settings
+    if scanning.still_being_written(video, settings.scan_min_age, now):
+        return SKIP_BEING_WRITTEN
+    if scanning.is_processed(rt.storage, settings.output_root, video):
+        return SKIP_PROCESSED
+    if dedup.enabled():
+        failure = dedup.registry().failure(video.uri)
+        if failure is not None and failure.version.same_as(VideoVersion.of(video)):
+            return SKIP_RECENTLY_FAILED
+    return None
+
+
+def _job_options(video: ObjectStat) -> dict[str, Any]:
+    """With ``VTRACK_SCAN_SIDECAR_ANNOTATIONS``, a ``VIDEO.json`` beside it is used."""
+    rt = runtime.current()
+    if rt.settings.scan_sidecar_annotations:
+        sidecar = scanning.sidecar_annotation_uri(video.uri)
+        if rt.storage.exists(sidecar):
+            return {"annotations_uri": sidecar, "backend": "file"}
+    return {}
+
+
+@app.task(name="vtrack.scan_source")
+def scan_source_task(source: str, max_jobs: int | None = None) -> dict[str, Any]:
+    """Beat's entry: scan one source; the result lists the jobs started and why others were not."""
+    report = scan_source(source, max_jobs)
+    log.info("%s", report.describe())
+    return report.to_dict()

@@ -1,0 +1,52 @@
+"""The HTTP trigger: one task that starts a whole job, for Flower's REST API.
+
+Flower's ``POST /api/task/async-apply/vtrack.submit_video`` (behind its basic auth) sends
+this task; a worker builds the job spec with the service's settings and starts the job,
+or finds the one already in flight for that video. The task's result names the job::
+
+    curl -u "$FLOWER_USER:$FLOWER_PASSWORD" -H 'Content-Type: application/json' \\
+         -d '{"kwargs": {"video_uri": "gs://my-videos/street.mp4"}}' \\
+         http://flower:5555/api/task/async-apply/vtrack.submit_video
+    # -> {"task-id": "7d1e...", "state": "PENDING"}
+    curl -u "$FLOWER_USER:$FLOWER_PASSWORD" http://flower:5555/api/task/result/7d1e...
+    # -> {"task-id": "7d1e...", "state": "SUCCESS", "result": {"job_id": "...", ...}}
+
+A caller that wants to know the job id up front passes its own ``job_id`` (a UUID): the
+job gets it unless a job for the video is already in flight (then ``reused`` is true and
+``job_id`` is that job's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.api import make_spec, start_job
+from tasks.celery_app import app
+
+
+@app.task(name="vtrack.submit_video")
+def submit_video(
+    video_uri: str,
+    annotations_uri: str | None = None,
+    backend: str | None = None,
+    min_confidence: float | None = None,
+    min_frames: int | None = None,
+    animation_format: str | None = None,
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """Start a job for ``video_uri`` (options as ``vtrack submit``); returns its job id.
+
+    Bad input (an unsupported URI, a bad threshold) fails this task with a one-line
+    message, before any job exists.
+    """
+    spec = make_spec(
+        video_uri,
+        annotations_uri=annotations_uri,
+        backend=backend,
+        min_confidence=min_confidence,
+        min_frames=min_frames,
+        animation_format=animation_format,
+        job_id=job_id,
+    )
+    job = start_job(spec)
+    return {"job_id": job.id, "video_uri": spec.video_uri, "reused": job.id != spec.job_id}

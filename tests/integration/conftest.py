@@ -1,0 +1,183 @@
+"""The service side on real Redis: its own databases (13, 14), workers, and the vtrack CLI.
+
+The pipeline tests share databases 11/12 and one worker that is always running; the scan
+tests need to start and stop workers (a job "in flight" with no worker to take it, a
+queue lost with Redis), so they get databases and workers of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_HOST, REDIS_PORT, REPO_ROOT
+from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.videos import write_test_video
+
+SERVICE_BROKER_DB, SERVICE_RESULTS_DB = 13, 14
+FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """Settings of a vtrack service under ``root``, and ways to drive it as a user would."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    def vtrack(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tasks.cli", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def scan(self, *extra: str) -> list[str]:
+        """``vtrack scan`` of the incoming folder; the job ids it printed."""
+        result = self.vtrack("scan", str(self.incoming), *extra)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    def manifest_path(self, video: Path) -> Path:
+        return self.output / f"{video.name}.manifest.json"
+
+    def flush(self) -> None:
+        for db in (SERVICE_BROKER_DB, SERVICE_RESULTS_DB):
+            redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+
+
+def drop_video(folder: Path, name: str | None = None, frames: int = FRAMES) -> Path:
+    """A new test video with its annotations beside it as ``VIDEO.json`` (annotations first,
+    as an operator dropping both would copy them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / (name or f"clip-{uuid.uuid4().hex[:8]}.mp4")
+    staging = folder.parent / "staging"
+    staging.mkdir(exist_ok=True)
+    staged = write_test_video(
+        staging / video.name, frames=frames, fps=FPS, width=WIDTH, height=HEIGHT
+    )
+    annotation = standard_annotation(str(video), FRAMES, FPS, WIDTH, HEIGHT)
+    write_annotation(Path(f"{video}.json"), annotation)
+    staged.replace(video)
+    return video
+
+
+@pytest.fixture(scope="module")
+def service(redis_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("service")
+    for folder in ("incoming", "output"):
+        (root / folder).mkdir()
+    base = f"redis://{REDIS_HOST}:{REDIS_PORT}"
+    env = {
+        **os.environ,
+        "VTRACK_BROKER_URL": f"{base}/{SERVICE_BROKER_DB}",
+        "VTRACK_RESULT_BACKEND": f"{base}/{SERVICE_RESULTS_DB}",
+        "VTRACK_OUTPUT_ROOT": str(root / "output"),
+        "VTRACK_ANNOTATION_ROOT": str(root / "output"),
+        "VTRACK_INPUT_ROOTS": str(root / "incoming"),
+        "VTRACK_BACKEND": "file",
+        "VTRACK_SCAN_MIN_AGE": "0",
+        "VTRACK_SCAN_SIDECAR_ANNOTATIONS": "true",
+        "VTRACK_POLL_INITIAL_DELAY": "0.2",
+        "VTRACK_POLL_MAX_DELAY": "1",
+    }
+    svc = Service(root=root, env=env)
+    svc.flush()
+    yield svc
+    svc.flush()
+
+
+class ServiceWorker:
+    """A real ``celery worker`` (prefork) with the service's settings, stopped by its pid."""
+
+    def __init__(self, service: Service, queues: str = "annotate,render") -> None:
+        self.log_path = service.root / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=2",
+                f"--queues={queues}",
+                f"--hostname=svc-{uuid.uuid4().hex[:6]}@%h",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO_ROOT,
+            env=service.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> ServiceWorker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if b"ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(service: Service) -> Iterator[Callable[[], ServiceWorker]]:
+    """Start workers inside a test (``start_worker()``); all are stopped after it."""
+    started: list[ServiceWorker] = []
+
+    def start() -> ServiceWorker:
+        worker = ServiceWorker(service)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,101 @@
+"""The local cluster from the README: a video dropped into a scanned folder is processed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tasks.cluster import Cluster, _alive
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import drop_video, free_port
+
+pytestmark = pytest.mark.integration
+
+AUTH = "operator:s3cret"
+
+
+def flower_tasks(port: int) -> dict[str, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/tasks")
+    request.add_header("Authorization", "Basic " + base64.b64encode(AUTH.encode()).decode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
+    incoming, output, run_dir = tmp_path / "incoming", tmp_path / "output", tmp_path / "cluster"
+    incoming.mkdir()
+    redis_port, flower_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "VTRACK_SCAN_SOURCES": str(incoming),
+        "VTRACK_SCAN_SCHEDULE": "1",
+        "VTRACK_SCAN_MIN_AGE": "0.5",
+        "VTRACK_SCAN_SIDECAR_ANNOTATIONS": "true",
+        "VTRACK_BACKEND": "file",
+        "VTRACK_INPUT_ROOTS": str(incoming),
+        "VTRACK_OUTPUT_ROOT": str(output),
+        "VTRACK_ANNOTATION_ROOT": str(output),
+        "VTRACK_POLL_INITIAL_DELAY": "0.2",
+        "FLOWER_BASIC_AUTH": AUTH,
+    }
+    start = [
+        sys.executable, "-m", "tasks.cli", "cluster", "start", "--dir", str(run_dir),
+        "--redis-port", str(redis_port), "--flower-port", str(flower_port),
+    ]  # fmt: skip
+    cluster = Cluster(run_dir)
+    try:
+        started = subprocess.run(
+            start, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert started.returncode == 0, started.stderr
+        assert set(cluster.running()) == {
+            "redis", "worker-annotate", "worker-render", "beat", "flower",
+        }  # fmt: skip
+
+        video = drop_video(incoming)  # nobody submits it
+        manifest_path = output / f"{video.name}.manifest.json"
+        deadline = time.monotonic() + 90
+        while not manifest_path.is_file():
+            assert time.monotonic() < deadline, (run_dir / "logs" / "beat.log").read_text()
+            time.sleep(0.5)
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["status"] == "completed" and len(manifest["objects"]) == 2
+        job_id = manifest["job_id"]
+
+        time.sleep(1.5)  # the last task events reach Flower
+        tasks = flower_tasks(flower_port).values()
+        of_job = {
+            (task["name"], task["state"])
+            for task in tasks
+            if task["uuid"] == job_id or job_id in f"{task.get('args')}{task.get('kwargs')}"
+        }
+        assert of_job == {
+            ("vtrack.annotate", "SUCCESS"),
+            ("vtrack.render_object", "SUCCESS"),
+            ("vtrack.assemble_summary", "SUCCESS"),
+        }
+        scans = [t for t in tasks if t["name"] == "vtrack.scan_source"]
+        assert any(job_id in str(t["result"]) for t in scans), "the job came from a beat scan"
+        renders = [t for t in tasks if t["name"] == "vtrack.render_object"]
+        assert {t["worker"] for t in renders} == {next(iter(renders))["worker"]}
+        assert next(iter(renders))["worker"].startswith("render@")
+    finally:
+        pids = cluster.pids()
+        stopped = subprocess.run(
+            [sys.executable, "-m", "tasks.cli", "cluster", "stop", "--dir", str(run_dir)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert stopped.returncode == 0, stopped.stderr
+    assert pids and not any(_alive(pid) for pid in pids.values())

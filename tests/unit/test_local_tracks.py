@@ -1,0 +1,175 @@
+"""Tracking, the offline fragment merge, segment planning and stitching (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workers.annotations import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.errors import ConfigurationError
+from workers.local.detector import Detections
+from workers.local.merge import merge_fragments
+from workers.local.segments import plan_segments, stitch_tracks
+from workers.local.tracking import (
+    TRACKERS,
+    YOLOV3_TINY_THRESHOLDS,
+    make_tracker,
+    track_detections,
+)
+from workers.video import VideoInfo
+
+STEP = 0.1  # seconds between processed frames
+
+
+def moving_box(time: float, start_x: float, speed: float = 0.05, y: float = 0.3) -> NormalizedBox:
+    left = start_x + speed * time
+    return NormalizedBox(left, y, left + 0.15, y + 0.3)
+
+
+def track(
+    description: str,
+    times: list[float],
+    start_x: float,
+    *,
+    track_id: int = 1,
+    confidence: float = 0.5,
+    speed: float = 0.05,
+) -> ObjectTrack:
+    frames = tuple(TrackedFrame(t, moving_box(t, start_x, speed)) for t in times)
+    return ObjectTrack(
+        entity=Entity(description=description),
+        confidence=confidence,
+        segment=Segment(times[0], times[-1]),
+        frames=frames,
+        track_id=track_id,
+    )
+
+
+def moments(start: float, end: float) -> list[float]:
+    return [round(start + STEP * i, 3) for i in range(round((end - start) / STEP) + 1)]
+
+
+# --- tracking ---------------------------------------------------------------------------
+
+
+def _two_walkers(count: int, miss: set[int] = frozenset()) -> list[tuple[float, Detections]]:
+    frames = []
+    for index in range(count):
+        time = index * STEP
+        boxes = [moving_box(time, 0.05), moving_box(time, 0.6, speed=-0.02)]
+        keep = [0, 1] if index not in miss else [1]
+        frames.append(
+            (
+                time,
+                Detections(
+                    boxes=np.array([[b.left, b.top, b.right, b.bottom] for b in boxes])[keep],
+                    scores=np.array([0.5, 0.6])[keep],
+                    class_ids=np.array([0, 16])[keep],
+                ),
+            )
+        )
+    return frames
+
+
+@pytest.mark.parametrize("name", sorted(TRACKERS))
+def test_every_tracker_follows_two_objects_with_one_id_each(name: str) -> None:
+    tracker = make_tracker(name, YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(_two_walkers(20), tracker, frame_size=(640, 360))
+    assert len(tracks) == 2
+    assert sorted(t.majority_class() for t in tracks) == [0, 16]
+    for found in tracks:
+        assert found.times == sorted(found.times)
+        assert len(found.times) >= 17  # trackers that confirm later may miss the first frames
+
+
+def test_bytetrack_keeps_the_first_frame_and_low_scores_start_tracks() -> None:
+    # Scores of 0.5 and 0.6 never start a track with the library's default threshold (0.7).
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(_two_walkers(10, miss={4}), tracker, frame_size=(640, 360))
+    assert len(tracks) == 2
+    person = next(t for t in tracks if t.majority_class() == 0)
+    assert person.times[0] == 0.0 and len(person.times) == 9  # frame 4 had no detection
+    assert person.mean_score == pytest.approx(0.5)
+
+
+def test_an_unknown_tracker_name_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"VTRACK_TRACKER.*bytetrack"):
+        make_tracker("deepsort", YOLOV3_TINY_THRESHOLDS, frame_rate=10)
+
+
+# --- merging fragments ------------------------------------------------------------------
+
+
+def test_fragments_of_one_object_with_a_short_gap_become_one_track() -> None:
+    first = track("dog", moments(0.0, 2.0), 0.1, track_id=1, confidence=0.4)
+    second = track("dog", moments(2.8, 5.0), 0.1, track_id=7, confidence=0.7)
+    merged = merge_fragments([second, first])
+    assert len(merged) == 1
+    joined = merged[0]
+    assert joined.segment == Segment(0.0, 5.0) and joined.track_id == 1
+    assert joined.frame_count == first.frame_count + second.frame_count
+    expected = (0.4 * first.frame_count + 0.7 * second.frame_count) / joined.frame_count
+    assert joined.confidence == pytest.approx(expected)
+
+
+def test_fragments_are_not_joined_across_classes_places_or_long_gaps() -> None:
+    person = track("person", moments(0.0, 2.0), 0.1)
+    other_class = track("dog", moments(2.2, 4.0), 0.1)
+    elsewhere = track("person", moments(2.2, 4.0), 0.7)
+    much_later = track("person", moments(6.0, 8.0), 0.1)
+    assert len(merge_fragments([person, other_class, elsewhere, much_later])) == 4
+
+
+def test_two_objects_side_by_side_stay_two() -> None:
+    left = track("person", moments(0.0, 4.0), 0.1, speed=0.0)
+    right = track("person", moments(0.0, 4.0), 0.5, speed=0.0)
+    assert len(merge_fragments([left, right])) == 2
+
+
+def test_a_short_duplicate_inside_a_track_is_absorbed() -> None:
+    main = track("dog", moments(0.0, 3.0), 0.2)
+    duplicate = track("dog", moments(1.0, 1.2), 0.2, track_id=5)
+    merged = merge_fragments([main, duplicate])
+    assert len(merged) == 1 and merged[0].frame_count == main.frame_count
+
+
+# --- segments ----------------------------------------------------------------------------
+
+
+def info(duration: float) -> VideoInfo:
+    return VideoInfo(duration=duration, fps=30.0, width=640, height=360, frame_count=0)
+
+
+def test_a_short_video_is_one_segment() -> None:
+    assert plan_segments(info(9.6), 30.0, 2.0) == [Segment(0.0, 9.6)]
+    assert plan_segments(info(45.0), 30.0, 2.0) == [Segment(0.0, 45.0)]
+
+
+def test_a_long_video_is_cut_into_equal_overlapping_segments() -> None:
+    segments = plan_segments(info(100.0), 30.0, 2.0)
+    assert [s.start for s in segments] == pytest.approx([0.0, 25.0, 50.0, 75.0])
+    assert [s.end for s in segments] == pytest.approx([27.0, 52.0, 77.0, 100.0])
+
+
+def test_a_track_crossing_a_boundary_comes_out_as_one_object() -> None:
+    # Segment A is 0..6 s, B is 5..10 s: both saw the dog walking through the overlap.
+    a, b = Segment(0.0, 6.0), Segment(5.0, 10.0)
+    dog_in_a = track("dog", moments(2.0, 6.0), 0.1, track_id=3)
+    dog_in_b = track("dog", moments(5.0, 9.0), 0.1, track_id=1)
+    person_in_a = track("person", moments(0.0, 6.0), 0.6, track_id=1, speed=0.0)
+    person_in_b = track("person", moments(5.0, 10.0), 0.6, track_id=2, speed=0.0)
+    stitched = stitch_tracks([(b, [dog_in_b, person_in_b]), (a, [person_in_a, dog_in_a])], 1.0)
+    assert len(stitched) == 2
+    dog = next(t for t in stitched if t.entity.description == "dog")
+    times = [frame.time for frame in dog.frames]
+    assert times == moments(2.0, 9.0)  # every moment once: no doubled overlap
+    assert dog.segment == Segment(2.0, 9.0)
+    assert sorted(t.track_id for t in stitched) == [1, 2]
+
+
+def test_tracks_that_only_touch_one_side_of_the_boundary_are_not_stitched() -> None:
+    a, b = Segment(0.0, 6.0), Segment(5.0, 10.0)
+    leaves = track("person", moments(1.0, 5.2), 0.1)
+    arrives_elsewhere = track("person", moments(5.6, 9.0), 0.7)
+    stitched = stitch_tracks([(a, [leaves]), (b, [arrives_elsewhere])], 1.0)
+    assert len(stitched) == 2

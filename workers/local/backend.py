@@ -1,0 +1,335 @@
+"""The local tracking backend: detect, track, stitch and merge, with no network and no GPU.
+
+The Celery layer calls, in order:
+
+1. :func:`plan_segments` (re-exported) to cut a video into time segments;
+2. :func:`track_segment` once per segment, in parallel across workers;
+3. :func:`stitch_segments` to join the segments' tracks into the final annotation.
+
+:func:`track_video` does all three in one process. Each worker process loads its detector
+once (:func:`load_detector`, or :func:`warm_up` from a process-init hook) and reuses it.
+
+The result uses the same model as the Google backend: one :class:`ObjectTrack` per object,
+its entity description the COCO class the detector gave most often over the track, its
+confidence the mean detection score over the track, one frame per processed frame in
+which the object was seen, times from the container's timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.annotations import (
+    Entity,
+    NormalizedBox,
+    ObjectTrack,
+    Segment,
+    TrackedFrame,
+    VideoAnnotation,
+)
+from workers.errors import ConfigurationError
+from workers.local.darknet_onnx import convert_darknet, save_model_atomically
+from workers.local.detector import DetectionThresholds, YoloDetector
+from workers.local.merge import MergeRules, merge_fragments
+from workers.local.model_files import (
+    DEFAULT_WEIGHTS_URL,
+    HOW_TO_PROVIDE_A_MODEL,
+    PACKAGE_WITH_WEIGHTS,
+    YOLOV3_TINY_WEIGHTS_SHA256,
+    cached_or_downloaded_darknet_files,
+    cfg_url_beside,
+    default_cache_dir,
+    official_tiny_cfg,
+    packaged_darknet_files,
+    verify_sha256,
+)
+from workers.local.segments import StitchRules, plan_segments, renumber, stitch_tracks
+from workers.local.tracking import (
+    DEFAULT_TRACKER,
+    ULTRALYTICS_THRESHOLDS,
+    YOLOV3_TINY_THRESHOLDS,
+    RawTrack,
+    TrackCollector,
+    TrackerThresholds,
+    make_tracker,
+)
+from workers.video import iter_frames, probe_video
+
+__all__ = [
+    "LocalTrackingOptions",
+    "ensure_default_model",
+    "load_detector",
+    "plan_segments",
+    "stitch_segments",
+    "track_segment",
+    "track_video",
+    "warm_up",
+]
+
+# Bump when the converter's output changes, so cached conversions are redone.
+CONVERTER_VERSION = 2
+DEFAULT_MODEL_STEM = "yolov3-tiny"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrackingOptions:
+    """Settings of the local backend; JSON-friendly so they can travel in task messages.
+
+    ``detector_model``: an ONNX file in the Ultralytics YOLOv8/YOLO11 layout; None uses the
+    default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
+    ``model_url``: where the default weights may be downloaded from when no installed copy
+    is found; empty disables downloading.
+    ``tracker``: a name in :data:`workers.local.tracking.TRACKERS`.
+    ``process_fps``: frames processed per second of video; None processes every frame.
+    Lower is faster and coarser (10 on a 30 fps video is every third frame).
+    ``confidence_threshold`` / ``track_activation_threshold``: None picks the detector
+    model's own values (see :mod:`workers.local.tracking`).
+    ``inference_threads``: onnxruntime threads per process; None lets onnxruntime use
+    every core (set 1 when several worker processes share a machine).
+    ``min_track_frames``: tracks seen in fewer processed frames are not reported.
+    """
+
+    detector_model: str | None = None
+    model_cache_dir: str | None = None
+    model_url: str | None = DEFAULT_WEIGHTS_URL
+    tracker: str = DEFAULT_TRACKER
+    process_fps: float | None = 10.0
+    confidence_threshold: float | None = None
+    track_activation_threshold: float | None = None
+    nms_iou: float = 0.45
+    containment: float = 0.8
+    inference_threads: int | None = None
+    merge_max_gap_seconds: float = 2.0
+    min_track_frames: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalTrackingOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+# --- the detector model ---------------------------------------------------------------
+
+
+def ensure_default_model(
+    cache_dir: Path, *, weights_url: str | None, package: str | None = PACKAGE_WITH_WEIGHTS
+) -> Path:
+    """The converted default model in ``cache_dir``, converting (and downloading) if needed."""
+    target = (
+        cache_dir
+        / f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-{YOLOV3_TINY_WEIGHTS_SHA256[:12]}.onnx"
+    )
+    if target.is_file():
+        return target
+    files = packaged_darknet_files(package) if package else None
+    if files is not None:
+        verify_sha256(files.weights, YOLOV3_TINY_WEIGHTS_SHA256)
+    else:
+        files = cached_or_downloaded_darknet_files(
+            cache_dir, weights_url=weights_url or None, cfg_url=cfg_url_beside(weights_url)
+        )
+    cfg_text = official_tiny_cfg(files.cfg.read_text(encoding="utf-8"))
+    return save_model_atomically(convert_darknet(files, cfg_text), target)
+
+
+def resolve_model_path(options: LocalTrackingOptions) -> Path:
+    """The ONNX file ``options`` select, made ready for use."""
+    if options.detector_model:
+        path = Path(options.detector_model).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(
+                f"VTRACK_DETECTOR_MODEL: {path} does not exist; {HOW_TO_PROVIDE_A_MODEL}"
+            )
+        return path
+    return ensure_default_model(
+        default_cache_dir(options.model_cache_dir), weights_url=options.model_url
+    )
+
+
+_detectors: dict[tuple[str, int | None], YoloDetector] = {}
+_detectors_lock = threading.Lock()
+
+
+def load_detector(options: LocalTrackingOptions) -> YoloDetector:
+    """This process's detector for ``options`` (loaded once, then reused)."""
+    path = resolve_model_path(options)
+    key = (str(path.resolve()), options.inference_threads)
+    with _detectors_lock:
+        if key not in _detectors:
+            _detectors[key] = YoloDetector(path, inference_threads=options.inference_threads)
+        return _detectors[key]
+
+
+def warm_up(options: LocalTrackingOptions) -> YoloDetector:
+    """Load the detector and run it once, so a worker's first task pays no start-up cost."""
+    detector = load_detector(options)
+    blank = np.zeros((detector.input_height, detector.input_width, 3), dtype=np.uint8)
+    detector.detect(blank, detection_thresholds(options, detector))
+    return detector
+
+
+def _is_default_model(detector: YoloDetector) -> bool:
+    source = detector.session.get_modelmeta().custom_metadata_map.get("source", "")
+    return source.startswith("darknet")
+
+
+def detection_thresholds(
+    options: LocalTrackingOptions, detector: YoloDetector
+) -> DetectionThresholds:
+    default_confidence = 0.15 if _is_default_model(detector) else 0.25
+    return DetectionThresholds(
+        confidence=options.confidence_threshold
+        if options.confidence_threshold is not None
+        else default_confidence,
+        nms_iou=options.nms_iou,
+        containment=options.containment,
+    )
+
+
+def tracker_thresholds(options: LocalTrackingOptions, detector: YoloDetector) -> TrackerThresholds:
+    base = YOLOV3_TINY_THRESHOLDS if _is_default_model(detector) else ULTRALYTICS_THRESHOLDS
+    if options.track_activation_threshold is None:
+        return base
+    return TrackerThresholds(
+        activation=options.track_activation_threshold,
+        high_confidence=options.track_activation_threshold,
+        match_iou=base.match_iou,
+        lost_seconds=base.lost_seconds,
+        confirm_frames=base.confirm_frames,
+    )
+
+
+# --- tracking -------------------------------------------------------------------------
+
+
+def _object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
+    class_id = track.majority_class()
+    frames = tuple(
+        TrackedFrame(time=time, box=NormalizedBox(*(float(v) for v in box)).clipped())
+        for time, box in zip(track.times, track.boxes, strict=True)
+    )
+    return ObjectTrack(
+        entity=Entity(entity_id=str(class_id), description=class_names[class_id]),
+        confidence=track.mean_score,
+        segment=Segment(track.times[0], track.times[-1]),
+        frames=frames,
+        track_id=track.track_id,
+    )
+
+
+def track_segment(
+    video_path: Path,
+    segment: Segment,
+    options: LocalTrackingOptions,
+    *,
+    input_uri: str | None = None,
+) -> VideoAnnotation:
+    """Detect and track the objects in one time segment of a video.
+
+    Objects carry the tracker's ids (unique within this segment only); times are absolute
+    in the video. Raises :class:`workers.errors.VideoError` for an unreadable video and
+    :class:`ConfigurationError` for a model problem.
+    """
+    video_path = Path(video_path)
+    info = probe_video(video_path)
+    detector = load_detector(options)
+    rate = options.process_fps if options.process_fps and options.process_fps < info.fps else None
+    tracker = make_tracker(
+        options.tracker, tracker_thresholds(options, detector), rate or info.fps or 30.0
+    )
+    thresholds = detection_thresholds(options, detector)
+    collector = TrackCollector(tracker)
+    last_slot: int | None = None
+    for frame in iter_frames(
+        video_path,
+        start=segment.start,
+        end=segment.end,
+        max_width=max(detector.input_width, detector.input_height),
+    ):
+        if rate:
+            # One frame per 1/rate slot of the whole video, not of the segment, so that
+            # overlapping segments process the very frames a single pass would.
+            slot = math.floor(frame.time * rate + 1e-6)
+            if slot == last_slot:
+                continue
+            last_slot = slot
+        detections = detector.detect(frame.image, thresholds)
+        height, width = frame.image.shape[:2]
+        collector.update(frame.time, detections, (width, height), frame.image)
+    objects = tuple(
+        _object_track(track, detector.class_names) for track in collector.finished_tracks()
+    )
+    return VideoAnnotation(
+        input_uri=input_uri if input_uri is not None else str(video_path),
+        objects=objects,
+        segment=segment,
+    )
+
+
+def stitch_segments(
+    parts: Sequence[tuple[Segment, VideoAnnotation]],
+    overlap_seconds: float,
+    *,
+    options: LocalTrackingOptions | None = None,
+    input_uri: str | None = None,
+) -> VideoAnnotation:
+    """Join the segments' tracks across boundaries, merge fragments, and finish the result.
+
+    ``overlap_seconds`` is the overlap the segments were planned with; tracks are matched
+    across a boundary only in that stretch. Track ids are renumbered 1, 2, ... in order of
+    first appearance. A video with no detections gives an annotation with no objects.
+    """
+    options = options or LocalTrackingOptions()
+    if not parts:
+        return VideoAnnotation(input_uri=input_uri or "", objects=(), segment=None)
+    ordered = sorted(parts, key=lambda part: part[0].start)
+    segments = [segment for segment, _ in ordered]
+    stitched = stitch_tracks(
+        [(segment, annotation.objects) for segment, annotation in ordered],
+        overlap_seconds,
+        StitchRules(),
+    )
+    merged = merge_fragments(stitched, MergeRules(max_gap_seconds=options.merge_max_gap_seconds))
+    kept = [track for track in merged if track.frame_count >= options.min_track_frames]
+    return VideoAnnotation(
+        input_uri=input_uri if input_uri is not None else ordered[0][1].input_uri,
+        objects=tuple(renumber(kept)),
+        segment=Segment(segments[0].start, max(segment.end for segment in segments)),
+    )
+
+
+def track_video(
+    video_path: Path,
+    options: LocalTrackingOptions | None = None,
+    *,
+    segment_seconds: float | None = None,
+    overlap_seconds: float = 2.0,
+    input_uri: str | None = None,
+) -> VideoAnnotation:
+    """Track a whole video in this process: plan, track each segment, stitch.
+
+    With ``segment_seconds`` None the video is one segment (one tracker pass).
+    """
+    options = options or LocalTrackingOptions()
+    video_path = Path(video_path)
+    info = probe_video(video_path)
+    segments = (
+        [Segment(0.0, info.duration)]
+        if segment_seconds is None
+        else plan_segments(info, segment_seconds, overlap_seconds)
+    )
+    parts = [
+        (segment, track_segment(video_path, segment, options, input_uri=input_uri))
+        for segment in segments
+    ]
+    return stitch_segments(parts, overlap_seconds, options=options, input_uri=input_uri)

@@ -1,0 +1,210 @@
+"""The offline pass that joins fragments of one object into one track.
+
+A live tracker must decide at once; vtrack tracks files, so after tracking it can look at
+every track together. An online tracker breaks one real object into several tracks when
+the detector misses it for a while or its box jumps (YOLOv3-tiny's boxes for one dog
+change size by half from one frame to the next). Two tracks of the same class are joined
+when they are (almost) never seen at the same moment and, at every point where the
+object passes from one track to the other, the time gap is short and the boxes line up:
+one box, moved at its track's recent speed to the other's time, lies mostly inside the
+other (intersection over the smaller box, which tolerates the detector's size jumps).
+A short track seen only at moments another track of its class was also seen, with its
+box inside the other's, is a duplicate and is absorbed the same way.
+
+Joining is greedy, best pair first (closest in time, then best aligned), repeated until
+no pair qualifies, so chains of fragments become one track.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workers.annotations import NormalizedBox, ObjectTrack, Segment, TrackedFrame
+
+_SAME_MOMENT = 1e-3  # seconds: two frames this close are the same video frame
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRules:
+    """When two fragments are one object.
+
+    ``max_gap_seconds``: the longest time the object may go unseen between the fragments.
+    Longer bridges long occlusions; it also risks joining two different objects of one
+    class that pass the same place.
+    ``max_overlap_seconds``: how long two fragments may both be seen at the same moments
+    and still be joined (a tracker sometimes starts the new id before dropping the old).
+    ``min_alignment``: the least share of the smaller box inside the other where the
+    fragments meet. Lower joins across bigger jumps; higher keeps nearby objects apart.
+    ``max_area_ratio``: boxes whose areas differ more than this never align.
+    ``velocity_window_seconds``: how much of a fragment near the meeting point is used to
+    estimate its speed.
+    ``max_extrapolation_seconds``: a box is moved at its speed for at most this long;
+    beyond it, the object is assumed to have stopped.
+    """
+
+    max_gap_seconds: float = 2.0
+    max_overlap_seconds: float = 0.3
+    min_alignment: float = 0.5
+    max_area_ratio: float = 10.0
+    velocity_window_seconds: float = 0.5
+    max_extrapolation_seconds: float = 1.0
+
+
+def alignment(first: NormalizedBox, second: NormalizedBox, max_area_ratio: float) -> float:
+    """Share of the smaller box inside the larger (0 when their sizes are too different)."""
+    smaller, larger = sorted((first.area, second.area))
+    if smaller <= 0 or larger / smaller > max_area_ratio:
+        return 0.0
+    return first.intersection(second) / smaller
+
+
+def _centre_velocity(
+    frames: Sequence[TrackedFrame], index: int, rules: MergeRules
+) -> tuple[float, float]:
+    """Speed of the box centre (per second) over the frames within the window around ``index``."""
+    time = frames[index].time
+    near = [frame for frame in frames if abs(frame.time - time) <= rules.velocity_window_seconds]
+    elapsed = near[-1].time - near[0].time
+    if elapsed <= 0:
+        return 0.0, 0.0
+    first, last = near[0].box, near[-1].box
+    return (
+        ((last.left + last.right) - (first.left + first.right)) / 2 / elapsed,
+        ((last.top + last.bottom) - (first.top + first.bottom)) / 2 / elapsed,
+    )
+
+
+def _shifted(box: NormalizedBox, velocity: tuple[float, float], seconds: float) -> NormalizedBox:
+    dx, dy = velocity[0] * seconds, velocity[1] * seconds
+    return NormalizedBox(box.left + dx, box.top + dy, box.right + dx, box.bottom + dy)
+
+
+def _handover_alignment(
+    a: ObjectTrack, a_index: int, b: ObjectTrack, b_index: int, rules: MergeRules
+) -> float:
+    """How well the box of ``a`` at ``a_index`` and of ``b`` at ``b_index`` are one object."""
+    a_frame, b_frame = a.frames[a_index], b.frames[b_index]
+    span = b_frame.time - a_frame.time
+    span = max(-rules.max_extrapolation_seconds, min(rules.max_extrapolation_seconds, span))
+    a_moved = _shifted(a_frame.box, _centre_velocity(a.frames, a_index, rules), span)
+    b_moved = _shifted(b_frame.box, _centre_velocity(b.frames, b_index, rules), -span)
+    return max(
+        alignment(a_frame.box, b_frame.box, rules.max_area_ratio),
+        alignment(a_moved, b_frame.box, rules.max_area_ratio),
+        alignment(a_frame.box, b_moved, rules.max_area_ratio),
+    )
+
+
+def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> float | None:
+    """How surely two tracks are one object (higher is surer), or None if they are not.
+
+    The two tracks' frames are laid out on one time line; every place where the line
+    passes from one track to the other is a handover, which must be short and aligned.
+    """
+    if first.entity.description != second.entity.description:
+        return None
+    if not first.frames or not second.frames:
+        return None
+    if second.first_time - first.last_time > rules.max_gap_seconds:
+        return None
+    if first.first_time - second.last_time > rules.max_gap_seconds:
+        return None
+    timeline = sorted(
+        [(frame.time, 0, index) for index, frame in enumerate(first.frames)]
+        + [(frame.time, 1, index) for index, frame in enumerate(second.frames)]
+    )
+    tracks = (first, second)
+    together: list[tuple[int, int]] = []  # (index in first, index in second) at one moment
+    worst_alignment = 1.0
+    longest_gap = 0.0
+    handovers = 0
+    for (time, owner, index), (next_time, next_owner, next_index) in itertools.pairwise(timeline):
+        if owner == next_owner:
+            continue
+        gap = next_time - time
+        if gap <= _SAME_MOMENT:
+            together.append((index, next_index) if owner == 0 else (next_index, index))
+            continue
+        handovers += 1
+        longest_gap = max(longest_gap, gap)
+        if gap > rules.max_gap_seconds:
+            return None
+        worst_alignment = min(
+            worst_alignment,
+            _handover_alignment(tracks[owner], index, tracks[next_owner], next_index, rules),
+        )
+    if together:
+        times = [first.frames[i].time for i, _ in together]
+        if max(times) - min(times) > rules.max_overlap_seconds:
+            return None
+        for i, j in together:  # a short duplicate: both boxes must be the same object
+            worst_alignment = min(
+                worst_alignment,
+                alignment(first.frames[i].box, second.frames[j].box, rules.max_area_ratio),
+            )
+    if (handovers == 0 and not together) or worst_alignment < rules.min_alignment:
+        return None
+    # Prefer the pair closest in time, then the best aligned.
+    return worst_alignment - longest_gap / max(rules.max_gap_seconds, 1e-9)
+
+
+def join_tracks(first: ObjectTrack, second: ObjectTrack) -> ObjectTrack:
+    """One track with the frames of both (at a moment both saw, the longer track's box).
+
+    The confidence is the mean of the two weighted by frame counts, so it stays the mean
+    detection score over the frames when each part's confidence is.
+    """
+    main, other = (first, second) if first.frame_count >= second.frame_count else (second, first)
+    main_times = [frame.time for frame in main.frames]
+    extra = [
+        frame
+        for frame in other.frames
+        if not any(abs(frame.time - time) <= _SAME_MOMENT for time in main_times)
+    ]
+    frames = tuple(sorted((*main.frames, *extra), key=lambda frame: frame.time))
+    total = first.frame_count + second.frame_count
+    confidence = (
+        (first.confidence * first.frame_count + second.confidence * second.frame_count) / total
+        if total
+        else 0.0
+    )
+    earliest = first if first.first_time <= second.first_time else second
+    return ObjectTrack(
+        entity=main.entity,
+        confidence=confidence,
+        segment=Segment(frames[0].time, frames[-1].time),
+        frames=frames,
+        track_id=earliest.track_id,
+    )
+
+
+def merge_fragments(
+    tracks: Sequence[ObjectTrack], rules: MergeRules | None = None
+) -> list[ObjectTrack]:
+    """``tracks`` with fragments of one object joined (see the module doc), in time order."""
+    rules = rules or MergeRules()
+    current = sorted(tracks, key=lambda track: (track.first_time, track.track_id or 0))
+    while True:
+        best: tuple[float, int, int] | None = None
+        for i in range(len(current)):
+            for j in range(i + 1, len(current)):
+                score = join_score(current[i], current[j], rules)
+                if score is not None and (best is None or score > best[0]):
+                    best = (score, i, j)
+        if best is None:
+            return current
+        _, i, j = best
+        joined = join_tracks(current[i], current[j])
+        current = [track for k, track in enumerate(current) if k not in (i, j)] + [joined]
+        current.sort(key=lambda track: (track.first_time, track.track_id or 0))
+
+
+def majority_description(parts: Sequence[tuple[str, int]]) -> str:
+    """The description with the most frames among ``(description, frame_count)`` parts."""
+    votes: Counter[str] = Counter()
+    for description, count in parts:
+        votes[description] += count
+    return votes.most_common(1)[0][0] if votes else ""

@@ -1,0 +1,208 @@
+"""Turn per-frame detections into tracks with Roboflow's ``trackers`` library.
+
+Trackers are chosen by name from :data:`TRACKERS` (ByteTrack by default). Their thresholds
+come from :class:`TrackerThresholds`, set per detector model: the library's defaults suit
+strong detectors (ByteTrack starts tracks only at score 0.7), while YOLOv3-tiny scores a
+clearly visible dog 0.2 to 0.7, so with the defaults some real objects never get a track.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracker
+from trackers.core.base import BaseTracker
+
+from workers.errors import ConfigurationError
+from workers.local.detector import Detections
+
+TRACKERS: dict[str, type[BaseTracker]] = {
+    "bytetrack": ByteTrackTracker,
+    "ocsort": OCSORTTracker,
+    "botsort": BoTSORTTracker,
+    "sort": SORTTracker,
+}
+DEFAULT_TRACKER = "bytetrack"
+
+# The library counts its lost-track buffer in frames of a 30 fps video.
+_LIBRARY_BUFFER_FPS = 30.0
+_FIRST_DETECTION_MIN_IOU = 0.3
+
+
+def _iou(first: np.ndarray, second: np.ndarray) -> float:
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    intersection = max(0.0, float(width)) * max(0.0, float(height))
+    union = (
+        (first[2] - first[0]) * (first[3] - first[1])
+        + (second[2] - second[0]) * (second[3] - second[1])
+        - intersection
+    )
+    return intersection / float(union) if union > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerThresholds:
+    """How the tracker treats detections of one detector model.
+
+    ``activation``: the lowest score that starts a new track. Lower finds objects the
+    detector is unsure of; higher keeps false detections from becoming tracks.
+    ``high_confidence``: detections at or above it are matched first (and may start tracks);
+    those below only extend existing tracks (ByteTrack's second stage).
+    ``match_iou``: the least IoU between a track's predicted box and a detection to match
+    them. Lower follows fast motion at low processing rates; higher avoids swaps.
+    ``lost_seconds``: how long an unseen track is kept for re-identification. Longer bridges
+    occlusions; shorter avoids a stale track grabbing a new object.
+    ``confirm_frames``: processed frames in a row before a track gets an id. More drops
+    flickering false detections; fewer keeps short appearances.
+    """
+
+    activation: float
+    high_confidence: float
+    match_iou: float = 0.2
+    lost_seconds: float = 2.0
+    confirm_frames: int = 1
+
+
+# Measured on the shared clips (see docs/local-backend.md).
+YOLOV3_TINY_THRESHOLDS = TrackerThresholds(activation=0.35, high_confidence=0.35)
+ULTRALYTICS_THRESHOLDS = TrackerThresholds(activation=0.45, high_confidence=0.45)
+
+
+@dataclass
+class RawTrack:
+    """Everything one tracker id was matched to, in processing order."""
+
+    track_id: int
+    times: list[float] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)  # normalized left, top, right, bottom
+    scores: list[float] = field(default_factory=list)
+    class_ids: list[int] = field(default_factory=list)
+
+    def majority_class(self) -> int:
+        """The class the detector gave most often (ties: the higher summed score)."""
+        votes = Counter(self.class_ids)
+        score_sums: Counter[int] = Counter()
+        for class_id, score in zip(self.class_ids, self.scores, strict=True):
+            score_sums[class_id] += score
+        return max(votes, key=lambda class_id: (votes[class_id], score_sums[class_id]))
+
+    @property
+    def mean_score(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else 0.0
+
+
+def make_tracker(name: str, thresholds: TrackerThresholds, frame_rate: float) -> BaseTracker:
+    """A fresh tracker ``name`` set up with ``thresholds`` for frames ``frame_rate`` per second."""
+    tracker_class = TRACKERS.get(name.lower())
+    if tracker_class is None:
+        raise ConfigurationError(
+            f"VTRACK_TRACKER: unknown tracker '{name}' (choose one of {', '.join(TRACKERS)})"
+        )
+    wanted = {
+        "frame_rate": frame_rate,
+        "lost_track_buffer": max(1, round(thresholds.lost_seconds * _LIBRARY_BUFFER_FPS)),
+        "track_activation_threshold": thresholds.activation,
+        "high_conf_det_threshold": thresholds.high_confidence,
+        "minimum_iou_threshold": thresholds.match_iou,
+        "minimum_iou_threshold_first_assoc": thresholds.match_iou,
+        "minimum_consecutive_frames": thresholds.confirm_frames,
+    }
+    accepted = inspect.signature(tracker_class.__init__).parameters
+    return tracker_class(**{key: value for key, value in wanted.items() if key in accepted})
+
+
+def tracker_wants_frames(tracker: BaseTracker) -> bool:
+    """Whether the tracker uses the image itself (BoT-SORT's camera motion compensation)."""
+    return getattr(tracker, "enable_cmc", False) is True
+
+
+class TrackCollector:
+    """Feeds one frame's detections at a time to a tracker and collects the tracks."""
+
+    def __init__(self, tracker: BaseTracker) -> None:
+        self.tracker = tracker
+        self.tracks: dict[int, RawTrack] = {}
+        self._wants_frames = tracker_wants_frames(tracker)
+        # Detections of the previous frame that got no id: a track's first detection is
+        # among them (the library gives an id only from a track's second frame).
+        self._unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
+
+    def update(
+        self,
+        time: float,
+        detections: Detections,
+        frame_size: tuple[int, int],
+        image: np.ndarray | None = None,
+    ) -> None:
+        """Track one processed frame; ``frame_size`` is ``(width, height)`` in pixels."""
+        width, height = frame_size
+        scale = np.array([width, height, width, height], dtype=np.float32)
+        supervision_detections = sv.Detections(
+            xyxy=(detections.boxes * scale).astype(np.float32).reshape(-1, 4),
+            confidence=detections.scores.astype(np.float32),
+            class_id=detections.class_ids.astype(int),
+        )
+        with warnings.catch_warnings():
+            # The library warns about duplicate timestamps; the decoder never repeats one.
+            warnings.simplefilter("ignore", UserWarning)
+            tracked = self.tracker.update(
+                supervision_detections,
+                frame=image if self._wants_frames else None,
+                timestamp=time,
+            )
+        unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
+        for index, track_id in enumerate(
+            tracked.tracker_id if tracked.tracker_id is not None else ()
+        ):
+            box = tracked.xyxy[index] / scale
+            score, class_id = float(tracked.confidence[index]), int(tracked.class_id[index])
+            if track_id < 0:
+                unconfirmed.append((time, box, score, class_id))
+                continue
+            track = self.tracks.get(int(track_id))
+            if track is None:
+                track = self.tracks[int(track_id)] = RawTrack(track_id=int(track_id))
+                self._claim_first_detection(track, box, class_id)
+            track.times.append(time)
+            track.boxes.append(box)
+            track.scores.append(score)
+            track.class_ids.append(class_id)
+        self._unconfirmed = unconfirmed
+
+    def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
+        """Give a new track the previous frame's unclaimed detection it most likely grew from."""
+        best, best_iou = None, _FIRST_DETECTION_MIN_IOU
+        for position, candidate in enumerate(self._unconfirmed):
+            if candidate[3] != class_id:
+                continue
+            overlap = _iou(candidate[1], box)
+            if overlap >= best_iou:
+                best, best_iou = position, overlap
+        if best is not None:
+            best = self._unconfirmed.pop(best)
+            track.times.append(best[0])
+            track.boxes.append(best[1])
+            track.scores.append(best[2])
+            track.class_ids.append(best[3])
+
+    def finished_tracks(self) -> list[RawTrack]:
+        return sorted(self.tracks.values(), key=lambda track: (track.times[0], track.track_id))
+
+
+def track_detections(
+    frames: Iterable[tuple[float, Detections]],
+    tracker: BaseTracker,
+    frame_size: tuple[int, int],
+) -> list[RawTrack]:
+    """Track a sequence of ``(time, detections)`` (no images: for trackers that need none)."""
+    collector = TrackCollector(tracker)
+    for time, detections in frames:
+        collector.update(time, detections, frame_size)
+    return collector.finished_tracks()
