@@ -25,7 +25,11 @@ SHARED_VIDEOS = SHARED_DATA / "videos"
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))
-BROKER_DB, RESULTS_DB = 11, 12
+# Two Redis databases of their own; another test session running at the same time on this
+# machine must pick others (VTRACK_TEST_REDIS_DBS=9,10), or its workers take these tasks.
+BROKER_DB, RESULTS_DB = (
+    int(db) for db in os.environ.get("VTRACK_TEST_REDIS_DBS", "11,12").split(",")
+)
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="vtrack-tests-"))
 TEST_ENV = {
@@ -147,11 +151,15 @@ class WorkerProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(
     redis_server: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    """One real worker, prefork with 2 processes, consuming both queues."""
+    """One real worker, prefork with 2 processes, consuming both queues.
+
+    Module-scoped: a module that needs workers configured otherwise (tests of the gcp
+    backend) must not find this one still taking tasks from the test broker.
+    """
     log_dir = tmp_path_factory.mktemp("worker-logs")
     worker = WorkerProcess("annotate,render", 2, "test-worker", log_dir / "worker.log")
     try:

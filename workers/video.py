@@ -20,6 +20,7 @@ Times are seconds from the video's first frame (the stream's start time is time 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,11 +181,13 @@ def iter_frames(
 ) -> Iterator[DecodedFrame]:
     """Decode forward once and yield the frames whose time lies in ``[start, end]``.
 
-    Decoding starts at the keyframe before ``start``. ``every`` is the least spacing in
-    seconds between two yielded frames (``None``: every frame); spacing is measured from the
-    last yielded frame, so when ``every`` is not a multiple of the frame interval the rate
-    is a little below ``1 / every``. Frames wider than ``max_width`` are scaled down keeping
-    their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``, ``bgr24``, ``gray``).
+    Decoding starts at the keyframe before ``start``. ``every`` (seconds; ``None``: every
+    frame) cuts the video's whole timeline, from time 0, into slots of that length and
+    yields the first frame of each slot: the rate is ``1 / every`` on average, and two
+    overlapping calls (segments of one video) yield the very same frames where they
+    overlap. Frames not yielded are never converted. Frames wider than ``max_width`` are
+    scaled down keeping their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``,
+    ``bgr24``, ``gray``).
     """
     with _open_video(path) as container:
         stream = _video_stream(container, path)
@@ -193,7 +196,6 @@ def iter_frames(
         if first == index.frame_count:
             return
         size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
-        last_yielded: float | None = None
         position = index.keyframe_before(first)
         _seek(container, stream, index.pts[position])
         for frame in _decode(container, stream, path):
@@ -204,13 +206,23 @@ def iter_frames(
                 continue
             if end is not None and time > end + _TIME_EPSILON:
                 break
-            if _too_soon(time, last_yielded, every):
+            if every is not None and not _first_of_slot(index, position, every):
                 continue
-            last_yielded = time
             image = frame.reformat(
                 width=size[0], height=size[1], format=fmt, interpolation=_SCALE_INTERPOLATION
             ).to_ndarray()
             yield DecodedFrame(time=time, index=position, image=image)
+
+
+def _first_of_slot(index: _FrameIndex, position: int, every: float) -> bool:
+    """Whether the frame at ``position`` is the first of its ``every``-second slot of the video."""
+    if position == 0 or position >= index.frame_count:
+        return True
+
+    def slot(time: float) -> int:
+        return math.floor(time / every + _TIME_EPSILON)
+
+    return slot(index.times[position - 1]) != slot(index.times[position])
 
 
 def extract_frames(
@@ -467,12 +479,6 @@ def _scaled_size(width: int, height: int, max_width: int | None) -> tuple[int, i
     if max_width is None or width <= max_width:
         return width, height
     return max_width, max(1, round(height * max_width / width))
-
-
-def _too_soon(time: float, last_yielded: float | None, every: float | None) -> bool:
-    if every is None or last_yielded is None:
-        return False
-    return time - last_yielded < every - _TIME_EPSILON
 
 
 def _checked_nearest(index: _FrameIndex, time: float, path: Path) -> int:

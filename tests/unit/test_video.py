@@ -164,11 +164,20 @@ def test_iter_frames_between_start_and_end(video: Path) -> None:
     assert [frame.time for frame in frames] == pytest.approx([1.3, 1.4, 1.5, 1.6])
 
 
-def test_iter_frames_every_keeps_a_minimum_spacing(video: Path) -> None:
+def test_iter_frames_every_takes_the_first_frame_of_each_slot(video: Path) -> None:
     frames = list(iter_frames(video, start=0.5, every=0.5))
     assert [frame.index for frame in frames] == [5, 10, 15, 20, 25]
     frames = list(iter_frames(video, every=0.25))  # not a multiple of the 0.1 s interval
-    assert [frame.index for frame in frames] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]
+    assert [frame.index for frame in frames] == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+
+
+def test_overlapping_stretches_yield_the_same_frames(video: Path) -> None:
+    """Segments of one video, tracked apart, process the frames a single pass would."""
+    whole = [f.index for f in iter_frames(video, every=0.3)]
+    first = [f.index for f in iter_frames(video, end=1.65, every=0.3)]
+    second = [f.index for f in iter_frames(video, start=1.05, every=0.3)]
+    assert sorted(set(first) | set(second)) == whole
+    assert set(first) & set(second) == {i for i in whole if 11 <= i <= 16}
 
 
 def test_iter_frames_scales_and_converts(video: Path) -> None:

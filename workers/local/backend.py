@@ -17,7 +17,6 @@ which the object was seen, times from the container's timestamps.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -249,20 +248,13 @@ def track_segment(
     )
     thresholds = detection_thresholds(options, detector)
     collector = TrackCollector(tracker)
-    last_slot: int | None = None
     for frame in iter_frames(
         video_path,
         start=segment.start,
         end=segment.end,
+        every=1.0 / rate if rate else None,
         max_width=max(detector.input_width, detector.input_height),
     ):
-        if rate:
-            # One frame per 1/rate slot of the whole video, not of the segment, so that
-            # overlapping segments process the very frames a single pass would.
-            slot = math.floor(frame.time * rate + 1e-6)
-            if slot == last_slot:
-                continue
-            last_slot = slot
         detections = detector.detect(frame.image, thresholds)
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
