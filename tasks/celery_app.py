@@ -23,8 +23,9 @@ app.conf.update(celery_config(get_settings()))
 def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any) -> None:
     """Render workers replace their processes every N tasks: video decoders can leak."""
     queues = (options or {}).get("queues") or ""
-    names = queues if isinstance(queues, list | tuple) else str(queues).split(",")
-    if conf is not None and RENDER_QUEUE in names and not conf.worker_max_tasks_per_child:
+    names = [n for n in (queues if isinstance(queues, list | tuple) else queues.split(",")) if n]
+    consumes_render = not names or RENDER_QUEUE in names  # no -Q: every queue
+    if conf is not None and consumes_render and not conf.worker_max_tasks_per_child:
         conf.worker_max_tasks_per_child = get_settings().render_max_tasks_per_child
 
 

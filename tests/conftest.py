@@ -100,7 +100,9 @@ class WorkerProcess:
         name: str,
         log_path: Path,
         extra_env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env`` replaces the test session's environment; ``extra_env`` adds to it."""
         self.log_path = log_path
         self._log = log_path.open("wb")
         command = [
@@ -121,19 +123,19 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **TEST_ENV, **(extra_env or {})},
+            env={**(env if env is not None else {**os.environ, **TEST_ENV}), **(extra_env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
             if b"ready." in self.log_path.read_bytes():
-                return
+                return self
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
 

@@ -8,11 +8,9 @@ queue lost with Redis), so they get databases and workers of their own.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import REDIS_HOST, REDIS_PORT, REPO_ROOT
+from tests.conftest import REDIS_HOST, REDIS_PORT, REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import write_test_video
 
@@ -115,57 +113,12 @@ def service(redis_server: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     svc.flush()
 
 
-class ServiceWorker:
-    """A real ``celery worker`` (prefork) with the service's settings, stopped by its pid."""
+class ServiceWorker(WorkerProcess):
+    """A real ``celery worker`` (prefork, 2 processes) with the service's settings."""
 
     def __init__(self, service: Service, queues: str = "annotate,render") -> None:
-        self.log_path = service.root / f"worker-{uuid.uuid4().hex[:6]}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=2",
-                f"--queues={queues}",
-                f"--hostname=svc-{uuid.uuid4().hex[:6]}@%h",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=REPO_ROOT,
-            env=service.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> ServiceWorker:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if b"ready." in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
+        name = f"svc-{uuid.uuid4().hex[:6]}"
+        super().__init__(queues, 2, name, service.root / f"worker-{name}.log", env=service.env)
 
 
 @pytest.fixture

@@ -37,3 +37,27 @@ def test_annotate_is_not_acknowledged_late() -> None:
     app.loader.import_default_modules()
     assert app.tasks["vtrack.annotate"].acks_late is False
     assert app.tasks["vtrack.render_object"].acks_late is True
+
+
+def test_render_workers_replace_their_processes() -> None:
+    """Only a worker that consumes the render queue gets worker_max_tasks_per_child."""
+    from types import SimpleNamespace
+
+    from config.settings import get_settings
+    from tasks.celery_app import limit_render_worker_children
+
+    render = SimpleNamespace(worker_max_tasks_per_child=None)
+    limit_render_worker_children(conf=render, options={"queues": "annotate,render"})
+    assert render.worker_max_tasks_per_child == get_settings().render_max_tasks_per_child
+
+    every_queue = SimpleNamespace(worker_max_tasks_per_child=None)  # started without -Q
+    limit_render_worker_children(conf=every_queue, options={"queues": None})
+    assert every_queue.worker_max_tasks_per_child == get_settings().render_max_tasks_per_child
+
+    annotate_only = SimpleNamespace(worker_max_tasks_per_child=None)
+    limit_render_worker_children(conf=annotate_only, options={"queues": ["annotate"]})
+    assert annotate_only.worker_max_tasks_per_child is None
+
+    chosen = SimpleNamespace(worker_max_tasks_per_child=7)  # --max-tasks-per-child wins
+    limit_render_worker_children(conf=chosen, options={"queues": "render"})
+    assert chosen.worker_max_tasks_per_child == 7
