@@ -148,16 +148,24 @@ def poll(
 
 @app.task(name=local_backend.TRACK_SEGMENT, bind=True)
 def track_segment(
-    self: Any, video_uri: str, segment: dict[str, Any], options: dict[str, Any]
+    self: Any,
+    video_uri: str,
+    segment: dict[str, Any],
+    options: dict[str, Any],
+    job_id: str = "",
+    number: int = 1,
+    total: int = 1,
 ) -> dict[str, Any]:
     """Detect and track the objects of one time segment (the local backend's unit of work)."""
     rt = runtime.current()
+    progress = local_backend.SegmentProgress(rt.jobs, job_id, number, total) if job_id else None
     with rt.storage.local_copy(video_uri, max_bytes=rt.settings.max_video_bytes or None) as path:
         annotation = track_video_segment(
             path,
             Segment.from_dict(segment),
             LocalTrackingOptions.from_dict(options),
             input_uri=video_uri,
+            progress=progress,
         )
     return annotation.to_dict()
 

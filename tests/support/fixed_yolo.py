@@ -31,16 +31,24 @@ def write_fixed_yolo(
     class_names: Sequence[str],
     *,
     input_size: tuple[int, int] = (64, 64),
+    free_input_size: bool = False,
     metadata: dict[str, str] | None = None,
     output: np.ndarray | None = None,
 ) -> Path:
-    """Write the model to ``path``: input ``images`` ``[1, 3, H, W]``, output ``output0``."""
+    """Write the model to ``path``: input ``images`` ``[1, 3, H, W]``, output ``output0``.
+
+    ``free_input_size``: declare H and W as named dimensions (as an Ultralytics
+    ``dynamic=True`` export does), ``input_size`` then only in the ``imgsz`` metadata.
+    """
     values = output if output is not None else fixed_output(columns, len(class_names))
     height, width = input_size
+    declared: list[int | str] = (
+        [1, 3, "height", "width"] if free_input_size else [1, 3, height, width]
+    )
     graph = helper.make_graph(
         [helper.make_node("Identity", ["fixed"], ["output0"])],
         "fixed_yolo",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, declared)],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(values.shape))],
         initializer=[numpy_helper.from_array(values, name="fixed")],
     )

@@ -12,6 +12,7 @@ from workers.errors import ConfigurationError
 from workers.local.detector import (
     Detections,
     DetectionThresholds,
+    Letterbox,
     YoloDetector,
     suppress_duplicates,
 )
@@ -39,6 +40,50 @@ def test_boxes_are_mapped_back_through_the_letterbox_and_duplicates_suppressed(
     np.testing.assert_allclose(found.boxes[0], [0.25, 0.25, 0.75, 0.75], atol=1e-6)
     np.testing.assert_allclose(found.boxes[1], [52 / 128, 8 / 64, 92 / 128, 48 / 64], atol=1e-6)
     assert detector.class_names[MOTORBIKE] == "motorcycle"
+
+
+def test_a_model_with_a_free_input_size_runs_a_wide_frame_without_the_grey_rows(
+    tmp_path: Path,
+) -> None:
+    columns = [(32, 16, 32, 16, DOG, 0.9)]
+    metadata = {"names": repr(dict(enumerate(NAMES))), "imgsz": "[64, 64]", "stride": "16"}
+    path = write_fixed_yolo(
+        tmp_path / "m.onnx", columns, NAMES, free_input_size=True, metadata=metadata
+    )
+    detector = YoloDetector(path)
+    image = np.zeros((64, 128, 3), dtype=np.uint8)
+    # Scaled by 1/2 to 32x64; the square would put it 16 rows down, a whole stride: the
+    # network input is cut to the 32x64 picture itself.
+    assert detector.letterbox_for((64, 128)) == Letterbox(32, 64, 0.5, 0, 0)
+    found = detector.detect(image, DetectionThresholds())
+    np.testing.assert_allclose(found.boxes[0], [0.25, 0.25, 0.75, 0.75], atol=1e-6)
+    # Asked for the square input, the same network output lies 16 grey rows higher.
+    square = detector.detect(image, DetectionThresholds(), input_size=(64, 64))
+    np.testing.assert_allclose(square.boxes[0], [0.25, 0.0, 0.75, 0.25], atol=1e-6)
+
+
+def test_a_model_with_a_fixed_input_size_keeps_its_square_letterbox(tmp_path: Path) -> None:
+    detector = YoloDetector(write_fixed_yolo(tmp_path / "m.onnx", [], NAMES))
+    assert detector.letterbox_for((720, 1280)) == Letterbox(64, 64, 0.05, 14, 0)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        # 16:9: 416x234 of picture, 27 rows down as in the square (91 = 2 * 32 + 27).
+        ((720, 1280), Letterbox(288, 416, 0.325, 27, 0)),
+        ((1280, 720), Letterbox(416, 288, 0.325, 0, 27)),  # portrait
+        ((480, 640), Letterbox(352, 416, 0.65, 20, 0)),  # 4:3: 312 rows, 52 down in the square
+        ((1080, 1080), Letterbox(416, 416, 416 / 1080, 0, 0)),
+    ],
+)
+def test_the_fitted_letterbox_keeps_the_square_letterbox_position_on_the_stride_grid(
+    frame: tuple[int, int], expected: Letterbox
+) -> None:
+    fitted = Letterbox.fitted(frame, (416, 416), 32)
+    assert fitted == expected
+    square = Letterbox.centred(frame, 416, 416)
+    assert (square.top - fitted.top) % 32 == 0 and (square.left - fitted.left) % 32 == 0
 
 
 def test_boxes_past_the_frame_are_clipped(tmp_path: Path) -> None:

@@ -19,7 +19,12 @@ import pytest
 from workers.errors import ConfigurationError
 from workers.local.backend import LocalTrackingOptions, ensure_default_model, load_detector
 from workers.local.darknet_onnx import convert_darknet, parse_cfg
-from workers.local.detector import DetectionThresholds, YoloDetector, letterbox
+from workers.local.detector import (
+    DetectionThresholds,
+    Letterbox,
+    YoloDetector,
+    pairwise_overlaps,
+)
 from workers.local.model_files import (
     YOLOV3_TINY_WEIGHTS_SHA256,
     DarknetFiles,
@@ -229,15 +234,30 @@ def _real_image(shared: Path) -> np.ndarray:
 
 
 @needs_package
-def test_converted_network_matches_a_numpy_forward_pass(converted_model: Path) -> None:
+@pytest.mark.parametrize(
+    ("input_shape", "columns"),
+    [
+        ("square", 3 * (13 * 13 + 26 * 26)),
+        ("fitted", 3 * (9 * 13 + 18 * 26)),  # a 16:9 frame runs at 288x416
+    ],
+)
+def test_converted_network_matches_a_numpy_forward_pass(
+    converted_model: Path, input_shape: str, columns: int
+) -> None:
     assert PACKAGED is not None
     shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    canvas, *_ = letterbox(_real_image(shared), 416, 416)
+    image = _real_image(shared)
+    box = (
+        Letterbox.centred(image.shape[:2], 416, 416)
+        if input_shape == "square"
+        else YoloDetector(converted_model).letterbox_for(image.shape[:2])
+    )
+    canvas = box.apply(image)
     session = onnxruntime.InferenceSession(str(converted_model), providers=["CPUExecutionProvider"])
     blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
     converted = session.run(None, {"images": blob})[0][0]
     reference = _reference_forward(PACKAGED, canvas)
-    assert converted.shape == reference.shape == (84, 2535)
+    assert converted.shape == reference.shape == (84, columns)
     np.testing.assert_allclose(converted[:4], reference[:4], atol=0.05, rtol=1e-3)
     np.testing.assert_allclose(converted[4:], reference[4:], atol=1e-3)
     assert reference[4:].max() > 0.5  # the comparison covered confident detections too
@@ -258,3 +278,24 @@ def test_default_model_finds_the_dog_and_the_woman(
     person, dog = by_class["person"], by_class["dog"]
     assert person[0] < 0.3 and person[3] - person[1] > 0.4
     assert dog[1] > 0.4 and dog[3] > 0.7
+
+
+@pytest.mark.shared_data
+def test_a_wide_frame_on_the_fitted_input_gives_the_square_inputs_detections(
+    converted_model: Path, shared_videos: Path
+) -> None:
+    detector = YoloDetector(converted_model)
+    thresholds = DetectionThresholds(confidence=0.3)
+    times = [0.0, 2.0, 5.0, 9.0]
+    for frame in extract_frames(shared_videos / "sam2_01_dog.mp4", times):
+        image = np.asarray(frame.image)
+        box = detector.letterbox_for(image.shape[:2])
+        assert (box.height, box.width) == (288, 416)  # not 416x416: 31% fewer pixels
+        fitted = detector.detect(image, thresholds)
+        square = detector.detect(image, thresholds, input_size=(416, 416))
+        assert sorted(fitted.class_ids.tolist()) == sorted(square.class_ids.tolist())
+        assert {detector.class_names[c] for c in square.class_ids} >= {"person", "dog"}
+        iou, _ = pairwise_overlaps(np.concatenate([fitted.boxes, square.boxes]).astype(float))
+        same_class = fitted.class_ids[:, None] == square.class_ids[None, :]
+        best_iou = np.where(same_class, iou[: len(fitted), len(fitted) :], 0.0).max(axis=1)
+        assert best_iou.min() > 0.9, (frame.time, best_iou)

@@ -22,12 +22,14 @@ class AnnotateRequest:
     video_uri: str
     output_uri: str
     annotations_uri: str | None = None  # an existing annotation file (the ``file`` backend)
+    job_id: str = ""  # the job this is for: backends that report progress report it there
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "video_uri": self.video_uri,
             "output_uri": self.output_uri,
             "annotations_uri": self.annotations_uri,
+            "job_id": self.job_id,
         }
 
     @classmethod
@@ -36,6 +38,7 @@ class AnnotateRequest:
             video_uri=data["video_uri"],
             output_uri=data["output_uri"],
             annotations_uri=data.get("annotations_uri"),
+            job_id=data.get("job_id", ""),
         )
 
 

@@ -18,7 +18,7 @@ which the object was seen, times from the container's timestamps.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,8 @@ __all__ = [
 ]
 
 # Bump when the converter's output changes, so cached conversions are redone.
-CONVERTER_VERSION = 2
+# 3: free input height and width (a 16:9 frame runs at 416x288).
+CONVERTER_VERSION = 3
 DEFAULT_MODEL_STEM = "yolov3-tiny"
 
 
@@ -232,12 +233,14 @@ def track_segment(
     options: LocalTrackingOptions,
     *,
     input_uri: str | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> VideoAnnotation:
     """Detect and track the objects in one time segment of a video.
 
     Objects carry the tracker's ids (unique within this segment only); times are absolute
-    in the video. Raises :class:`workers.errors.VideoError` for an unreadable video and
-    :class:`ConfigurationError` for a model problem.
+    in the video. ``progress`` is called before each processed frame with the share of
+    the segment done (0 to 1). Raises :class:`workers.errors.VideoError` for an
+    unreadable video and :class:`ConfigurationError` for a model problem.
     """
     video_path = Path(video_path)
     info = probe_video(video_path)
@@ -255,6 +258,8 @@ def track_segment(
         every=1.0 / rate if rate else None,
         max_width=max(detector.input_width, detector.input_height),
     ):
+        if progress is not None:
+            progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
         detections = detector.detect(frame.image, thresholds)
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
