@@ -53,6 +53,7 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
         objects_total=plan.objects_total,
         kept=(),
         annotated_at=plan.annotated_at,
+        annotation_generation=plan.annotation_generation,
     ).to_dict()
     if not plan.kept:
         return app.signature(

@@ -97,6 +97,7 @@ class RenderPlan:
     objects_total: int
     kept: tuple[KeptObject, ...]
     annotated_at: float
+    annotation_generation: str | None = None  # the annotation object's generation (gs://)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +106,7 @@ class RenderPlan:
             "objects_total": self.objects_total,
             "kept": [obj.to_dict() for obj in self.kept],
             "annotated_at": self.annotated_at,
+            "annotation_generation": self.annotation_generation,
         }
 
     @classmethod
@@ -115,6 +117,7 @@ class RenderPlan:
             objects_total=int(data["objects_total"]),
             kept=tuple(KeptObject.from_dict(obj) for obj in data.get("kept", ())),
             annotated_at=float(data["annotated_at"]),
+            annotation_generation=data.get("annotation_generation"),
         )
 
 
@@ -135,6 +138,8 @@ class Manifest:
     manifest_uri: str
     timings: dict[str, float]
     errors: tuple[str, ...] = ()
+    # Object generations (gs://) of the summary and the annotation JSON; null for local files.
+    generations: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -68,21 +68,25 @@ def plan_render(
 
     ``publish_annotation`` writes the annotations (camelCase JSON) as ``VIDEO.json`` under
     the annotation root; a backend that already wrote them there (the Google API writes
-    its own ``output_uri``) passes False.
+    its own ``output_uri``) passes False, and they are written only if missing.
     """
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
-    if publish_annotation:
-        storage.write_bytes(annotation_uri, dump_annotation_json(annotation).encode(), JSON_TYPE)
+    if not publish_annotation and storage.exists(annotation_uri):
+        published = storage.stat(annotation_uri)
+    else:
+        data = dump_annotation_json(annotation).encode()
+        published = storage.write_bytes(annotation_uri, data, JSON_TYPE)
     return RenderPlan(
         annotation_uri=annotation_uri,
         video=info.to_dict(),
         objects_total=len(annotation.objects),
         kept=kept,
         annotated_at=time.time(),
+        annotation_generation=published.generation,
     )
 
 
@@ -160,6 +164,7 @@ def assemble_manifest(
     info = VideoInfo.from_dict(plan.video)
     rendered = [result for result in results if result.status == "ok" and result.cell_uri]
     summary_uri: str | None = None
+    summary_generation: str | None = None
     if rendered:
         cells = [storage.read_bytes(result.cell_uri) for result in rendered if result.cell_uri]
         grid = assemble_summary_grid(
@@ -172,7 +177,7 @@ def assemble_manifest(
         summary_uri = naming.summary_uri(
             spec.output_root, spec.video_uri, spec.min_confidence, spec.min_frames
         )
-        storage.write_bytes(summary_uri, grid, JPEG_TYPE)
+        summary_generation = storage.write_bytes(summary_uri, grid, JPEG_TYPE).generation
     errors = tuple(
         f"object {result.index} ({result.entity}): {result.error}"
         for result in results
@@ -198,6 +203,7 @@ def assemble_manifest(
             "total_seconds": round(finished - spec.submitted_at, 3),
         },
         errors=errors,
+        generations={"summary": summary_generation, "annotation": plan.annotation_generation},
     )
     write_manifest(manifest, storage)
     return manifest

@@ -292,6 +292,11 @@ def test_vtrack_submit_produces_every_output_in_the_buckets(
             stat = storage.stat(uri)
             assert stat.generation is not None and obj["generations"][kind] == stat.generation
     assert storage.stat(outputs["summary"]).content_type == "image/jpeg"
+    assert manifest["generations"] == {
+        "summary": storage.stat(outputs["summary"]).generation,
+        "annotation": storage.stat(outputs["annotation"]).generation,
+    }
+    assert None not in manifest["generations"].values()
     gif_path = tmp_path / "red_box.gif"
     gif_path.write_bytes(storage.read_bytes(outputs["red box"]))
     with Image.open(gif_path) as gif:
