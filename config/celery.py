@@ -37,6 +37,11 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 VISIBILITY_MARGIN_SECONDS = 300
 
 
+def results_ttl(settings: Settings) -> int:
+    """Seconds results and job records are kept: well beyond the longest job, at least a day."""
+    return max(settings.job_timeout * 4, 24 * 3600)
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
     visibility_timeout = (
@@ -62,7 +67,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         # Results must outlive the longest job, or a waiting caller finds nothing.
-        "result_expires": max(settings.job_timeout * 4, 24 * 3600),
+        "result_expires": results_ttl(settings),
         "result_extended": True,
         "task_track_started": True,
         "broker_transport_options": {

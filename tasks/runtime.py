@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
 from workers.annotators import Annotator, build_annotator
@@ -61,11 +62,10 @@ def local_roots(settings: Settings) -> list[str]:
 
 def build_runtime(settings: Settings) -> Runtime:
     client = redis.Redis.from_url(settings.result_backend)
-    ttl = max(settings.job_timeout * 4, 24 * 3600)
     return Runtime(
         settings=settings,
         storage=open_storage(local_roots(settings)),
-        jobs=RedisJobStore(client, ttl_seconds=ttl),
+        jobs=RedisJobStore(client, ttl_seconds=results_ttl(settings)),
         redis_client=client,
     )
 
