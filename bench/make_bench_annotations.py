@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,
@@ -27,7 +27,7 @@ from workers.annotations import (
     TrackedFrame,
     VideoAnnotation,
 )
-from workers.video import frame_times
+from workers.media.video import frame_times
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ object of the benchmark annotation set (:mod:`bench.make_bench_annotations`) ``-
 times; the median wall time is reported.
 
 * ``seed``: OpenCV seek + read per frame, Pillow's default GIF save at full size, a cell.
-* ``ours-gif`` / ``ours-webp``: :func:`workers.render.render_object` per object, one after
+* ``ours-gif`` / ``ours-webp``: :func:`workers.media.render.render_object` per object, one after
   the other in one process (as the render tasks of a job do, each decoding its own
-  stretch), then :func:`workers.render.assemble_summary_grid`, with the product defaults.
-* ``ours-gif-batch``: the same in GIF, but :func:`workers.render.render_objects` renders all
+  stretch), then :func:`workers.media.render.assemble_summary_grid`, with the product defaults.
+* ``ours-gif-batch``: the same in GIF, but :func:`workers.media.render.render_objects` renders all
   objects from one decoding pass (what a task rendering a batch of objects would cost).
 
 ``--profile gif`` instead runs ours once under cProfile and sums the time by phase.
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.make_bench_annotations import bench_annotation
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared/data/videos/sam2_01_dog.mp4"
 METHODS = ("seed", "ours-gif", "ours-webp", "ours-gif-batch")
@@ -52,8 +52,13 @@ def run_seed(video: Path, annotation: VideoAnnotation) -> int:
 
 
 def run_ours(video: Path, annotation: VideoAnnotation, fmt: str, batch: bool = False) -> int:
-    from workers.render import RenderOptions, assemble_summary_grid, render_object, render_objects
-    from workers.video import probe_video
+    from workers.media.render import (
+        RenderOptions,
+        assemble_summary_grid,
+        render_object,
+        render_objects,
+    )
+    from workers.media.video import probe_video
 
     info = probe_video(video)
     options = RenderOptions(animation_format=fmt)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from workers.annotations import ObjectTrack, TrackedFrame
+from workers.annotations.model import ObjectTrack, TrackedFrame
 
 SEED_FRAMES = 12
 SEED_FRAME_MS = 250

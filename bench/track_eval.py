@@ -22,14 +22,14 @@ from scipy.optimize import linear_sum_assignment
 from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
 from tests.support.sprite_video import TruthRow, real_scene, write_sprite_video
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 from workers.local.backend import (
     LocalTrackingOptions,
     detection_thresholds,
     load_detector,
     track_video,
 )
-from workers.video import iter_frames, probe_video
+from workers.media.video import iter_frames, probe_video
 
 RENDER_MIN_FRAMES = 10
 

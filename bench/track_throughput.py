@@ -20,9 +20,9 @@ import os
 import time
 from pathlib import Path
 
-from workers.annotations import Segment
+from workers.annotations.model import Segment
 from workers.local.backend import LocalTrackingOptions, track_segment, track_video, warm_up
-from workers.video import probe_video
+from workers.media.video import probe_video
 
 
 def _timed_segment(arguments: tuple[str, dict, dict]) -> float:

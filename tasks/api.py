@@ -25,7 +25,7 @@ from tasks.jobstore import JobRecord
 from tasks.pipeline import job_canvas
 from workers.errors import InputError, VtrackError
 from workers.job import JobSpec
-from workers.scanning import VideoVersion
+from workers.service.scanning import VideoVersion
 from workers.uris import parse_uri
 
 

@@ -22,10 +22,10 @@ import redis
 from config.settings import Settings
 from tasks import runtime
 from tasks.celery_app import app
-from workers import scanning
-from workers.inflight import Claim, InflightRegistry
 from workers.job import JobSpec
-from workers.scanning import SourceStamp, VideoVersion
+from workers.service import scanning
+from workers.service.claims import Claim, InflightRegistry
+from workers.service.scanning import SourceStamp, VideoVersion
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from tasks.celery_app import app
 from tasks.pipeline import render_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
-from workers.annotations import Segment
+from workers.annotations.model import Segment
 from workers.annotators.base import Operation
-from workers.backoff import poll_delay, retry_delay
 from workers.errors import BackendError, TransientBackendError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
+from workers.service.backoff import poll_delay, retry_delay
 
 log = get_task_logger(__name__)
 

@@ -22,13 +22,13 @@ from celery.result import AsyncResult, EagerResult
 from config.settings import Settings
 from tasks.celery_app import app
 from tasks.jobstore import JobStore
-from workers.annotations import Segment, VideoAnnotation
+from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import BackendError, VtrackError
 from workers.local.backend import LocalTrackingOptions, plan_segments, stitch_segments
+from workers.media.video import probe_video
 from workers.storage import Storage
-from workers.video import probe_video
 
 TRACK_SEGMENT = "vtrack.track_segment"
 

@@ -16,7 +16,7 @@ from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
 from workers.annotators import Annotator, build_annotator
-from workers.rate_limit import QuotaLimits, SubmissionLimiter
+from workers.service.quotas import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, open_storage
 
 # Backends whose API has a request quota that all workers share.

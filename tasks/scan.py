@@ -20,8 +20,8 @@ from typing import Any
 from tasks import dedup, runtime
 from tasks.api import make_spec, start_job
 from tasks.celery_app import app
-from workers import scanning
-from workers.scanning import VideoVersion
+from workers.service import scanning
+from workers.service.scanning import VideoVersion
 from workers.storage import ObjectStat
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from workers.annotations import ObjectTrack
+from workers.annotations.model import ObjectTrack
 
 JobStatus = Literal["completed", "completed_with_errors", "failed"]
 

@@ -19,16 +19,16 @@ import time
 from collections.abc import Sequence
 
 from workers import naming
-from workers.annotation_json import dump_annotation_json
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
+from workers.annotations.selection import check_annotation_fits, select_objects
+from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
-from workers.render import RenderOptions, assemble_summary_grid, render_object
-from workers.selection import check_annotation_fits, select_objects
+from workers.media.render import RenderOptions, assemble_summary_grid, render_object
+from workers.media.video import VideoInfo, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
-from workers.video import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import truncate_file, write_test_video
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
 
@@ -68,7 +68,7 @@ def test_run_writes_every_output_and_prints_the_manifest_path(
         assert summary.format == "JPEG"
         assert summary.width <= 1920 and summary.height <= 1080
     written = VideoAnnotation  # the published annotations read back as the same objects
-    from workers.annotation_json import read_annotation_file
+    from workers.annotations.vi_json import read_annotation_file
 
     published: written = read_annotation_file(manifest["annotation_uri"])
     assert [o.entity.description for o in published.objects] == [
@@ -197,7 +197,7 @@ def test_annotations_past_the_end_of_the_video(tmp_path: Path) -> None:
 
 def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: Path) -> None:
     """The console script itself, on real footage, as the README shows it."""
-    from workers.video import probe_video
+    from workers.media.video import probe_video
 
     video = shared_videos / "sam2_01_dog.mp4"
     info = probe_video(video)

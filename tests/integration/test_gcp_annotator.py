@@ -30,11 +30,11 @@ from tests.support.fake_videointelligence import (
     sample_annotation,
 )
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.annotators.gcp import GcpAnnotator, annotator_from_config
+from workers.annotators.gcp_client import GcpConfig, cached_client, insecure_client
 from workers.errors import BackendError, InputError, TransientBackendError
-from workers.gcp_client import GcpConfig, cached_client, insecure_client
 from workers.naming import annotation_uri
 from workers.storage import open_storage
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.videos import box_at
-from workers.annotation_json import dump_annotation_json
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,
@@ -14,6 +13,7 @@ from workers.annotations import (
     TrackedFrame,
     VideoAnnotation,
 )
+from workers.annotations.vi_json import dump_annotation_json
 
 
 def track(

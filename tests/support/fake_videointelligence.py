@@ -55,8 +55,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
-from workers.annotation_json import dump_annotation_json, parse_annotation_json
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,
@@ -64,6 +63,7 @@ from workers.annotations import (
     TrackedFrame,
     VideoAnnotation,
 )
+from workers.annotations.vi_json import dump_annotation_json, parse_annotation_json
 
 VI_SERVICE = "google.cloud.videointelligence.v1.VideoIntelligenceService"
 OPERATIONS_SERVICE = "google.longrunning.Operations"

@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from workers.video import extract_frames
+from workers.media.video import extract_frames
 
 # Where the sprites are in the shared clip: time (s) and normalized box, found by eye and
 # checked with the default detector (person score 0.97, dog 0.68).

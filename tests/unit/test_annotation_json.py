@@ -12,18 +12,18 @@ from google.cloud import videointelligence_v1 as vi
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from workers.annotation_json import (
-    dump_annotation_json,
-    parse_annotation_json,
-    read_annotation_file,
-)
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,
     Segment,
     TrackedFrame,
     VideoAnnotation,
+)
+from workers.annotations.vi_json import (
+    dump_annotation_json,
+    parse_annotation_json,
+    read_annotation_file,
 )
 from workers.errors import AnnotationFormatError, NotFoundError
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,

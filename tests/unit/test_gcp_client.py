@@ -14,8 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workers.errors import ConfigurationError
-from workers.gcp_client import (
+from workers.annotators.gcp_client import (
     GcpConfig,
     cached_client,
     insecure_client,
@@ -23,6 +22,7 @@ from workers.gcp_client import (
     parse_bucket_list,
     parse_endpoint,
 )
+from workers.errors import ConfigurationError
 
 _PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 

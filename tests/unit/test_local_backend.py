@@ -10,7 +10,7 @@ import pytest
 from tests.support.fixed_yolo import write_fixed_yolo
 from tests.support.sprite_video import real_scene, write_sprite_video
 from tests.support.videos import write_test_video
-from workers.annotations import Segment, VideoAnnotation
+from workers.annotations.model import Segment, VideoAnnotation
 from workers.errors import NotFoundError, VideoError
 from workers.local.backend import (
     LocalTrackingOptions,
@@ -19,7 +19,7 @@ from workers.local.backend import (
     track_video,
 )
 from workers.local.model_files import packaged_darknet_files
-from workers.video import probe_video
+from workers.media.video import probe_video
 
 NAMES = ("person", "bicycle", "dog")
 needs_package = pytest.mark.skipif(

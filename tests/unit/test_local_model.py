@@ -33,7 +33,7 @@ from workers.local.model_files import (
     packaged_darknet_files,
     sha256_of,
 )
-from workers.video import extract_frames
+from workers.media.video import extract_frames
 
 PACKAGED = packaged_darknet_files()
 needs_package = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.annotations import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.errors import ConfigurationError
 from workers.local.detector import Detections
 from workers.local.merge import merge_fragments
@@ -16,7 +16,7 @@ from workers.local.tracking import (
     make_tracker,
     track_detections,
 )
-from workers.video import VideoInfo
+from workers.media.video import VideoInfo
 
 STEP = 0.1  # seconds between processed frames
 

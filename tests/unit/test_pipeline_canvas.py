@@ -6,7 +6,7 @@ from celery import chord
 from celery.canvas import _chain
 
 from tasks.pipeline import job_canvas, render_canvas
-from workers.annotations import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.job import JobSpec, KeptObject, RenderPlan
 
 

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image, ImageFont
 
 from tests.support.videos import box_at, read_scaled_frame_index, write_test_video
-from workers.annotations import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.errors import InputError, VideoError
-from workers.grid import grid_layout
-from workers.render import (
+from workers.media.grid import grid_layout
+from workers.media.render import (
     RenderOptions,
     assemble_summary_grid,
     pick_cell_frame,
@@ -21,7 +21,7 @@ from workers.render import (
     render_object,
     render_objects,
 )
-from workers.render_cells import BOX_CORE_COLOUR, caption_font, caption_text, draw_caption
+from workers.media.render_cells import BOX_CORE_COLOUR, caption_font, caption_text, draw_caption
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 192, 10, 40
 DOG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos" / "sam2_01_dog.mp4"

@@ -12,7 +12,7 @@ from celery.schedules import crontab
 from config.beat import beat_schedule, parse_schedule
 from config.settings import Settings
 from workers.errors import ConfigurationError
-from workers.scanning import (
+from workers.service.scanning import (
     SourceStamp,
     VideoVersion,
     is_processed,

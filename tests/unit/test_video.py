@@ -16,7 +16,7 @@ from tests.support.videos import (
     write_test_video,
 )
 from workers.errors import NotFoundError, VideoError
-from workers.video import VideoInfo, extract_frames, frame_times, iter_frames, probe_video
+from workers.media.video import VideoInfo, extract_frames, frame_times, iter_frames, probe_video
 
 SHARED_DOG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos"
 DOG = SHARED_DOG / "sam2_01_dog.mp4"

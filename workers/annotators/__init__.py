@@ -26,7 +26,7 @@ AnnotatorFactory = Callable[[Settings, Storage], Annotator]
 def _gcp_annotator(settings: Settings, storage: Storage) -> Annotator:
     # Imported on demand: gRPC and the Google client load only where the backend is used.
     from workers.annotators.gcp import annotator_from_config
-    from workers.gcp_client import GcpConfig
+    from workers.annotators.gcp_client import GcpConfig
 
     return annotator_from_config(GcpConfig.from_settings(settings), storage)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 
 
 @dataclass(frozen=True, slots=True)

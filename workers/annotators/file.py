@@ -6,7 +6,7 @@ without a detector. Its operation is done as soon as it starts.
 
 from __future__ import annotations
 
-from workers.annotation_json import parse_annotation_json
+from workers.annotations.vi_json import parse_annotation_json
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import InputError
 from workers.storage import Storage

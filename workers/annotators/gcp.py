@@ -24,9 +24,10 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
-from workers.annotation_json import parse_annotation_json
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
+from workers.annotations.vi_json import parse_annotation_json
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
+from workers.annotators.gcp_client import GcpConfig, cached_client
 from workers.errors import (
     BackendError,
     InputError,
@@ -34,7 +35,6 @@ from workers.errors import (
     TransientBackendError,
     VtrackError,
 )
-from workers.gcp_client import GcpConfig, cached_client
 from workers.uris import GCS_SCHEME, parse_uri
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def operation_error_message(status: status_pb2.Status) -> str:
 class GcpAnnotator:
     """:class:`workers.annotators.base.Annotator` over the Video Intelligence API.
 
-    ``client`` is a ``VideoIntelligenceServiceClient`` (see :mod:`workers.gcp_client`),
+    ``client`` is a ``VideoIntelligenceServiceClient`` (see :mod:`workers.annotators.gcp_client`),
     ``storage`` reads the annotation JSON the API writes. ``call_timeout`` bounds each RPC.
     """
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,
@@ -59,7 +59,7 @@ from workers.local.tracking import (
     TrackerThresholds,
     make_tracker,
 )
-from workers.video import iter_frames, probe_video
+from workers.media.video import iter_frames, probe_video
 
 __all__ = [
     "LocalTrackingOptions",

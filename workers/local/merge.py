@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workers.annotations import NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import NormalizedBox, ObjectTrack, Segment, TrackedFrame
 
 _SAME_MOMENT = 1e-3  # seconds: two frames this close are the same video frame
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from workers.annotations import ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import ObjectTrack, Segment, TrackedFrame
 from workers.local.merge import majority_description
-from workers.video import VideoInfo
+from workers.media.video import VideoInfo
 
 
 @dataclass(frozen=True, slots=True)

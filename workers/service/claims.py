@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from workers.errors import StorageError
-from workers.scanning import VideoVersion
+from workers.service.scanning import VideoVersion
 from workers.uris import parse_uri
 
 INFLIGHT_PREFIX = "vtrack:inflight:"

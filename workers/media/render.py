@@ -2,10 +2,10 @@
 
 :func:`render_object` is the whole job of one ``render_object`` task: pick up to N
 annotated frames spread over the object's whole track, pull them out of the video in one
-forward pass (:func:`workers.video.extract_frames`), draw the box on each, and encode the
+forward pass (:func:`workers.media.video.extract_frames`), draw the box on each, and encode the
 animation and the cell. Everything returns bytes; storing them is the caller's business.
 
-The summary grid that gathers the cells lives in :mod:`workers.grid` and is re-exported here.
+The summary grid that gathers the cells lives in :mod:`workers.media.grid` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from typing import Any
 
 from PIL import Image
 
-from workers.animation import CONTENT_TYPES, encode_animation
-from workers.annotations import ObjectTrack, TrackedFrame
+from workers.annotations.model import ObjectTrack, TrackedFrame
 from workers.errors import InputError
-from workers.grid import GridLayout, assemble_summary_grid, grid_layout
-from workers.render_cells import DRAWN_COLOURS, caption_text, draw_box, draw_caption, encode_jpeg
-from workers.video import ExtractedFrame, extract_frames
+from workers.media.animation import CONTENT_TYPES, encode_animation
+from workers.media.grid import GridLayout, assemble_summary_grid, grid_layout
+from workers.media.render_cells import (
+    DRAWN_COLOURS,
+    caption_text,
+    draw_box,
+    draw_caption,
+    encode_jpeg,
+)
+from workers.media.video import ExtractedFrame, extract_frames
 
 __all__ = [
     "GridLayout",

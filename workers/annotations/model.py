@@ -5,7 +5,7 @@ and its whole-video result. Everything inside the system (backends, tasks, rende
 the manifest) exchanges these types, or the plain dicts made by ``to_dict`` when a value
 has to cross a Celery message. The API's JSON dialects (camelCase, ``"1.5s"`` durations,
 omitted zero values, operation envelopes) are handled only at the edge, in
-:mod:`workers.annotation_json`.
+:mod:`workers.annotations.vi_json`.
 
 Times are seconds from the start of the video, as floats. Boxes are normalized to the
 frame: 0 is the left/top edge, 1 the right/bottom edge.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.annotations import VideoAnnotation
+from workers.annotations.model import VideoAnnotation
 from workers.errors import InputError
 from workers.job import KeptObject
 

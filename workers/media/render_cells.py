@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-from workers.annotations import NormalizedBox, ObjectTrack
+from workers.annotations.model import NormalizedBox, ObjectTrack
 
 # The box is a bright core line between two thin dark edges: the core shows on dark
 # footage, the edges on light footage (white walls, snow, sky).

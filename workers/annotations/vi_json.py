@@ -1,7 +1,7 @@
 """Reading and writing the Video Intelligence API's object-tracking JSON.
 
 This is the only place that knows the API's JSON dialects; everything else in vtrack
-handles :class:`~workers.annotations.VideoAnnotation`.
+handles :class:`~workers.annotations.model.VideoAnnotation`.
 
 The reader, :func:`parse_annotation_json`, accepts every form the API's results reach
 us in:
@@ -40,7 +40,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from workers.annotations import (
+from workers.annotations.model import (
     Entity,
     NormalizedBox,
     ObjectTrack,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from workers.render_cells import caption_font, encode_jpeg
+from workers.media.render_cells import caption_font, encode_jpeg
 
 GRID_GAP = 4  # px between cells: enough to tell cells apart, little enough to waste no room
 GRID_BACKGROUND = (24, 24, 24)

@@ -1,0 +1,1 @@
+"""Media: probing and decoding videos, drawing on frames, animations and the summary grid."""
