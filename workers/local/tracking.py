@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,9 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
+from workers.local.appearance import box_histogram
 from workers.local.detector import Detections
+from workers.local.labels import compatible_labels
 
 TRACKERS: dict[str, type[BaseTracker]] = {
     "bytetrack": ByteTrackTracker,
@@ -84,14 +86,28 @@ class RawTrack:
     boxes: list[np.ndarray] = field(default_factory=list)  # normalized left, top, right, bottom
     scores: list[float] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
+    histograms: list[np.ndarray] = field(default_factory=list)
 
-    def majority_class(self) -> int:
-        """The class the detector gave most often (ties: the higher summed score)."""
-        votes = Counter(self.class_ids)
-        score_sums: Counter[int] = Counter()
+    def class_scores(self) -> dict[int, float]:
+        """The summed detection score of each class the detector gave this track."""
+        sums: Counter[int] = Counter()
         for class_id, score in zip(self.class_ids, self.scores, strict=True):
-            score_sums[class_id] += score
-        return max(votes, key=lambda class_id: (votes[class_id], score_sums[class_id]))
+            sums[class_id] += score
+        return dict(sums)
+
+    def voted_class(self) -> int:
+        """The class with the largest summed detection score (ties: the more frequent)."""
+        sums = self.class_scores()
+        counts = Counter(self.class_ids)
+        return max(sums, key=lambda class_id: (sums[class_id], counts[class_id]))
+
+    def appearance(self) -> np.ndarray | None:
+        """The mean colour histogram of the track's boxes (None when none was taken)."""
+        if not self.histograms:
+            return None
+        mean = np.mean(self.histograms, axis=0)
+        total = float(mean.sum())
+        return mean / total if total > 0 else None
 
     @property
     def mean_score(self) -> float:
@@ -124,10 +140,22 @@ def tracker_wants_frames(tracker: BaseTracker) -> bool:
 
 
 class TrackCollector:
-    """Feeds one frame's detections at a time to a tracker and collects the tracks."""
+    """Feeds one frame's detections at a time to a tracker and collects the tracks.
 
-    def __init__(self, tracker: BaseTracker) -> None:
+    With ``appearance`` true and frames given to :meth:`update`, a colour histogram of
+    every tracked box is kept (see :func:`workers.local.appearance.box_histogram`).
+    """
+
+    def __init__(
+        self,
+        tracker: BaseTracker,
+        *,
+        appearance: bool = False,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.tracker = tracker
+        self.appearance = appearance
+        self.class_names = tuple(class_names)
         self.tracks: dict[int, RawTrack] = {}
         self._wants_frames = tracker_wants_frames(tracker)
         # Detections of the previous frame that got no id: a track's first detection is
@@ -174,13 +202,16 @@ class TrackCollector:
             track.boxes.append(box)
             track.scores.append(score)
             track.class_ids.append(class_id)
+            if self.appearance and image is not None:
+                track.histograms.append(box_histogram(image, box))
         self._unconfirmed = unconfirmed
 
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
-        """Give a new track the previous frame's unclaimed detection it most likely grew from."""
+        """Give a new track the previous frame's unclaimed detection it most likely grew from
+        (of the same class or a confusable one: see :mod:`workers.local.labels`)."""
         best, best_iou = None, _FIRST_DETECTION_MIN_IOU
         for position, candidate in enumerate(self._unconfirmed):
-            if candidate[3] != class_id:
+            if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
             overlap = _iou(candidate[1], box)
             if overlap >= best_iou:
@@ -191,6 +222,12 @@ class TrackCollector:
             track.boxes.append(best[1])
             track.scores.append(best[2])
             track.class_ids.append(best[3])
+
+    def _compatible(self, first: int, second: int) -> bool:
+        names = self.class_names
+        if first >= len(names) or second >= len(names):
+            return False
+        return compatible_labels(names[first], names[second])
 
     def finished_tracks(self) -> list[RawTrack]:
         return sorted(self.tracks.values(), key=lambda track: (track.times[0], track.track_id))
