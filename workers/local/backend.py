@@ -209,6 +209,7 @@ def tracker_thresholds(options: LocalTrackingOptions, detector: YoloDetector) ->
         match_iou=base.match_iou,
         lost_seconds=base.lost_seconds,
         confirm_frames=base.confirm_frames,
+        reach=base.reach,
     )
 
 

@@ -121,26 +121,30 @@ def _handover_alignment(
     )
 
 
-def _proximity(a: NormalizedBox, b: NormalizedBox, rules: MergeRules) -> float:
-    """1 for the same centre, falling to 0 at ``appearance_reach`` box sizes apart (0 when
-    the sizes differ too much)."""
+def _proximity(a: NormalizedBox, b: NormalizedBox, rules: MergeRules, slack: float) -> float:
+    """1 for the same centre, falling to 0 at ``appearance_reach`` box sizes plus ``slack``
+    apart (0 when the sizes differ too much)."""
     smaller, larger = sorted((a.area, b.area))
     if smaller <= 0 or larger / smaller > rules.max_area_ratio:
         return 0.0
     size = max(a.width, a.height, b.width, b.height)
     dx = (a.left + a.right - b.left - b.right) / 2
     dy = (a.top + a.bottom - b.top - b.bottom) / 2
-    return max(0.0, 1.0 - (dx * dx + dy * dy) ** 0.5 / (rules.appearance_reach * size))
+    return max(0.0, 1.0 - (dx * dx + dy * dy) ** 0.5 / (rules.appearance_reach * size + slack))
 
 
 def _handover_proximity(
     a: ObjectTrack, a_index: int, b: ObjectTrack, b_index: int, rules: MergeRules
 ) -> float:
+    """How near the boxes are where ``a`` hands over to ``b``, allowing for how far either
+    could have gone at its own speed (in any direction: it may have turned) in the gap."""
     a_frame, b_frame = a.frames[a_index], b.frames[b_index]
-    span = b_frame.time - a_frame.time
-    span = max(-rules.max_extrapolation_seconds, min(rules.max_extrapolation_seconds, span))
-    a_moved = _shifted(a_frame.box, _centre_velocity(a.frames, a_index, rules), span)
-    return max(_proximity(a_frame.box, b_frame.box, rules), _proximity(a_moved, b_frame.box, rules))
+    gap = abs(b_frame.time - a_frame.time)
+    speed = max(
+        sum(v * v for v in _centre_velocity(a.frames, a_index, rules)) ** 0.5,
+        sum(v * v for v in _centre_velocity(b.frames, b_index, rules)) ** 0.5,
+    )
+    return _proximity(a_frame.box, b_frame.box, rules, speed * gap)
 
 
 def appearance_similarity(first: ObjectTrack, second: ObjectTrack) -> float | None:

@@ -21,6 +21,7 @@ from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
 from workers.local.appearance import box_histogram
+from workers.local.association import ReachSimilarity
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
 
@@ -63,6 +64,10 @@ class TrackerThresholds:
     occlusions; shorter avoids a stale track grabbing a new object.
     ``confirm_frames``: processed frames in a row before a track gets an id. More drops
     flickering false detections; fewer keeps short appearances.
+    ``reach``: non-overlapping boxes of similar size whose centres are within this many
+    box sizes may still match (:class:`workers.local.association.ReachSimilarity`), so a
+    small object moving more than its size between processed frames is followed; 0 matches
+    by IoU alone.
     """
 
     activation: float
@@ -70,6 +75,7 @@ class TrackerThresholds:
     match_iou: float = 0.2
     lost_seconds: float = 2.0
     confirm_frames: int = 1
+    reach: float = 3.0
 
 
 # Measured on the shared clips (see docs/local-backend.md).
@@ -121,7 +127,7 @@ def make_tracker(name: str, thresholds: TrackerThresholds, frame_rate: float) ->
         raise ConfigurationError(
             f"VTRACK_TRACKER: unknown tracker '{name}' (choose one of {', '.join(TRACKERS)})"
         )
-    wanted = {
+    wanted: dict[str, object] = {
         "frame_rate": frame_rate,
         "lost_track_buffer": max(1, round(thresholds.lost_seconds * _LIBRARY_BUFFER_FPS)),
         "track_activation_threshold": thresholds.activation,
@@ -130,6 +136,8 @@ def make_tracker(name: str, thresholds: TrackerThresholds, frame_rate: float) ->
         "minimum_iou_threshold_first_assoc": thresholds.match_iou,
         "minimum_consecutive_frames": thresholds.confirm_frames,
     }
+    if thresholds.reach > 0:
+        wanted["iou"] = ReachSimilarity(reach=thresholds.reach)
     accepted = inspect.signature(tracker_class.__init__).parameters
     return tracker_class(**{key: value for key, value in wanted.items() if key in accepted})
 
