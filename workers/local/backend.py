@@ -216,7 +216,8 @@ def tracker_thresholds(options: LocalTrackingOptions, detector: YoloDetector) ->
 # --- tracking -------------------------------------------------------------------------
 
 
-def _object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
+def object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
+    """The annotation model's track for a tracker's raw track (label: the score-weighted vote)."""
     class_id = track.voted_class()
     appearance = track.appearance()
     frames = tuple(
@@ -276,7 +277,7 @@ def track_segment(
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
     objects = tuple(
-        _object_track(track, detector.class_names) for track in collector.finished_tracks()
+        object_track(track, detector.class_names) for track in collector.finished_tracks()
     )
     return VideoAnnotation(
         input_uri=input_uri if input_uri is not None else str(video_path),

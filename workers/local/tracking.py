@@ -36,6 +36,9 @@ DEFAULT_TRACKER = "bytetrack"
 # The library counts its lost-track buffer in frames of a 30 fps video.
 _LIBRARY_BUFFER_FPS = 30.0
 _FIRST_DETECTION_MIN_IOU = 0.3
+# A fast object's first detection does not overlap its second: near enough also counts.
+_FIRST_DETECTION_REACH = ReachSimilarity()
+_FIRST_DETECTION_MIN_NEAR = 0.25
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -217,13 +220,16 @@ class TrackCollector:
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
         """Give a new track the previous frame's unclaimed detection it most likely grew from
         (of the same class or a confusable one: see :mod:`workers.local.labels`)."""
-        best, best_iou = None, _FIRST_DETECTION_MIN_IOU
+        best, best_score = None, 0.0
         for position, candidate in enumerate(self._unconfirmed):
             if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
-            overlap = _iou(candidate[1], box)
-            if overlap >= best_iou:
-                best, best_iou = position, overlap
+            score = _iou(candidate[1], box)
+            if score < _FIRST_DETECTION_MIN_IOU:
+                near = float(_FIRST_DETECTION_REACH.compute(candidate[1][None], box[None])[0, 0])
+                score = near if near >= _FIRST_DETECTION_MIN_NEAR else 0.0
+            if score > best_score:
+                best, best_score = position, score
         if best is not None:
             best = self._unconfirmed.pop(best)
             track.times.append(best[0])
@@ -245,9 +251,13 @@ def track_detections(
     frames: Iterable[tuple[float, Detections]],
     tracker: BaseTracker,
     frame_size: tuple[int, int],
+    class_names: Sequence[str] = (),
 ) -> list[RawTrack]:
-    """Track a sequence of ``(time, detections)`` (no images: for trackers that need none)."""
-    collector = TrackCollector(tracker)
+    """Track a sequence of ``(time, detections)`` (no images: for trackers that need none).
+
+    ``class_names`` (indexed by class id) lets confusable labels claim one another's
+    detections (see :mod:`workers.local.labels`)."""
+    collector = TrackCollector(tracker, class_names=class_names)
     for time, detections in frames:
         collector.update(time, detections, frame_size)
     return collector.finished_tracks()
