@@ -8,6 +8,11 @@
    turn, then two processes with one inference thread each track one segment each (as two
    Celery worker processes would).
 
+3. With ``--tree DIR`` (repeatable): the default settings with one inference thread (the
+   service's setting: the real-time factor on one core), timed in each code tree given,
+   the trees taking turns run after run so a load change hits all alike. This is how the
+   before/after figures in docs/local-backend.md were measured.
+
 Models are loaded before timing (a worker loads its detector once, at process start).
 The machine's load average is printed: on a shared machine, figures move with it.
 """
@@ -75,10 +80,56 @@ def two_processes(video: Path, duration: float, repeats: int) -> None:
     print(f"| 2 processes, 1 segment each | {two:.2f} | {duration / two:.2f} | {one / two:.2f} |")
 
 
+ONE_CORE_SNIPPET = """
+import sys, time
+from pathlib import Path
+from workers.local.backend import LocalTrackingOptions, track_video, warm_up
+options = LocalTrackingOptions(inference_threads=1)
+warm_up(options)
+track_video(Path(sys.argv[1]), options)
+started = time.perf_counter()
+track_video(Path(sys.argv[1]), options)
+print(time.perf_counter() - started)
+"""
+
+
+def compare_trees(video: Path, duration: float, trees: list[Path], repeats: int) -> None:
+    import subprocess
+    import sys
+
+    times: dict[Path, list[float]] = {tree: [] for tree in trees}
+    for _ in range(repeats):
+        for tree in trees:
+            output = subprocess.run(
+                [
+                    "taskset",
+                    "-c",
+                    "0",
+                    sys.executable,
+                    "-c",
+                    ONE_CORE_SNIPPET,
+                    str(video.resolve()),
+                ],
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree.resolve())},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            times[tree].append(float(output.strip().splitlines()[-1]))
+    print(f"| code | wall s (best of {repeats}) | video-s per wall-s | all runs |")
+    print("|---|---|---|---|")
+    for tree, measured in times.items():
+        best = min(measured)
+        runs = ", ".join(f"{value:.2f}" for value in measured)
+        print(f"| {tree.resolve().name} | {best:.2f} | {duration / best:.2f} | {runs} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--video", type=Path, default=Path("../shared/data/videos/sam2_01_dog.mp4"))
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tree", type=Path, action="append", default=None)
     arguments = parser.parse_args()
     info = probe_video(arguments.video)
     print(
@@ -86,6 +137,10 @@ def main() -> None:
         f"{info.duration:.1f} s; {os.cpu_count()} cores; load average before "
         f"{os.getloadavg()[0]:.2f}\n"
     )
+    if arguments.tree:
+        compare_trees(arguments.video, info.duration, arguments.tree, arguments.repeats)
+        print(f"\nload average after {os.getloadavg()[0]:.2f}")
+        return
     single_process(arguments.video, info.duration, arguments.repeats)
     print()
     two_processes(arguments.video, info.duration, arguments.repeats)
