@@ -20,7 +20,7 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
-from workers.local.appearance import box_histogram
+from workers.local.appearance import SAMPLE_EVERY, box_histogram
 from workers.local.association import ReachSimilarity
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
@@ -213,7 +213,7 @@ class TrackCollector:
             track.boxes.append(box)
             track.scores.append(score)
             track.class_ids.append(class_id)
-            if self.appearance and image is not None:
+            if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
                 track.histograms.append(box_histogram(image, box))
         self._unconfirmed = unconfirmed
 
