@@ -118,7 +118,7 @@ def test_coco_video_links_annotations_to_images_of_one_video_by_frame() -> None:
         image = images[annotation["image_id"]]
         assert annotation["video_id"] == image["video_id"]
         x, y, w, h = annotation["bbox"]
-        assert w > 0 and h > 0 and x + w <= WIDTH + 1e-6
+        assert w > 0 and h > 0 and x + w <= WIDTH + 1e-6 and y + h <= HEIGHT + 1e-6
         by_track.setdefault(annotation["track_id"], []).append(image["frame_id"])
         assert categories[annotation["category_id"]] == (
             "person" if annotation["track_id"] == 1 else "dog"
