@@ -15,6 +15,10 @@
    busy machine the CPU time is the steadier measure of the work done. This is how the
    before/after figures in docs/local-backend.md were measured.
 
+4. With ``--cues``: in one process (pin it: ``taskset -c 1 python -m ...``), runs with
+   and without issue 10's cues (colour histograms and distance matching) taking turns:
+   the cost of those cues alone, with the least noise a busy machine allows.
+
 Models are loaded before timing (a worker loads its detector once, at process start).
 The machine's load average is printed: on a shared machine, figures move with it.
 """
@@ -136,11 +140,40 @@ def compare_trees(video: Path, duration: float, trees: list[Path], repeats: int)
         )
 
 
+def compare_cues(video: Path, duration: float, repeats: int) -> None:
+    import dataclasses
+
+    import workers.local.backend as backend
+
+    with_cues = LocalTrackingOptions(inference_threads=1)
+    without = LocalTrackingOptions(inference_threads=1, appearance=False)
+    base = backend.YOLOV3_TINY_THRESHOLDS
+    no_reach = dataclasses.replace(base, reach=0.0)
+    warm_up(with_cues)
+    track_video(video, with_cues)
+    runs: dict[str, list[tuple[float, float]]] = {"with the cues": [], "without": []}
+    for _ in range(repeats):
+        for name in runs:
+            backend.YOLOV3_TINY_THRESHOLDS = base if name == "with the cues" else no_reach
+            options = with_cues if name == "with the cues" else without
+            cpu, wall = time.process_time(), time.perf_counter()
+            track_video(video, options)
+            runs[name].append((time.process_time() - cpu, time.perf_counter() - wall))
+    backend.YOLOV3_TINY_THRESHOLDS = base
+    print("| run | CPU s (best) | video-s per CPU-s | CPU s, all runs |")
+    print("|---|---|---|---|")
+    for name, measured in runs.items():
+        best = min(cpu for cpu, _ in measured)
+        every = ", ".join(f"{cpu:.2f}" for cpu, _ in measured)
+        print(f"| {name} | {best:.2f} | {duration / best:.2f} | {every} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--video", type=Path, default=Path("../shared/data/videos/sam2_01_dog.mp4"))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--tree", type=Path, action="append", default=None)
+    parser.add_argument("--cues", action="store_true")
     arguments = parser.parse_args()
     info = probe_video(arguments.video)
     print(
@@ -148,6 +181,10 @@ def main() -> None:
         f"{info.duration:.1f} s; {os.cpu_count()} cores; load average before "
         f"{os.getloadavg()[0]:.2f}\n"
     )
+    if arguments.cues:
+        compare_cues(arguments.video, info.duration, arguments.repeats)
+        print(f"\nload average after {os.getloadavg()[0]:.2f}")
+        return
     if arguments.tree:
         compare_trees(arguments.video, info.duration, arguments.tree, arguments.repeats)
         print(f"\nload average after {os.getloadavg()[0]:.2f}")
