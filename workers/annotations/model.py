@@ -239,7 +239,11 @@ def fit_to_frame(frames: Iterable[TrackedFrame]) -> tuple[list[TrackedFrame], in
     kept: list[TrackedFrame] = []
     clipped = dropped = 0
     for frame in frames:
-        box = frame.box.clipped()
+        box = frame.box
+        if 0.0 <= box.left < box.right <= 1.0 and 0.0 <= box.top < box.bottom <= 1.0:
+            kept.append(frame)  # inside the frame already: most boxes
+            continue
+        box = box.clipped()
         if box.is_empty:
             dropped += 1
             continue

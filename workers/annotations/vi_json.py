@@ -45,10 +45,12 @@ form that the API's own client library reads back (``AnnotateVideoResponse.from_
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -449,28 +451,68 @@ _READ_FIELDS: dict[str, frozenset[str]] = {
     "VideoSegment": frozenset({"start_time_offset", "end_time_offset"}),
 }
 _DURATION_MESSAGE = "google.protobuf.Duration"
-_NUMBER_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
-_INTEGER_TYPES = frozenset(
-    {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT64}
-)
-_FIELDS_BY_KEY: dict[str, dict[str, FieldDescriptor]] = {}
+_DURATION_KEYS = frozenset({"seconds", "nanos"})
+
+# What a field holds, for the walk below.
+_NUMBER, _INTEGER, _STRING, _DURATION, _MESSAGE, _MESSAGES, _OTHER = range(7)
+_SCALAR_KINDS = {
+    FieldDescriptor.TYPE_FLOAT: _NUMBER,
+    FieldDescriptor.TYPE_DOUBLE: _NUMBER,
+    FieldDescriptor.TYPE_INT64: _INTEGER,
+    FieldDescriptor.TYPE_INT32: _INTEGER,
+    FieldDescriptor.TYPE_STRING: _STRING,
+}
 
 
-def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str  # the proto field name, the message's keyword argument
+    kind: int
+    message: Descriptor | None  # the nested message's descriptor, for _MESSAGE(S)
+
+
+_FIELDS_BY_KEY: dict[str, dict[str, _Field]] = {}
+
+
+def _fields_by_key(descriptor: Descriptor) -> dict[str, _Field]:
     """The fields vtrack reads in ``descriptor``'s message, under both JSON spellings."""
     table = _FIELDS_BY_KEY.get(descriptor.full_name)
     if table is None:
         wanted = _READ_FIELDS[descriptor.name]
         table = {}
         for field in descriptor.fields:
-            if field.name in wanted:
-                table[field.name] = field  # snake_case: the files the API writes
-                table[field.json_name] = field  # camelCase: proto3 JSON, the REST API
+            if field.name not in wanted:
+                continue
+            message = field.message_type
+            if message is None:
+                kind = _SCALAR_KINDS.get(field.type, _OTHER)
+            elif message.full_name == _DURATION_MESSAGE:
+                kind = _DURATION
+            else:
+                kind = _MESSAGES if field.is_repeated else _MESSAGE
+            entry = _Field(field.name, kind, message)
+            table[field.name] = entry  # snake_case: the files the API writes
+            table[field.json_name] = entry  # camelCase: proto3 JSON, the REST API
         _FIELDS_BY_KEY[descriptor.full_name] = table
     return table
 
 
-def _message_fields(node: Any, descriptor: Descriptor, path: str) -> dict[str, Any]:
+# A JSON path, built only when an error names it: (parent, step), the root a string.
+_Path = tuple[Any, str | int] | str
+
+
+def _path_text(path: _Path) -> str:
+    steps: list[str | int] = []
+    while isinstance(path, tuple):
+        path, step = path
+        steps.append(step)
+    text = path
+    for step in reversed(steps):
+        text = _join(text, step)
+    return text
+
+
+def _message_fields(node: Any, descriptor: Descriptor, path: _Path) -> dict[str, Any]:
     """The JSON object ``node`` as the keyword arguments of ``descriptor``'s message.
 
     Keys in either spelling become the message's field names; durations in any form
@@ -479,52 +521,65 @@ def _message_fields(node: Any, descriptor: Descriptor, path: str) -> dict[str, A
     the document's own spelling is known, so a wrong value is reported at its place
     rather than as the library's "Failed to initialize" without one. Numbers must be
     finite: NaN or infinity cannot be a box, a confidence or a time.
+
+    This walk runs over every value of the file, so the common case is checked inline and
+    the path is only spelled out for an error.
     """
-    obj = _expect_object(node, path)
+    if type(node) is not dict:
+        raise _FieldError(_path_text(path), f"expected an object, found {_describe(node)}")
     fields = _fields_by_key(descriptor)
     values: dict[str, Any] = {}
-    for key, value in obj.items():
+    for key, value in node.items():
         field = fields.get(key)
         if field is None or value is None:
             continue
-        where = _join(path, key)
-        message = field.message_type
-        if message is None:
-            values[field.name] = _scalar(value, field, where)
-        elif message.full_name == _DURATION_MESSAGE:
-            values[field.name] = _duration(value, where)
-        elif field.is_repeated:
-            items = _expect_list(value, where)
-            values[field.name] = [
-                _message_fields(item, message, _join(where, index))
-                for index, item in enumerate(items)
+        kind = field.kind
+        value_type = type(value)
+        if kind == _NUMBER:
+            if not (value_type is float and math.isfinite(value)) and value_type is not int:
+                _expect_number(value, _path_text((path, key)))  # raises
+            if field.name == "confidence" and not 0.0 <= value <= 1.0:
+                raise _FieldError(
+                    _path_text((path, key)), f"confidence {value!r} is outside [0, 1]"
+                )
+        elif kind == _DURATION:
+            is_plain = (
+                value_type is dict
+                and value.keys() <= _DURATION_KEYS
+                and type(value.get("seconds", 0)) is int
+                and type(value.get("nanos", 0)) is int
+                and value.get("seconds", 0) >= 0
+                and 0 <= value.get("nanos", 0) < _NANOS_PER_SECOND
+            )
+            if not is_plain:  # the API's own {seconds, nanos} goes straight to the library
+                value = _duration(value, _path_text((path, key)))
+        elif kind == _MESSAGES:
+            if value_type is not list:
+                _expect_list(value, _path_text((path, key)))  # raises
+            where = (path, key)
+            value = [
+                _message_fields(item, field.message, (where, index))
+                for index, item in enumerate(value)
             ]
-        else:
-            values[field.name] = _message_fields(value, message, where)
+        elif kind == _MESSAGE:
+            value = _message_fields(value, field.message, (path, key))
+        elif kind == _STRING:
+            if value_type is not str:
+                _expect_string(value, _path_text((path, key)))  # raises
+        elif kind == _INTEGER:
+            value = _expect_int64(value, _path_text((path, key)))
+        values[field.name] = value
     if descriptor.name == "VideoSegment":
         _check_segment(values, path)
     return values
 
 
-def _scalar(value: Any, field: FieldDescriptor, path: str) -> Any:
-    if field.type in _NUMBER_TYPES:
-        number = _expect_number(value, path)
-        if field.name == "confidence" and not 0.0 <= number <= 1.0:
-            raise _FieldError(path, f"confidence {number!r} is outside [0, 1]")
-        return number
-    if field.type in _INTEGER_TYPES:
-        return _expect_int64(value, path)
-    if field.type == FieldDescriptor.TYPE_STRING:
-        return _expect_string(value, path)
-    return value
-
-
-def _check_segment(values: dict[str, Any], path: str) -> None:
+def _check_segment(values: dict[str, Any], path: _Path) -> None:
     start = _nanos(values.get("start_time_offset"))
     end = _nanos(values.get("end_time_offset"))
     if end < start:
         raise _FieldError(
-            path,
+            _path_text(path),
             f"ends ({_format_duration(end / _NANOS_PER_SECOND)}) before it starts "
             f"({_format_duration(start / _NANOS_PER_SECOND)})",
         )
@@ -533,7 +588,7 @@ def _check_segment(values: dict[str, Any], path: str) -> None:
 def _nanos(duration: dict[str, int] | None) -> int:
     if not duration:
         return 0
-    return duration["seconds"] * _NANOS_PER_SECOND + duration["nanos"]
+    return duration.get("seconds", 0) * _NANOS_PER_SECOND + duration.get("nanos", 0)
 
 
 def _result_message(value: Any, path: str) -> Any:
@@ -599,18 +654,15 @@ def _annotation(
 
 def _object_track(message: Any) -> tuple[ObjectTrack, int, int]:
     """An ``ObjectTrackingAnnotation`` as a track, with its boxes clipped and counted."""
-    boxes = [frame.normalized_bounding_box for frame in message.frames]
-    coordinates = _as_printed(
-        [c for box in boxes for c in (box.left, box.top, box.right, box.bottom)]
-    )
+    coordinates: list[float] = []
+    times: list[float] = []
+    for frame in message.frames:
+        box = frame.normalized_bounding_box
+        coordinates += (box.left, box.top, box.right, box.bottom)
+        times.append(_seconds(frame.time_offset))
+    printed = iter(_as_printed(coordinates))
     frames = sorted(
-        (
-            TrackedFrame(
-                time=_seconds(frame.time_offset),
-                box=NormalizedBox(*coordinates[4 * index : 4 * index + 4]),
-            )
-            for index, frame in enumerate(message.frames)
-        ),
+        (TrackedFrame(time, NormalizedBox(*itertools.islice(printed, 4))) for time in times),
         key=lambda frame: frame.time,
     )
     if message.HasField("segment"):
@@ -650,7 +702,8 @@ def _as_printed(values: list[float]) -> list[float]:
 
 
 def _seconds(duration: Any) -> float:
-    return duration.seconds + duration.nanos / _NANOS_PER_SECOND
+    """A ``Duration`` in seconds, rounded once from its exact count of nanoseconds."""
+    return (duration.seconds * _NANOS_PER_SECOND + duration.nanos) / _NANOS_PER_SECOND
 
 
 def _segment(message: Any) -> Segment:
