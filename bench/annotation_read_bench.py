@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -36,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from google.cloud import videointelligence_v1 as vi
 
 from tests.support.api_output import api_output
 from workers.annotations.vi_json import parse_annotation_json
@@ -114,6 +117,22 @@ def main(argv: list[str] | None = None) -> int:
             f"| {best['after']:.3f} / {median['after']:.3f} "
             f"| {median['before'] / median['after']:.2f}x |"
         )
+    # The client library alone, for scale: no envelope, checks, clipping or model.
+    camel = files["camelCase (proto3 JSON)"]
+    snake = files["snake_case (output_uri file)"]
+
+    def from_json() -> Any:
+        return vi.AnnotateVideoResponse.from_json(camel, ignore_unknown_fields=True)
+
+    def from_mapping() -> Any:
+        return vi.AnnotateVideoResponse(mapping=json.loads(snake))
+
+    for name, read in (
+        ("AnnotateVideoResponse.from_json (camelCase)", from_json),
+        ("json.loads + AnnotateVideoResponse(mapping) (snake_case)", from_mapping),
+    ):
+        runs = sorted(timed(read) for _ in range(args.runs))
+        print(f"library alone, {name}: {runs[0]:.3f} / {statistics.median(runs):.3f} s")
     after = sorted(timed(lambda: parse_annotation_json(real, "bench")) for _ in range(args.runs))
     parsed = parse_annotation_json(real, "bench")
     print(
