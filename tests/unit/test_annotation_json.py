@@ -701,6 +701,14 @@ def test_a_video_with_nothing_in_it_is_a_valid_empty_annotation(document: str) -
     assert parsed.objects == ()
 
 
+def test_an_object_with_both_a_segment_and_a_track_id_keeps_both() -> None:
+    """The API's message holds one or the other (a oneof); a file with both loses neither."""
+    segment = {"startTimeOffset": "1s", "endTimeOffset": "4s"}
+    for obj in ({"trackId": "5", "segment": segment}, {"segment": segment, "track_id": 5}):
+        (track,) = _parse({"annotationResults": [{"objectAnnotations": [obj]}]}).objects
+        assert (track.track_id, track.segment) == (5, Segment(1.0, 4.0))
+
+
 def test_streaming_style_track_ids_are_read_from_strings_and_numbers() -> None:
     document = {
         "annotationResults": [

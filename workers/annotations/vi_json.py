@@ -591,25 +591,34 @@ def _nanos(duration: dict[str, int] | None) -> int:
     return duration.get("seconds", 0) * _NANOS_PER_SECOND + duration.get("nanos", 0)
 
 
-def _result_message(value: Any, path: str) -> Any:
-    """One ``VideoAnnotationResults`` JSON object as the library's message (raw protobuf)."""
+def _result_message(value: Any, path: str) -> tuple[Any, list[int | None]]:
+    """One ``VideoAnnotationResults`` JSON object as the library's message (raw protobuf).
+
+    Also returns each object's ``track_id`` (None when absent), kept apart: in the message
+    it shares a ``oneof`` with the object's ``segment``, and a file holding both must not
+    lose either to the order of its keys.
+    """
     result = _expect_object(value, path)
     error, error_path = _field(result, "error", path)
     if error is not None and _status_is_error(error):
         raise _FieldError(error_path, f"the API reported: {_status_text(error, error_path)}")
     fields = _message_fields(result, _RESULTS_DESCRIPTOR, path)
+    track_ids = [obj.pop("track_id", None) for obj in fields.get("object_annotations", ())]
     try:
         message = vi.VideoAnnotationResults(mapping=fields)
     except (TypeError, ValueError) as exc:  # checked above; what is left is out of range
         raise _FieldError(path, f"not a VideoAnnotationResults: {exc}") from None
-    return vi.VideoAnnotationResults.pb(message)
+    return vi.VideoAnnotationResults.pb(message), track_ids
 
 
 # --- From the library's messages to the annotation model: the one place ---------------------
 
 
 def _annotation(
-    results: list[Any], documents: list[dict[str, Any]], paths: list[str], input_uri: str | None
+    messages: list[tuple[Any, list[int | None]]],
+    documents: list[dict[str, Any]],
+    paths: list[str],
+    input_uri: str | None,
 ) -> VideoAnnotation:
     """One annotation from the results of one video (one result per requested segment).
 
@@ -617,6 +626,7 @@ def _annotation(
     dropped (see :func:`~workers.annotations.model.fit_to_frame`), and the annotation
     counts both.
     """
+    results = [result for result, _ in messages]
     named = [
         (result.input_uri, _field(document, "inputUri", path)[1])
         for result, document, path in zip(results, documents, paths, strict=True)
@@ -637,9 +647,9 @@ def _annotation(
     )
     objects: list[ObjectTrack] = []
     clipped = dropped = 0
-    for result in results:
-        for message in result.object_annotations:
-            track, track_clipped, track_dropped = _object_track(message)
+    for result, track_ids in messages:
+        for message, track_id in zip(result.object_annotations, track_ids, strict=True):
+            track, track_clipped, track_dropped = _object_track(message, track_id)
             objects.append(track)
             clipped += track_clipped
             dropped += track_dropped
@@ -652,7 +662,7 @@ def _annotation(
     )
 
 
-def _object_track(message: Any) -> tuple[ObjectTrack, int, int]:
+def _object_track(message: Any, track_id: int | None) -> tuple[ObjectTrack, int, int]:
     """An ``ObjectTrackingAnnotation`` as a track, with its boxes clipped and counted."""
     coordinates: list[float] = []
     times: list[float] = []
@@ -682,7 +692,7 @@ def _object_track(message: Any) -> tuple[ObjectTrack, int, int]:
         confidence=_as_printed([message.confidence])[0],
         segment=segment,
         frames=tuple(kept),
-        track_id=message.track_id if message.HasField("track_id") else None,
+        track_id=track_id,
     )
     return track, clipped, dropped
 
