@@ -15,6 +15,11 @@ over an insecure channel (``VTRACK_VI_ENDPOINT=127.0.0.1:PORT``):
   are in the response only when the request had no ``output_uri``, so a client that
   ignored the file would see no objects.
 
+What the fake "finds" is a :class:`VideoAnnotation` (``annotation``), or, to return what
+the real API returns untouched by vtrack's writer, an ``AnnotateVideoResponse`` JSON text
+(``response_json``, e.g. from :mod:`tests.support.api_output`: boxes past the frame and
+all), which only the client library reads.
+
 A :class:`Scenario` scripts the failures: transient errors for the first calls, a
 permanent error on every submission, an operation that finishes with an error status.
 
