@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
+
 # Knowledge Graph ids the API reports for common objects.
 ENTITIES: tuple[tuple[str, str], ...] = (
     ("/m/01g317", "person"),
@@ -292,15 +294,9 @@ def _seconds_nanos(seconds: float) -> dict[str, int]:
 
 
 def _duration_text(seconds: float) -> str:
-    total = round(seconds * 1_000_000_000)
-    whole, nanos = divmod(total, 1_000_000_000)
-    if nanos == 0:
-        return f"{whole}s"
-    if nanos % 1_000_000 == 0:
-        return f"{whole}.{nanos // 1_000_000:03d}s"
-    if nanos % 1_000 == 0:
-        return f"{whole}.{nanos // 1_000:06d}s"
-    return f"{whole}.{nanos:09d}s"
+    """proto3 JSON's ``"1.5s"``, as the protobuf library itself writes it (not our writer)."""
+    whole, nanos = divmod(round(seconds * 1_000_000_000), 1_000_000_000)
+    return Duration(seconds=whole, nanos=nanos).ToJsonString()
 
 
 def main(argv: list[str] | None = None) -> int:
