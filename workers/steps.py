@@ -26,7 +26,7 @@ from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import RenderOptions, assemble_summary_grid, render_object
-from workers.media.video import VideoInfo, probe_video
+from workers.media.video import VideoInfo, VideoLimits, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
 
@@ -72,6 +72,7 @@ def plan_render(
     """
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
+    video_limits(spec).check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
@@ -88,6 +89,10 @@ def plan_render(
         annotated_at=time.time(),
         annotation_generation=published.generation,
     )
+
+
+def video_limits(spec: JobSpec) -> VideoLimits:
+    return VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
 
 
 def render_options(spec: JobSpec) -> RenderOptions:
