@@ -9,8 +9,10 @@ id and retry number, before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fail
 :class:`PoisonMessageError` instead of running, which acknowledges the message and runs the
 job's error callback like any other failure.
 
-A delivery is counted per (task id, retry number): ``self.retry`` re-sends a task under the
-same id with one more retry, which is a new attempt, not a redelivery.
+A delivery is counted per (task name, task id, retry number): ``self.retry`` re-sends a task
+under the same id with one more retry, which is a new attempt, not a redelivery; and a task
+that replaces itself (``poll`` with its render chord) hands its id to the chord's body, a
+different task.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class PoisonMessageError(VtrackError):
     """A task whose worker process died each time it ran; it is not run again."""
 
 
-def deliveries_key(task_id: str, retries: int) -> str:
-    return f"{DELIVERIES_KEY_PREFIX}{task_id}:{retries}"
+def deliveries_key(task_name: str, task_id: str, retries: int) -> str:
+    return f"{DELIVERIES_KEY_PREFIX}{task_name}:{task_id}:{retries}"
 
 
 class DeliveryCountedTask(Task):  # type: ignore[misc]
@@ -52,7 +54,7 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
         client = rt.redis_client
         if client is None:
             return
-        key = deliveries_key(task_id, retries)
+        key = deliveries_key(self.name, task_id, retries)
         with client.pipeline() as pipe:
             pipe.incr(key)
             pipe.expire(key, results_ttl(rt.settings))
