@@ -11,6 +11,7 @@ searched for the secrets.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def free_port() -> int:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[int]:
     """A redis-server on a free 127.0.0.1 port that wants ``PASSWORD``; stopped by its pid."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     server = subprocess.Popen(
         [
