@@ -40,6 +40,9 @@ def deliveries_key(task_name: str, task_id: str, retries: int) -> str:
 class DeliveryCountedTask(Task):  # type: ignore[misc]
     """The base of vtrack's tasks: counts deliveries, refuses to run past the limit."""
 
+    # Its one-line reason is the news: the traceback would only show this class's __call__.
+    throws = (PoisonMessageError,)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         if request.id and not request.is_eager and request.delivery_info is not None:

@@ -68,6 +68,23 @@ def start_worker(redis_server: None, tmp_path: Path) -> Iterator[StartWorker]:
         worker.stop()
 
 
+@pytest.fixture(scope="module")
+def steady_worker(
+    redis_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One worker for the tests that kill nothing (they come last in this module)."""
+    worker = WorkerProcess(
+        "annotate,render",
+        2,
+        f"steady-{uuid.uuid4().hex[:6]}",
+        tmp_path_factory.mktemp("steady") / "worker.log",
+    )
+    try:
+        yield worker.wait_ready()
+    finally:
+        worker.stop()
+
+
 def many_objects(video: Path, count: int, frames: int, fps: int, width: int, height: int) -> Path:
     """``count`` objects over the whole video, each a static box on its own spot."""
     objects = []
@@ -211,9 +228,8 @@ def test_a_task_that_kills_its_process_every_time_fails_after_bounded_deliveries
 
 
 def test_the_chord_body_run_twice_publishes_the_same_summary(
-    start_worker: StartWorker, session_dirs: dict[str, Path]
+    steady_worker: WorkerProcess, session_dirs: dict[str, Path]
 ) -> None:
-    start_worker("assembler")
     video, annotations = small_clip(session_dirs["input"])
     job = submit(str(video), annotations_uri=str(annotations))
     first = job.wait(timeout=120)
@@ -244,9 +260,9 @@ def _submit_at_the_barrier(
 
 
 def test_ten_submits_of_one_video_at_once_make_one_job(
-    start_worker: StartWorker, session_dirs: dict[str, Path]
+    steady_worker: WorkerProcess, session_dirs: dict[str, Path]
 ) -> None:
-    worker = start_worker("dedup")
+    log_before = len(steady_worker.log())
     video, annotations = small_clip(session_dirs["input"])
     # Ten processes (forked: each has its own Redis and broker connections) submit together.
     context = multiprocessing.get_context("fork")
@@ -268,16 +284,16 @@ def test_ten_submits_of_one_video_at_once_make_one_job(
     manifest = Job(job_ids[0]).wait(timeout=120)
     assert manifest["job_id"] == job_ids[0]
     time.sleep(2)  # a duplicate job would still be running
-    lines = worker.log().splitlines()
+    lines = steady_worker.log()[log_before:].splitlines()
     for task in ("vtrack.annotate", "vtrack.assemble_summary"):
         runs = [line for line in lines if f"{task}[" in line and "succeeded" in line]
         assert len(runs) == 1, runs
 
 
 def test_a_pickle_message_is_refused_and_never_run(
-    start_worker: StartWorker, tmp_path: Path
+    steady_worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    worker = start_worker("picky")
+    worker = steady_worker
     marker = tmp_path / "unpickled"
     job_id = f"pickled-{uuid.uuid4().hex[:8]}"
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from tasks.celery_app import app
 
-KILL_OWN_PROCESS = "vtrack.tests.kill_own_process"
+# Not under "vtrack.": it is no task of the product (tests/unit/test_celery_config.py).
+KILL_OWN_PROCESS = "tests.kill_own_process"
 
 
 @app.task(name=KILL_OWN_PROCESS, bind=True)
