@@ -152,7 +152,7 @@ class SoakResult:
     duplicated_tasks: list[str]
     manifests_per_video: Counter[str]
     wall_seconds: float
-    memory: dict[str, dict[str, float]]  # "role pid": peak/first/last MiB
+    memory: dict[str, dict[str, Any]]  # "role kind pid": peak/first/last MiB, tenths
     tasks_succeeded: Counter[str]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
@@ -181,10 +181,10 @@ class SoakResult:
         }
 
 
-def memory_summary(workers: Sequence[Worker]) -> dict[str, dict[str, float]]:
+def memory_summary(workers: Sequence[Worker]) -> dict[str, dict[str, Any]]:
     """Per process: peak RSS, and the mean RSS over the first and the last fifth of its life."""
     mib = 1024 * 1024
-    summary: dict[str, dict[str, float]] = {}
+    summary: dict[str, dict[str, Any]] = {}
     for worker in workers:
         for pid, samples in sorted(worker.samples.items()):
             values = [rss for _, rss in samples]
@@ -195,6 +195,11 @@ def memory_summary(workers: Sequence[Worker]) -> dict[str, dict[str, float]]:
                 "first_fifth": round(sum(values[:fifth]) / fifth / mib, 1),
                 "last_fifth": round(sum(values[-fifth:]) / fifth / mib, 1),
                 "seconds_alive": round(samples[-1][0] - samples[0][0], 1),
+                # RSS at each tenth of the process's life: how it grows, not only by how much.
+                "tenths": [
+                    round(values[min(len(values) - 1, len(values) * tenth // 10)] / mib, 1)
+                    for tenth in range(11)
+                ],
             }
     return summary
 

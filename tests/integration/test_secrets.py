@@ -121,7 +121,7 @@ def test_no_secret_reaches_a_log_a_status_or_a_manifest(
         waited = vtrack("wait", good_id, "--timeout", "120")
         assert waited.returncode == 0, waited.stderr
         # The failed job's status shows its error (the records themselves are searched below).
-        assert "missing.mp4" in vtrack("status", bad_id).stdout
+        assert "missing.mp4" in vtrack("status", bad_id, "--json").stdout
         # A broker that does not answer: the error names it, not its password.
         down = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
         refused = vtrack("submit", str(video), VTRACK_BROKER_URL=down, VTRACK_RESULT_BACKEND=down)
