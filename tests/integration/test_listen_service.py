@@ -46,6 +46,7 @@ from tests.support.pubsub_emulator import (
 )
 from tests.support.videos import write_test_video
 from workers import naming
+from workers.annotations.vi_json import dump_annotation_json
 from workers.storage import ObjectStat, open_storage
 
 pytestmark = pytest.mark.integration
@@ -164,7 +165,7 @@ def upload_video(stack: Stack, name: str) -> tuple[ObjectStat, ObjectStat]:
     uri = f"gs://{stack.videos}/{name}"
     annotation = standard_annotation(uri, FRAMES, FPS, WIDTH, HEIGHT)
     sidecar = storage.write_bytes(
-        f"{uri}.json", json.dumps(annotation).encode(), "application/json"
+        f"{uri}.json", dump_annotation_json(annotation).encode(), "application/json"
     )
     return storage.upload_file(local, uri, "video/mp4"), sidecar
 
