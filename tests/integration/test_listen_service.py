@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.integration.conftest import FPS, FRAMES, HEIGHT, WIDTH
 from tests.support.annotations import standard_annotation
+from tests.support.cli_process import VtrackProcess
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.private_redis import PrivateRedis, free_port
 from tests.support.pubsub_emulator import (
@@ -44,6 +44,7 @@ from workers.storage import ObjectStat, open_storage
 pytestmark = pytest.mark.integration
 
 ACK_DEADLINE_S = 10
+LISTENING = "listening on"
 JOB_TIMEOUT_S = 90.0
 
 
@@ -102,46 +103,6 @@ def stack(pubsub_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         private_redis.stop()
 
 
-class ListenerProcess:
-    """``vtrack listen SUBSCRIPTION`` as a user runs it, stopped with SIGTERM."""
-
-    def __init__(self, subscription: str, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "listen", subscription],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.wait_for("listening on")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) < count:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the listener exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {count} x {text!r} after {timeout}s:\n{self.log()}")
-            time.sleep(0.2)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-
 def upload_video(stack: Stack, name: str) -> tuple[ObjectStat, ObjectStat]:
     """A short test video and its sidecar annotation (uploaded first) in the videos bucket."""
     storage = open_storage([stack.root])
@@ -182,7 +143,9 @@ def test_an_upload_notification_makes_one_job_and_the_rest_are_acknowledged(
     stack: Stack, tmp_path: Path
 ) -> None:
     topic, subscription = create_topic_and_subscription(f"uploads-{uuid.uuid4().hex[:8]}")
-    listener = ListenerProcess(subscription, stack.env, tmp_path / "listener.log")
+    listener = VtrackProcess(
+        ["listen", subscription], stack.env, tmp_path / "listener.log", LISTENING
+    )
     try:
         video, sidecar = upload_video(stack, "uploads/street.mp4")
         notify(topic, sidecar)  # the annotation uploaded first: not a video
@@ -237,7 +200,7 @@ def test_a_message_that_meets_a_broker_down_is_delivered_again(
     topic, subscription = create_topic_and_subscription(f"outage-{uuid.uuid4().hex[:8]}")
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     down = {**stack.env, "VTRACK_BROKER_URL": dead, "VTRACK_RESULT_BACKEND": dead}
-    outage = ListenerProcess(subscription, down, tmp_path / "outage.log")
+    outage = VtrackProcess(["listen", subscription], down, tmp_path / "outage.log", LISTENING)
     try:
         video, _ = upload_video(stack, "uploads/during-outage.mp4")
         notify(topic, video)
@@ -246,7 +209,9 @@ def test_a_message_that_meets_a_broker_down_is_delivered_again(
         assert outage.stop() == 0, outage.log()
     assert "started job" not in outage.log() and "Traceback" not in outage.log()
 
-    recovered = ListenerProcess(subscription, stack.env, tmp_path / "recovered.log")
+    recovered = VtrackProcess(
+        ["listen", subscription], stack.env, tmp_path / "recovered.log", LISTENING
+    )
     try:
         try:
             # A redelivery that reached the first listener as it closed waits out the
@@ -259,3 +224,18 @@ def test_a_message_that_meets_a_broker_down_is_delivered_again(
         recovered.stop()
     assert manifest["status"] == "completed"
     assert f"started job {manifest['job_id']} for {video.uri}" in recovered.log()
+
+
+def test_a_subscription_that_does_not_exist_is_one_line_and_exit_code_1(stack: Stack) -> None:
+    missing = f"projects/vtrack-test/subscriptions/missing-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "listen", missing],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"error: {missing}: " in result.stderr
+    assert "Traceback" not in result.stderr

@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.integration.conftest import (
     FPS,
     FRAMES,
@@ -25,6 +21,7 @@ from tests.integration.conftest import (
     drop_video,
 )
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.cli_process import VtrackProcess
 from tests.support.videos import write_test_video
 
 pytestmark = pytest.mark.integration
@@ -33,54 +30,14 @@ STABLE_SECONDS = 2.0
 JOB_TIMEOUT_S = 90.0
 
 
-class WatcherProcess:
-    """``vtrack watch FOLDER`` as a user runs it, stopped with SIGTERM."""
-
-    def __init__(self, service: Service, folder: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = {**service.env, "VTRACK_WATCH_STABLE_SECONDS": str(STABLE_SECONDS)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "watch", str(folder)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.wait_for("watching")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) < count:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the watcher exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {count} x {text!r} after {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-
 @pytest.fixture
-def watched(service: Service, tmp_path: Path) -> Iterator[tuple[Path, WatcherProcess]]:
+def watched(service: Service, tmp_path: Path) -> Iterator[tuple[Path, VtrackProcess]]:
     folder = service.incoming / f"watched-{tmp_path.name}"
     folder.mkdir()
     existing = drop_video(folder, "already-there.mp4")
     os.utime(existing, (time.time() - 600, time.time() - 600))
-    watcher = WatcherProcess(service, folder, tmp_path / "watch.log")
+    env = {**service.env, "VTRACK_WATCH_STABLE_SECONDS": str(STABLE_SECONDS)}
+    watcher = VtrackProcess(["watch", str(folder)], env, tmp_path / "watch.log", "watching")
     try:
         yield folder, watcher
     finally:
@@ -100,7 +57,7 @@ def wait_for_manifest(service: Service, video: Path) -> dict:
 def test_a_copied_video_is_processed_with_no_beat(
     service: Service,
     start_worker: Callable[[], ServiceWorker],
-    watched: tuple[Path, WatcherProcess],
+    watched: tuple[Path, VtrackProcess],
     tmp_path: Path,
 ) -> None:
     folder, watcher = watched
@@ -132,7 +89,7 @@ def test_a_copied_video_is_processed_with_no_beat(
 def test_a_file_still_being_written_is_not_submitted_half_written(
     service: Service,
     start_worker: Callable[[], ServiceWorker],
-    watched: tuple[Path, WatcherProcess],
+    watched: tuple[Path, VtrackProcess],
     tmp_path: Path,
 ) -> None:
     folder, watcher = watched
