@@ -14,8 +14,12 @@ from config.settings import get_settings
 logger = get_logger(__name__)
 
 # tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
-# tasks.progress reports job stages as task states for Flower.
-app = Celery("vtrack", include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress"])
+# tasks.progress reports job stages as task states for Flower; tasks.catalog retries
+# catalog writes that failed when a job completed.
+app = Celery(
+    "vtrack",
+    include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress", "tasks.catalog"],
+)
 app.conf.update(celery_config(get_settings()))
 
 

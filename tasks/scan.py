@@ -96,7 +96,7 @@ def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
             report.skipped[reason] += 1
             continue
         spec = make_spec(video.uri, **_job_options(video))
-        job = start_job(spec, VideoVersion.of(video))
+        job = start_job(spec, VideoVersion.of(video), source="scan")
         if job.id != spec.job_id:
             report.skipped[SKIP_IN_FLIGHT] += 1
             continue
