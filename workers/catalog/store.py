@@ -153,8 +153,13 @@ class Catalog:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                self._engine = _build_engine(self.url)
-                ensure_schema(self._engine)
+                engine = _build_engine(self.url)
+                try:
+                    ensure_schema(engine)
+                except Exception:
+                    engine.dispose()  # not kept: the next use tries again from the start
+                    raise
+                self._engine = engine
             return self._engine
 
     def prepare(self) -> None:
