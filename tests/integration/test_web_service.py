@@ -1,0 +1,355 @@
+"""The web app over HTTP with real workers, real Redis, and the catalog on SQLite and PostgreSQL.
+
+Each catalog gets its own stack: one ``celery worker`` (prefork, 2 processes) and one
+``vtrack web`` process, both with the same settings, as an operator would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import (
+    BROKER_DB,
+    REDIS_HOST,
+    REDIS_PORT,
+    REPO_ROOT,
+    RESULTS_DB,
+    SHARED_DATA,
+    TEST_ENV,
+    WorkerProcess,
+)
+from tests.support.annotations import track, write_annotation
+from tests.support.videos import write_test_video
+from tests.support.web import WebApp, postgres_answers, postgres_database, wait_for
+from workers.annotations.model import VideoAnnotation
+from workers.catalog import Catalog, default_catalog_url
+
+pytestmark = pytest.mark.integration
+
+FPS, WIDTH, HEIGHT = 10, 160, 96
+FINISHED = {"completed", "completed_with_errors", "failed", "cancelled"}
+
+
+@dataclass
+class Stack:
+    root: Path
+    env: dict[str, str]
+    catalog_url: str
+    worker: WorkerProcess
+    web: WebApp
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "input"
+
+    def client(self) -> httpx.Client:
+        return self.web.client()
+
+    def vtrack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tasks.cli", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def start_worker(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        name = f"web-{uuid.uuid4().hex[:6]}"
+        worker = WorkerProcess(
+            "annotate,render", 2, name, self.root / f"{name}.log", env=env or self.env
+        )
+        return worker.wait_ready()
+
+
+def flush_redis() -> None:
+    for db in (BROKER_DB, RESULTS_DB):
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, redis_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp(f"web-{request.param}")
+    for folder in ("input", "output"):
+        (root / folder).mkdir()
+    with CatalogDatabase(request.param, root) as catalog_url:
+        env = {
+            **os.environ,
+            **TEST_ENV,
+            "VTRACK_OUTPUT_ROOT": str(root / "output"),
+            "VTRACK_ANNOTATION_ROOT": str(root / "output"),
+            "VTRACK_INPUT_ROOTS": f"{root / 'input'},{SHARED_DATA}",
+        }
+        if request.param == "postgresql":
+            env["VTRACK_CATALOG_URL"] = catalog_url
+        else:
+            env.pop("VTRACK_CATALOG_URL", None)  # the default: SQLite beside the outputs
+        worker = WorkerProcess("annotate,render", 2, "web-stack", root / "worker.log", env=env)
+        web = WebApp(env, root / "web.log")
+        try:
+            worker.wait_ready()
+            web.start()
+            yield Stack(root, env, catalog_url, worker, web)
+        finally:
+            web.stop()
+            worker.stop()
+
+
+class CatalogDatabase:
+    """The catalog URL of a stack: SQLite's default file, or a new PostgreSQL database."""
+
+    def __init__(self, kind: str, root: Path) -> None:
+        self.kind, self.root = kind, root
+        self._pg: Any = None
+
+    def __enter__(self) -> str:
+        if self.kind == "sqlite":
+            return default_catalog_url(str(self.root / "output"))
+        if not postgres_answers():
+            pytest.skip("no PostgreSQL answers at VTRACK_TEST_PG_URL (127.0.0.1:5432 by default)")
+        self._pg = postgres_database()
+        return self._pg.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pg is not None:
+            self._pg.__exit__(*exc)
+
+
+def make_clip(folder: Path, labels: dict[str, tuple[float, range]], frames: int = 40) -> Path:
+    """A real test video and its annotation JSON beside it: label -> (confidence, frames)."""
+    video = write_test_video(
+        folder / f"clip-{uuid.uuid4().hex[:8]}.mp4",
+        frames=frames,
+        fps=FPS,
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    static = (0.1, 0.3, 0.4, 0.8)
+    annotation = VideoAnnotation(
+        input_uri=str(video),
+        objects=tuple(
+            track(label, confidence, span, FPS, WIDTH, HEIGHT, static=static if n else None)
+            for n, (label, (confidence, span)) in enumerate(labels.items())
+        ),
+    )
+    write_annotation(Path(f"{video}.json"), annotation)
+    return video
+
+
+def submit(client: httpx.Client, video: Path, **extra: Any) -> str:
+    body = {"video_uri": str(video), **extra}
+    if "annotations_uri" not in extra:
+        body["annotations_uri"] = f"{video}.json"
+    response = client.post("/api/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["status"] in FINISHED else None
+
+    return wait_for(finished, timeout, what=f"job {job_id} finished")
+
+
+def test_jobs_submitted_over_http_complete_and_search_answers_with_times(stack: Stack) -> None:
+    park = make_clip(stack.incoming, {"dog": (0.93, range(5, 31)), "person": (0.88, range(0, 40))})
+    street = make_clip(stack.incoming, {"person": (0.9, range(12, 40))})
+    with stack.client() as client:
+        park_job = submit(client, park, min_frames=5)
+        park_status = wait_finished(client, park_job)
+        street_job = submit(client, street)
+        street_status = wait_finished(client, street_job)
+
+        for status in (park_status, street_status):
+            assert status["status"] == "completed", status
+            assert status["source"] == "web"
+            assert status["manifest"]["job_id"] == status["job_id"]
+        assert [o["entity"] for o in park_status["manifest"]["objects"]] == ["dog", "person"]
+
+        dogs = client.get("/api/videos", params={"entity": "dog"}).json()
+        assert [(v["video_uri"], v["job_id"]) for v in dogs] == [(str(park), park_job)]
+        (dog,) = dogs[0]["objects"]
+        assert dog["first_time"] == pytest.approx(0.5) and dog["last_time"] == pytest.approx(3.0)
+        assert dog["confidence"] == pytest.approx(0.93)
+        assert dog["animation_uri"].endswith(".gif")
+        assert dogs[0]["summary_uri"] == park_status["manifest"]["summary_uri"]
+
+        people = client.get("/api/videos", params={"entity": "Person"}).json()
+        assert [v["video_uri"] for v in people] == [str(street), str(park)]  # newest first
+        assert people[0]["objects"][0]["first_time"] == pytest.approx(1.2)
+        strict = client.get("/api/videos", params={"entity": "person", "min_confidence": 0.89})
+        assert [v["video_uri"] for v in strict.json()] == [str(street)]
+        assert client.get("/api/videos", params={"entity": "giraffe"}).json() == []
+
+        listed = client.get("/api/jobs", params={"limit": 100}).json()
+        ids = [job["job_id"] for job in listed["jobs"]]
+        assert ids.index(street_job) < ids.index(park_job)
+        done = client.get("/api/jobs", params={"status": "completed", "limit": 100}).json()
+        assert {park_job, street_job} <= {job["job_id"] for job in done["jobs"]}
+        assert client.get("/api/jobs", params={"status": "failed"}).json()["jobs"] == []
+
+        # One record, three readers: the API, `vtrack status --json` and `vtrack jobs`.
+        printed = stack.vtrack("status", street_job, "--json")
+        assert printed.returncode == 0, printed.stderr
+        api_view = client.get(f"/api/jobs/{street_job}").json()
+        api_view.pop("manifest")
+        assert json.loads(printed.stdout) == api_view
+        jobs = stack.vtrack("jobs", "--json", "--limit", "100")
+        assert street_job in [json.loads(line)["job_id"] for line in jobs.stdout.splitlines()]
+
+        # Pages and the outputs they show.
+        page = client.get(f"/jobs/{park_job}")
+        assert page.status_code == 200 and "dog" in page.text
+        summary = client.get(page.text.split('id="summary" src="', 1)[1].split('"', 1)[0])
+        assert summary.status_code == 200 and summary.headers["content-type"] == "image/jpeg"
+        search = client.get("/search", params={"entity": "dog"})
+        assert park.name in search.text and street.name not in search.text
+
+
+def test_catalog_survives_a_redis_flush_and_an_app_restart(stack: Stack) -> None:
+    clip = make_clip(stack.incoming, {"kayak": (0.8, range(0, 30))})
+    with stack.client() as client:
+        job_id = submit(client, clip)
+        assert wait_finished(client, job_id)["status"] == "completed"
+    flush_redis()  # every job record and result is gone
+    stack.web.restart()
+    with stack.client() as client:
+        found = client.get("/api/videos", params={"entity": "kayak"}).json()
+        assert [v["job_id"] for v in found] == [job_id]
+        status = client.get(f"/api/jobs/{job_id}").json()
+        assert status["status"] == "completed"
+        assert status["manifest"]["objects"][0]["entity"] == "kayak"
+        listed = client.get("/api/jobs", params={"limit": 500}).json()
+        assert job_id in [job["job_id"] for job in listed["jobs"]]
+        assert client.get(f"/jobs/{job_id}").status_code == 200
+    printed = stack.vtrack("status", job_id, "--json")
+    assert printed.returncode == 0 and json.loads(printed.stdout)["status"] == "completed"
+
+
+def test_catalog_rebuild_repairs_a_lost_catalog(stack: Stack) -> None:
+    clip = make_clip(stack.incoming, {"heron": (0.8, range(0, 30))})
+    with stack.client() as client:
+        job_id = submit(client, clip)
+        assert wait_finished(client, job_id)["status"] == "completed"
+    stack.web.stop()
+    _lose_catalog(stack.catalog_url)
+    rebuilt = stack.vtrack("catalog", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "catalog rebuilt" in rebuilt.stderr
+    stack.web.start()
+    with stack.client() as client:
+        found = client.get("/api/videos", params={"entity": "heron"}).json()
+        assert [v["job_id"] for v in found] == [job_id]
+
+
+def _lose_catalog(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    from sqlalchemy import create_engine
+
+    from workers.catalog.schema import metadata
+
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+def test_a_catalog_that_cannot_be_written_does_not_fail_the_job(stack: Stack) -> None:
+    blocker = stack.root / f"blocked-{uuid.uuid4().hex[:6]}"
+    blocker.write_text("a file where the catalog's folder should be")
+    broken_url = f"sqlite:///{blocker / 'catalog.sqlite3'}"
+    stack.worker.stop()
+    broken = stack.start_worker({**stack.env, "VTRACK_CATALOG_URL": broken_url})
+    try:
+        clip = make_clip(stack.incoming, {"owl": (0.8, range(0, 30))})
+        with stack.client() as client:
+            job_id = submit(client, clip)
+            status = wait_finished(client, job_id)
+        assert status["status"] == "completed", status  # the job does not fail
+        assert (stack.output / f"{clip.name}.manifest.json").is_file()
+        assert "catalog not written" in broken.log()
+        blocker.unlink()  # the database comes back: the retry lands
+        catalog = Catalog(broken_url)
+        try:
+            found = wait_for(lambda: catalog.search("owl"), 90, interval=1, what="retried write")
+        finally:
+            catalog.dispose()
+        assert [m.job_id for m in found] == [job_id]
+    finally:
+        broken.stop()
+        stack.worker = stack.start_worker()
+
+
+def test_cancel_stops_a_running_job(stack: Stack) -> None:
+    from tasks.celery_app import app
+
+    # A longer video tracked by the local backend: many segments, several seconds each.
+    video = write_test_video(
+        stack.incoming / f"long-{uuid.uuid4().hex[:6]}.mp4",
+        frames=600,
+        fps=10,
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    with stack.client() as client:
+        response = client.post("/api/jobs", json={"video_uri": str(video)})
+        job_id = response.json()["job_id"]
+        wait_for(
+            lambda: "tracking" in client.get(f"/api/jobs/{job_id}").json()["stage"],
+            90,
+            what="tracking started",
+        )
+        cancelled = client.delete(f"/api/jobs/{job_id}")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+
+        def job_tasks() -> list[str]:
+            replies = app.control.inspect(timeout=1.0).active() or {}
+            return [
+                task["id"]
+                for tasks in replies.values()
+                for task in tasks
+                if job_id in json.dumps([task.get("args"), task.get("kwargs")], default=str)
+            ]
+
+        wait_for(lambda: not job_tasks(), 30, interval=0.5, what="no task of the job running")
+        time.sleep(3)
+        assert job_tasks() == []
+        after = client.get(f"/api/jobs/{job_id}").json()
+        assert after["status"] == "cancelled" and after["manifest"] is None
+        assert not list(stack.output.glob(f"{video.name}.*")), "a cancelled job publishes nothing"
+        again = client.delete(f"/api/jobs/{job_id}")
+        assert again.status_code == 409
+        # The video is free again: a new submission starts a new job.
+        second = client.post("/api/jobs", json={"video_uri": str(video)}).json()["job_id"]
+        assert second != job_id
+    ended = stack.vtrack("cancel", second)
+    assert ended.returncode == 0, ended.stderr
+    refused = stack.vtrack("cancel", second)
+    assert refused.returncode == 2 and "already ended" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
