@@ -7,171 +7,35 @@ Each catalog gets its own stack: one ``celery worker`` (prefork, 2 processes) an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import redis
 
-from tests.conftest import (
-    BROKER_DB,
-    REDIS_HOST,
-    REDIS_PORT,
-    REPO_ROOT,
-    RESULTS_DB,
-    SHARED_DATA,
-    TEST_ENV,
-    WorkerProcess,
-)
-from tests.support.annotations import track, write_annotation
 from tests.support.videos import write_test_video
-from tests.support.web import WebApp, postgres_answers, postgres_database, wait_for
-from workers.annotations.model import VideoAnnotation
-from workers.catalog import Catalog, default_catalog_url
+from tests.support.web import (
+    HEIGHT,
+    WIDTH,
+    Stack,
+    flush_redis,
+    make_clip,
+    running_stack,
+    submit,
+    wait_finished,
+    wait_for,
+)
+from workers.catalog import Catalog
 
 pytestmark = pytest.mark.integration
-
-FPS, WIDTH, HEIGHT = 10, 160, 96
-FINISHED = {"completed", "completed_with_errors", "failed", "cancelled"}
-
-
-@dataclass
-class Stack:
-    kind: str
-    root: Path
-    env: dict[str, str]
-    catalog_url: str
-    worker: WorkerProcess
-    web: WebApp
-
-    @property
-    def output(self) -> Path:
-        return self.root / "output"
-
-    @property
-    def incoming(self) -> Path:
-        return self.root / "input"
-
-    def client(self) -> httpx.Client:
-        return self.web.client()
-
-    def vtrack(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tasks.cli", *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def start_worker(self, env: dict[str, str] | None = None) -> WorkerProcess:
-        name = f"web-{uuid.uuid4().hex[:6]}"
-        worker = WorkerProcess(
-            "annotate,render", 2, name, self.root / f"{name}.log", env=env or self.env
-        )
-        return worker.wait_ready()
-
-
-def flush_redis() -> None:
-    for db in (BROKER_DB, RESULTS_DB):
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stack(
     request: pytest.FixtureRequest, redis_server: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp(f"web-{request.param}")
-    for folder in ("input", "output"):
-        (root / folder).mkdir()
-    with CatalogDatabase(request.param, root) as catalog_url:
-        env = {
-            **os.environ,
-            **TEST_ENV,
-            "VTRACK_OUTPUT_ROOT": str(root / "output"),
-            "VTRACK_ANNOTATION_ROOT": str(root / "output"),
-            "VTRACK_INPUT_ROOTS": f"{root / 'input'},{SHARED_DATA}",
-        }
-        if request.param == "postgresql":
-            env["VTRACK_CATALOG_URL"] = catalog_url
-        else:
-            env.pop("VTRACK_CATALOG_URL", None)  # the default: SQLite beside the outputs
-        worker = WorkerProcess("annotate,render", 2, "web-stack", root / "worker.log", env=env)
-        web = WebApp(env, root / "web.log")
-        built = Stack(request.param, root, env, catalog_url, worker, web)
-        try:
-            worker.wait_ready()
-            web.start()
-            yield built
-        finally:
-            built.web.stop()
-            built.worker.stop()  # the one running now: a test may have replaced it
-
-
-class CatalogDatabase:
-    """The catalog URL of a stack: SQLite's default file, or a new PostgreSQL database."""
-
-    def __init__(self, kind: str, root: Path) -> None:
-        self.kind, self.root = kind, root
-        self._pg: Any = None
-
-    def __enter__(self) -> str:
-        if self.kind == "sqlite":
-            return default_catalog_url(str(self.root / "output"))
-        if not postgres_answers():
-            pytest.skip("no PostgreSQL answers at VTRACK_TEST_PG_URL (127.0.0.1:5432 by default)")
-        self._pg = postgres_database()
-        return self._pg.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pg is not None:
-            self._pg.__exit__(*exc)
-
-
-def make_clip(folder: Path, labels: dict[str, tuple[float, range]], frames: int = 40) -> Path:
-    """A real test video and its annotation JSON beside it: label -> (confidence, frames)."""
-    video = write_test_video(
-        folder / f"clip-{uuid.uuid4().hex[:8]}.mp4",
-        frames=frames,
-        fps=FPS,
-        width=WIDTH,
-        height=HEIGHT,
-    )
-    static = (0.1, 0.3, 0.4, 0.8)
-    annotation = VideoAnnotation(
-        input_uri=str(video),
-        objects=tuple(
-            track(label, confidence, span, FPS, WIDTH, HEIGHT, static=static if n else None)
-            for n, (label, (confidence, span)) in enumerate(labels.items())
-        ),
-    )
-    write_annotation(Path(f"{video}.json"), annotation)
-    return video
-
-
-def submit(client: httpx.Client, video: Path, **extra: Any) -> str:
-    body = {"video_uri": str(video), **extra}
-    if "annotations_uri" not in extra:
-        body["annotations_uri"] = f"{video}.json"
-    response = client.post("/api/jobs", json=body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["job_id"])
-
-
-def wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        return job if job["status"] in FINISHED else None
-
-    return wait_for(finished, timeout, what=f"job {job_id} finished")
+    with running_stack(request.param, tmp_path_factory.mktemp(f"web-{request.param}")) as built:
+        yield built
 
 
 def test_jobs_submitted_over_http_complete_and_search_answers_with_times(stack: Stack) -> None:
