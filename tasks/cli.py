@@ -338,7 +338,9 @@ def catalog_rebuild() -> None:
     from tasks.catalog import current_catalog, rebuild_catalog
 
     report = rebuild_catalog()
-    err_console.print(f"{report.describe()} ({current_catalog().describe()})", highlight=False)
+    err_console.print(
+        f"{report.describe()} ({current_catalog().describe()})", highlight=False, soft_wrap=True
+    )
 
 
 @main.group()
