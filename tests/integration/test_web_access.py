@@ -61,7 +61,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def app_env(folders: dict[str, Path], **extra: str) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,
         **TEST_ENV,
         "VTRACK_OUTPUT_ROOT": str(folders["output"]),
@@ -69,6 +69,8 @@ def app_env(folders: dict[str, Path], **extra: str) -> dict[str, str]:
         "VTRACK_INPUT_ROOTS": str(folders["input"]),
         **extra,
     }
+    env.pop("VTRACK_CATALOG_URL")  # the default: beside the outputs
+    return env
 
 
 @pytest.fixture(scope="module")
