@@ -222,6 +222,8 @@ def status(job_id: str, as_json: bool) -> None:
     table.add_row("job", record.job_id)
     table.add_row("video", record.video_uri)
     table.add_row("backend", record.backend)
+    if record.source:
+        table.add_row("started by", record.source)
     table.add_row("status", record.status)
     table.add_row("stage", f"{record.stage} ({record.percent:.0f}%)")
     if record.objects_total:
