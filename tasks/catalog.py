@@ -55,6 +55,17 @@ def current_catalog() -> Catalog:
         return _catalogs[url]
 
 
+def prepare_catalog() -> None:
+    """Open the catalog now (worker start): the job's last task then only writes its rows.
+
+    Never raises: a database that is down now is tried again at the first write.
+    """
+    try:
+        current_catalog().prepare()
+    except Exception as exc:
+        log.warning("catalog not reachable yet (%s); tried again at the first write", exc)
+
+
 def record_completed(manifest: Manifest) -> bool:
     """Record a completed job; on failure, schedule retries and return False. Never raises."""
     try:

@@ -39,7 +39,10 @@ def build_process_clients(**_: Any) -> None:
     from tasks import runtime
     from workers.errors import VtrackError
 
+    from tasks.catalog import prepare_catalog
+
     runtime.configure(None)
+    prepare_catalog()  # SQLAlchemy and the schema now, not in the first job's last task
     rt = runtime.current()
     try:
         rt.annotator(rt.settings.backend)  # a missing credential shows at start, not mid-job

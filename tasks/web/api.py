@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.api import Job, JobFinished, JobNotFound, list_jobs, make_spec, start_job
 from tasks.catalog import current_catalog
@@ -41,7 +41,12 @@ class JobCreated(BaseModel):
 
 
 class JobStatus(BaseModel):
-    """The record ``vtrack status --json`` prints, plus the manifest once the job is done."""
+    """The record ``vtrack status --json`` prints, plus the manifest once the job is done.
+
+    Fields the record gains later are passed through as they are.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     job_id: str
     video_uri: str
