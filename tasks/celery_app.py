@@ -37,9 +37,8 @@ def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any
 def build_process_clients(**_: Any) -> None:
     """Build this process's storage, Redis and backend clients once, after the fork."""
     from tasks import runtime
-    from workers.errors import VtrackError
-
     from tasks.catalog import prepare_catalog
+    from workers.errors import VtrackError
 
     runtime.configure(None)
     prepare_catalog()  # SQLAlchemy and the schema now, not in the first job's last task
