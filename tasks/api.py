@@ -260,7 +260,8 @@ def list_jobs(
     return records[offset : offset + limit], total
 
 
-def cancel(job_id: str) -> JobRecord:
+def cancel_job(job_id: str) -> JobRecord:
+    """Cancel the job ``job_id`` (see :meth:`Job.cancel`); returns its record."""
     return Job(job_id).cancel()
 
 
