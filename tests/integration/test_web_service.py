@@ -7,12 +7,15 @@ Each catalog gets its own stack: one ``celery worker`` (prefork, 2 processes) an
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.support.videos import write_test_video
 from tests.support.web import (
     HEIGHT,
@@ -172,7 +175,6 @@ def test_a_catalog_that_cannot_be_written_does_not_fail_the_job(stack: Stack) ->
 def test_cancel_stops_a_running_job(stack: Stack) -> None:
     if stack.kind != "sqlite":
         pytest.skip("cancel does not touch the catalog: run on the SQLite stack only")
-    from tasks.celery_app import app
 
     # A longer video tracked by the local backend: many segments, several seconds each.
     video = write_test_video(
@@ -196,7 +198,20 @@ def test_cancel_stops_a_running_job(stack: Stack) -> None:
         assert cancelled.json()["status"] == "cancelled"
 
         def job_tasks() -> list[str]:
-            replies = app.control.inspect(timeout=1.0).active() or {}
+            # Asked from another process: a broadcast from this one would leave connections
+            # that later forked test processes inherit.
+            asked = subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "tasks", "inspect", "active", "--json"],
+                cwd=REPO_ROOT,
+                env=stack.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            try:
+                replies = json.loads(asked.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                replies = {}
             return [
                 task["id"]
                 for tasks in replies.values()
