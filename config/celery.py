@@ -30,6 +30,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     # Service entry points (tasks/scan.py): short control tasks, like the job's own.
     "vtrack.scan_source": {"queue": ANNOTATE_QUEUE},
     "vtrack.submit_video": {"queue": ANNOTATE_QUEUE},
+    # A catalog write that failed at a job's completion, retried (tasks/catalog.py).
+    "vtrack.record_in_catalog": {"queue": ANNOTATE_QUEUE},
 }
 
 # Redis re-delivers a message that a worker has not acknowledged within this margin above

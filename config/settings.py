@@ -383,6 +383,23 @@ class Settings(BaseSettings):
     def listen_prefix_list(self) -> tuple[str, ...]:
         return tuple(prefix.strip() for prefix in self.listen_prefixes.split(",") if prefix.strip())
 
+    # --- Catalog and web app (docs/web.md) ------------------------------------------------
+    catalog_url: str = Field(
+        "",
+        description=(
+            "SQLAlchemy URL of the catalog across videos (sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB); empty: a SQLite file .vtrack-catalog.sqlite3 in "
+            "the output folder, or in the working directory when the outputs are in a bucket."
+        ),
+    )
+    web_auth: str = Field(
+        "",
+        description=(
+            "user:password for basic auth on every page and API call of vtrack web; empty: no "
+            "auth, and vtrack web listens on the loopback interface only."
+        ),
+    )
+
     def scan_source_list(self) -> list[str]:
         return [source.strip() for source in self.scan_sources.split(",") if source.strip()]
 

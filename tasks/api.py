@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +30,12 @@ from workers.job import JobSpec
 from workers.service.scanning import VideoVersion
 from workers.uris import parse_uri
 
+log = logging.getLogger(__name__)
+
+# How long a cancel waits for the workers to say which of the job's tasks they hold.
+INSPECT_TIMEOUT_SECONDS = 1.0
+SOURCES = ("cli", "api", "scan", "event", "web")
+
 
 class JobFailed(VtrackError):
     """The job ended in failure; the message is the job's error."""
@@ -37,6 +45,10 @@ class JobNotFound(VtrackError):
     """No job with that id is known (never submitted, or its record expired)."""
 
 
+class JobFinished(VtrackError):
+    """The job has already ended: there is nothing to cancel."""
+
+
 @dataclass(frozen=True)
 class Job:
     """A handle on a submitted job: its id, its status, and a way to wait for its manifest."""
@@ -44,10 +56,45 @@ class Job:
     id: str
 
     def status(self) -> JobRecord:
+        """The job's record: where the web app, ``vtrack status`` and this API all look.
+
+        A completed job whose record has expired (or was lost with Redis) is still known
+        to the catalog, which answers instead.
+        """
         record = runtime.current().jobs.get(self.id)
+        if record is None:
+            from tasks.catalog import catalog_record
+
+            record = catalog_record(self.id)
         if record is None:
             raise JobNotFound(f"no job {self.id} (unknown id, or its record has expired)")
         return record
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The job's manifest once it has completed (None before, or when it failed)."""
+        return self._manifest(self.status())
+
+    def cancel(self) -> JobRecord:
+        """Cancel the job: mark it ``cancelled``, revoke its tasks, publish nothing more.
+
+        Raises :class:`JobNotFound` for an unknown job, :class:`JobFinished` for one that
+        has already ended.
+        """
+        rt = runtime.current()
+        record = self.status()
+        if record.finished:
+            raise JobFinished(f"job {self.id} has already ended ({record.status})")
+        # First the record: every task of the job checks it before doing anything.
+        rt.jobs.update(self.id, status="cancelled", stage="cancelled", error=None)
+        task_ids = {self.id, *_job_task_ids(self.id)}
+        app.control.revoke(sorted(task_ids), terminate=True, signal="SIGTERM")
+        claims = rt.claims()
+        if claims is not None:
+            claims.release(record.video_uri, self.id)
+        for limiter in filter(None, (rt.limiter(name) for name in runtime.QUOTA_LIMITED_BACKENDS)):
+            limiter.release(self.id)
+        log.info("job %s cancelled; revoked %d task(s)", self.id, len(task_ids))
+        return self.status()
 
     def wait(self, timeout: float | None = None, interval: float = 0.5) -> dict[str, Any]:
         """Block until the job ends and return its manifest.
@@ -59,17 +106,29 @@ class Job:
             record = self.status()
             if record.status == "failed":
                 raise JobFailed(f"job {self.id} failed: {record.error}")
+            if record.status == "cancelled":
+                raise JobFailed(f"job {self.id} was cancelled")
             if record.finished:
-                manifest = self._manifest()
+                manifest = self._manifest(record)
                 if manifest is not None:
                     return manifest
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
             time.sleep(interval)
 
-    def _manifest(self) -> dict[str, Any] | None:
-        """The job's result, read without subscribing to it (no pub/sub left open)."""
-        meta = app.backend.get_task_meta(self.id)
+    def _manifest(self, record: JobRecord) -> dict[str, Any] | None:
+        """The manifest the record points to, when it is this job's (the video may have
+        been processed again since: then the result this job left is the answer)."""
+        if not record.finished or record.status in ("failed", "cancelled"):
+            return None
+        if record.manifest_uri:
+            try:
+                manifest = json.loads(runtime.current().storage.read_bytes(record.manifest_uri))
+            except VtrackError:
+                manifest = None
+            if isinstance(manifest, dict) and manifest.get("job_id") == self.id:
+                return manifest
+        meta = app.backend.get_task_meta(self.id)  # read without subscribing (no pub/sub)
         if meta.get("status") == "SUCCESS":
             return meta["result"]
         return None
@@ -136,12 +195,13 @@ def make_spec(
     )
 
 
-def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
+def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = "api") -> Job:
     """Record the job as queued and send its canvas to the broker (or run it, when eager).
 
     When a job for the same video is already in flight, that job is returned instead and
     nothing is started (``job.id != spec.job_id``). ``version`` is the video version the
     caller saw (scans pass it; it is recorded beside the manifest when the job completes).
+    ``source`` says how the job was started (cli, api, scan, event or web), for job lists.
     """
     rt = runtime.current()
     claims = rt.claims()
@@ -151,7 +211,12 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
             return Job(in_flight)
     try:
         rt.jobs.create(
-            JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
+            JobRecord(
+                job_id=spec.job_id,
+                video_uri=spec.video_uri,
+                backend=spec.backend,
+                source=source,
+            )
         )
         job_canvas(spec).apply_async()
     except BaseException:
@@ -161,7 +226,7 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
     return Job(spec.job_id)
 
 
-def submit(video_uri: str, **options: Any) -> Job:
+def submit(video_uri: str, *, source: str = "api", **options: Any) -> Job:
     """Enqueue ``video_uri`` (a local path, ``file://`` or ``gs://`` URI) and return its job.
 
     Options: ``annotations_uri`` (use an existing annotation file), ``backend`` (local,
@@ -169,8 +234,59 @@ def submit(video_uri: str, **options: Any) -> Job:
     ``animation_format`` (gif or webp). Needs a reachable broker and running workers.
     While a job for the same video is in flight, that job is returned instead of a new one.
     """
-    return start_job(make_spec(video_uri, **options))
+    return start_job(make_spec(video_uri, **options), source=source)
 
 
 def get_job(job_id: str) -> Job:
     return Job(job_id)
+
+
+def list_jobs(
+    *, status: str | None = None, offset: int = 0, limit: int = 50
+) -> tuple[list[JobRecord], int]:
+    """Job records newest first, and how many match: the jobs Redis still holds, then
+    completed jobs only the catalog remembers (their records expired or were lost)."""
+    records, total = runtime.current().jobs.list(status=status, offset=0, limit=offset + limit)
+    if len(records) < offset + limit and status in (None, "completed", "completed_with_errors"):
+        from tasks.catalog import current_catalog
+
+        known = {record.job_id for record in records}
+        try:
+            older = [
+                job
+                for job in current_catalog().jobs(status=status, limit=offset + limit + len(known))
+                if job.job_id not in known
+            ]
+        except Exception as exc:
+            log.warning("catalog not readable: %s", exc)
+            older = []
+        from tasks.catalog import catalog_record
+
+        extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
+        records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
+        total += len(extra)
+    return records[offset : offset + limit], total
+
+
+def cancel_job(job_id: str) -> JobRecord:
+    """Cancel the job ``job_id`` (see :meth:`Job.cancel`); returns its record."""
+    return Job(job_id).cancel()
+
+
+def _job_task_ids(job_id: str) -> set[str]:
+    """Ids of the tasks the workers are running, holding or have scheduled for ``job_id``."""
+    inspector = app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS)
+    ids: set[str] = set()
+    try:
+        replies = [inspector.active(), inspector.reserved(), inspector.scheduled()]
+    except Exception as exc:  # no worker answers: the tasks check the record themselves
+        log.warning("could not ask the workers for the tasks of job %s: %s", job_id, exc)
+        return ids
+    for reply in replies:
+        for tasks in (reply or {}).values():
+            for task in tasks:
+                request = task.get("request", task)
+                arguments = json.dumps([request.get("args"), request.get("kwargs")], default=str)
+                if job_id in arguments and request.get("id"):
+                    ids.add(request["id"])
+    return ids

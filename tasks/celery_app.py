@@ -15,12 +15,13 @@ from tasks.deliveries import DeliveryCountedTask
 logger = get_logger(__name__)
 
 # tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
-# tasks.progress reports job stages as task states for Flower.
+# tasks.progress reports job stages as task states for Flower; tasks.catalog retries
+# catalog writes that failed when a job completed.
 # Every task counts its deliveries: one that kills its worker process every time fails after
 # VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
 app = Celery(
     "vtrack",
-    include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress"],
+    include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress", "tasks.catalog"],
     task_cls=DeliveryCountedTask,
 )
 app.conf.update(celery_config(get_settings()))
@@ -40,9 +41,11 @@ def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any
 def build_process_clients(**_: Any) -> None:
     """Build this process's storage, Redis and backend clients once, after the fork."""
     from tasks import runtime
+    from tasks.catalog import prepare_catalog
     from workers.errors import VtrackError
 
     runtime.configure(None)
+    prepare_catalog()  # SQLAlchemy and the schema now, not in the first job's last task
     rt = runtime.current()
     try:
         rt.annotator(rt.settings.backend)  # a missing credential shows at start, not mid-job

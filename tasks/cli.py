@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tasks.api import Job, JobFailed, JobNotFound, make_spec, start_job
+from tasks.api import Job, JobFailed, JobFinished, JobNotFound, make_spec, start_job
 from tasks.inprocess import run_video
 from tasks.jobstore import JobRecord
 from workers.errors import InputError, VtrackError
@@ -55,7 +55,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
                 traceback.print_exc()
             if isinstance(exc, JobFailed):
                 fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError | JobNotFound):
+            if isinstance(exc, InputError | JobNotFound | JobFinished):
                 fail(str(exc), EXIT_BAD_INPUT)
             if isinstance(exc, VtrackError):
                 fail(str(exc), EXIT_FAILED)
@@ -77,7 +77,7 @@ def main(debug: bool) -> None:
 def _exit_for(status: str) -> None:
     if status == "completed_with_errors":
         sys.exit(EXIT_COMPLETED_WITH_ERRORS)
-    if status == "failed":
+    if status in ("failed", "cancelled"):
         sys.exit(EXIT_FAILED)
 
 
@@ -214,7 +214,7 @@ def submit(
         min_frames=min_frames,
         animation_format=animation_format,
     )
-    job = start_job(spec)
+    job = start_job(spec, source="cli")
     if job.id != spec.job_id:
         err_console.print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
     click.echo(job.id)
@@ -234,6 +234,8 @@ def status(job_id: str, as_json: bool) -> None:
     table.add_row("job", record.job_id)
     table.add_row("video", record.video_uri)
     table.add_row("backend", record.backend)
+    if record.source:
+        table.add_row("started by", record.source)
     table.add_row("status", record.status)
     table.add_row("stage", f"{record.stage} ({record.percent:.0f}%)")
     if record.objects_total:
@@ -318,6 +320,83 @@ def watch(folders: tuple[Path, ...]) -> None:
 
     _log_to_stderr()
     run_watcher(list(folders), get_settings())
+
+
+@main.command()
+@click.argument("job_id")
+@guarded
+def cancel(job_id: str) -> None:
+    """Cancel a job: revoke its tasks, mark it cancelled; nothing more is published."""
+    from tasks.api import Job
+
+    record = Job(job_id).cancel()
+    err_console.print(f"job {record.job_id} cancelled ({record.video_uri})", highlight=False)
+
+
+@main.command()
+@click.option("--status", "status_filter", help="Only jobs with this status (e.g. rendering).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON lines.")
+@guarded
+def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
+    """List jobs, newest first: status, stage, video and how each was started."""
+    from tasks.api import list_jobs
+
+    records, total = list_jobs(status=status_filter, limit=limit)
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(record.to_dict()))
+        return
+    table = Table(box=None)
+    for column in ("job", "status", "stage", "source", "video", "started"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record.job_id,
+            record.status,
+            f"{record.stage} ({record.percent:.0f}%)",
+            record.source or "-",
+            record.video_uri,
+            _when(record.created_at),
+        )
+    out_console.print(table)
+    err_console.print(f"{len(records)} of {total} job(s)", highlight=False)
+
+
+def _when(timestamp: float) -> str:
+    import datetime as dt
+
+    if not timestamp:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@guarded
+def web(host: str, port: int) -> None:
+    """Serve the web app: jobs, results, search across videos, JSON API (docs at /docs)."""
+    from tasks.web.server import serve
+
+    serve(host, port)
+
+
+@main.group()
+def catalog() -> None:
+    """The catalog across videos (VTRACK_CATALOG_URL)."""
+
+
+@catalog.command("rebuild")
+@guarded
+def catalog_rebuild() -> None:
+    """Re-read every manifest under the output root into the catalog."""
+    from tasks.catalog import current_catalog, rebuild_catalog
+
+    report = rebuild_catalog()
+    err_console.print(
+        f"{report.describe()} ({current_catalog().describe()})", highlight=False, soft_wrap=True
+    )
 
 
 @main.command("vi-server")

@@ -11,9 +11,10 @@ import random
 import time
 from typing import Any
 
+from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
-from tasks import local_backend, runtime
+from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
 from tasks.pipeline import render_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
@@ -42,6 +43,19 @@ def _retry_transient(task: Any, exc: TransientBackendError, attempt: int, **retr
     return task.retry(exc=exc, countdown=_eager_wait(task, countdown), **retry)
 
 
+def stop_if_cancelled(job_id: str) -> None:
+    """End this task quietly when its job was cancelled: nothing more is published.
+
+    ``Ignore`` stops the chain, and a chord whose header task ends so never runs its body.
+    """
+    if not job_id:
+        return
+    record = runtime.current().jobs.get(job_id)
+    if record is not None and record.status == "cancelled":
+        log.info("job %s was cancelled: nothing more to do", job_id)
+        raise Ignore()
+
+
 def _eager_wait(task: Any, countdown: float) -> float:
     """Eager retries (``vtrack run``) run again at once, so wait here instead."""
     if task.request.is_eager and countdown > 0:
@@ -58,6 +72,7 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
     Backends with a shared quota wait here, re-queued, until the quota has room.
     """
     job = JobSpec.from_dict(spec)
+    stop_if_cancelled(job.job_id)
     rt = runtime.current()
     limiter = rt.limiter(job.backend)
     if limiter is not None:
@@ -89,6 +104,7 @@ def poll(
 ) -> Any:
     """Check the operation; re-queue with a countdown until done, then fan out the renders."""
     job = JobSpec.from_dict(spec)
+    stop_if_cancelled(job.job_id)
     op = Operation.from_dict(operation)
     rt = runtime.current()
     if job.submitted_at and time.time() - job.submitted_at > rt.settings.job_timeout:
@@ -135,6 +151,7 @@ def poll(
         publish_annotation=not op.data.get("api_output_uri"),
     )
     total = len(plan.kept)
+    stop_if_cancelled(job.job_id)
     rt.jobs.update(
         job.job_id,
         status="rendering",
@@ -157,6 +174,7 @@ def track_segment(
     total: int = 1,
 ) -> dict[str, Any]:
     """Detect and track the objects of one time segment (the local backend's unit of work)."""
+    stop_if_cancelled(job_id)
     rt = runtime.current()
     progress = local_backend.SegmentProgress(rt.jobs, job_id, number, total) if job_id else None
     with rt.storage.local_copy(video_uri, max_bytes=rt.settings.max_video_bytes or None) as path:
@@ -174,6 +192,7 @@ def track_segment(
 def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     """Render one object's cell and animation; failures come back as a failed result."""
     job = JobSpec.from_dict(spec)
+    stop_if_cancelled(job.job_id)
     rt = runtime.current()
     result = steps.render_kept_object(job, KeptObject.from_dict(kept), rt.storage)
     rt.jobs.object_done(job.job_id)
@@ -186,6 +205,7 @@ def assemble_summary(
 ) -> dict[str, Any]:
     """Build the summary grid and write the manifest; the manifest is the job's result."""
     job = JobSpec.from_dict(spec)
+    stop_if_cancelled(job.job_id)
     rt = runtime.current()
     rt.jobs.update(job.job_id, status="assembling", stage="assembling the summary")
     manifest = steps.assemble_manifest(
@@ -195,6 +215,7 @@ def assemble_summary(
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)
+    catalog.record_completed(manifest)  # never fails the job; retried when the database is down
     outputs = [
         uri
         for uri in (
@@ -221,8 +242,11 @@ def assemble_summary(
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
     """Error callback of every task of a job: record the failure where users look."""
-    log.error("job %s failed: %s", job_id, exc)
     rt = runtime.current()
+    record = rt.jobs.get(job_id)
+    if record is not None and record.status == "cancelled":
+        return  # a task stopped by the cancel: the job is cancelled, not failed
+    log.error("job %s failed: %s", job_id, exc)
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
     _release_failed(rt, job_id, steps.describe_error(exc))

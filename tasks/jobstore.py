@@ -16,14 +16,37 @@ from typing import Any, Protocol
 
 import redis
 
-TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed"})
+TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 KEY_PREFIX = "vtrack:job:"
+# Every job's id, scored by its creation time: the job list, newest first.
+INDEX_KEY = "vtrack:jobs"
+# Fields a task may no longer change once the job is cancelled.
+CANCEL_FROZEN_FIELDS = ("status", "stage", "percent", "error")
+# Most records one list call reads to filter by status.
+LIST_SCAN_LIMIT = 5000
+
+# HSET the field/value pairs of ARGV[2..] unless the job is cancelled (then its status,
+# stage, percent and error stay), and renew the key's expiry (ARGV[1] seconds): atomic, so
+# a task finishing as the job is cancelled cannot turn it back into "rendering".
+_WRITE_SCRIPT = """
+local cancelled = redis.call('HGET', KEYS[1], 'status') == '"cancelled"'
+for i = 2, #ARGV, 2 do
+  local name = ARGV[i]
+  local frozen = name == 'status' or name == 'stage' or name == 'percent' or name == 'error'
+  if not (cancelled and frozen) then
+    redis.call('HSET', KEYS[1], name, ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return cancelled and 1 or 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """Where a job is. ``status`` is one of queued, annotating, rendering, assembling,
-    completed, completed_with_errors or failed; ``percent`` is the progress of the stage."""
+    completed, completed_with_errors, failed or cancelled; ``percent`` is the progress of
+    the stage. ``source`` says how it was started: cli, api, scan, event or web."""
 
     job_id: str
     video_uri: str = ""
@@ -42,6 +65,7 @@ class JobRecord:
     outputs: tuple[str, ...] = ()
     created_at: float = 0.0
     updated_at: float = 0.0
+    source: str = ""
 
     @property
     def finished(self) -> bool:
@@ -69,6 +93,10 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> JobRecord | None: ...
 
+    def list(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[JobRecord], int]: ...
+
 
 def rendering_percent(done: int, total: int) -> float:
     return round(100.0 * done / total, 1) if total else 100.0
@@ -80,6 +108,7 @@ class RedisJobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl = ttl_seconds
+        self._write_fields = client.register_script(_WRITE_SCRIPT)
 
     def _key(self, job_id: str) -> str:
         return f"{KEY_PREFIX}{job_id}"
@@ -88,9 +117,34 @@ class RedisJobStore:
         now = time.time()
         record = replace(record, created_at=record.created_at or now, updated_at=now)
         self._write(record.job_id, record.to_dict())
+        with self._redis.pipeline() as pipe:
+            pipe.zadd(INDEX_KEY, {record.job_id: record.created_at})
+            # Ids whose records have expired leave the index with them.
+            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - self._ttl)
+            pipe.execute()
 
     def update(self, job_id: str, **changes: Any) -> None:
         self._write(job_id, {**changes, "updated_at": time.time()})
+
+    def list(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[JobRecord], int]:
+        """Records newest first (``status`` filters), and how many match in all."""
+        ids = [raw.decode() for raw in self._redis.zrevrange(INDEX_KEY, 0, LIST_SCAN_LIMIT - 1)]
+        if not status:
+            page = [r for r in (self.get(job_id) for job_id in ids[offset : offset + limit]) if r]
+            return page, len(ids)
+        with self._redis.pipeline() as pipe:
+            for job_id in ids:
+                pipe.hget(self._key(job_id), "status")
+            statuses = pipe.execute()
+        matching = [
+            job_id
+            for job_id, raw in zip(ids, statuses, strict=True)
+            if raw is not None and json.loads(raw) == status
+        ]
+        page = [r for r in (self.get(job_id) for job_id in matching[offset : offset + limit]) if r]
+        return page, len(matching)
 
     def object_done(self, job_id: str) -> int:
         key = self._key(job_id)
@@ -116,10 +170,10 @@ class RedisJobStore:
             name: json.dumps(list(value) if isinstance(value, tuple) else value)
             for name, value in values.items()
         }
-        with self._redis.pipeline() as pipe:
-            pipe.hset(key, mapping=encoded)
-            pipe.expire(key, self._ttl)
-            pipe.execute()
+        args: list[Any] = [self._ttl]
+        for name, value in encoded.items():
+            args.extend((name, value))
+        self._write_fields(keys=[key], args=args)
 
 
 class MemoryJobStore:
@@ -139,8 +193,19 @@ class MemoryJobStore:
             current = self._records.get(job_id) or JobRecord(job_id=job_id)
             if "outputs" in changes:
                 changes["outputs"] = tuple(changes["outputs"])
+            if current.status == "cancelled":
+                changes = {k: v for k, v in changes.items() if k not in CANCEL_FROZEN_FIELDS}
             record = replace(current, **changes, updated_at=time.time())
         self._set(record)
+
+    def list(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[JobRecord], int]:
+        with self._lock:
+            records = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
+        if status:
+            records = [record for record in records if record.status == status]
+        return records[offset : offset + limit], len(records)
 
     def object_done(self, job_id: str) -> int:
         with self._lock:

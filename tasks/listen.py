@@ -119,7 +119,7 @@ def handle_notification(attributes: dict[str, str], data: bytes, rules: ListenRu
     if not scanning.is_video(stat):
         return Handled(IGNORED, f"{uri}: not a video ({stat.content_type or 'no content type'})")
     try:
-        outcome = start_video_job(stat)
+        outcome = start_video_job(stat, source="event")
     except InputError as exc:
         return Handled(IGNORED, f"{uri}: refused: {exc}")
     if outcome.started:

@@ -86,13 +86,16 @@ class VideoOutcome:
         return self.reason is None
 
 
-def start_video_job(video: ObjectStat, min_age: float = 0.0) -> VideoOutcome:
+def start_video_job(
+    video: ObjectStat, min_age: float = 0.0, source: str = "scan"
+) -> VideoOutcome:
     """Start a job for a found ``video`` unless it needs none: the one path of scans,
     ``vtrack listen`` and ``vtrack watch``.
 
     Nothing starts for a video whose manifest was made from this version (its stamp), one
     with a job in flight (its claim), one whose job failed lately for this version, or a
     local file modified less than ``min_age`` seconds ago (maybe still being written).
+    ``source`` is how the job is started, as job lists show it (scan, event or watch).
     """
     rt = runtime.current()
     if scanning.still_being_written(video, min_age):
@@ -104,7 +107,7 @@ def start_video_job(video: ObjectStat, min_age: float = 0.0) -> VideoOutcome:
         if claims.failed_recently(video):
             return VideoOutcome(video.uri, reason=SKIP_RECENTLY_FAILED)
     spec = make_spec(video.uri, **_job_options(video))
-    job = start_job(spec, VideoVersion.of(video))
+    job = start_job(spec, VideoVersion.of(video), source=source)
     if job.id != spec.job_id:
         return VideoOutcome(video.uri, job_id=job.id, reason=SKIP_IN_FLIGHT)
     return VideoOutcome(video.uri, job_id=job.id)

@@ -204,7 +204,7 @@ class Watcher:
             stat = storage.stat(str(path))
             if not scanning.is_video(stat):
                 return
-            outcome = start_video_job(stat)
+            outcome = start_video_job(stat, source="watch")
         except InputError as exc:  # gone meanwhile, or refused
             log.info("ignored %s: %s", path, exc)
             self.counts["ignored"] += 1

@@ -38,6 +38,9 @@ TEST_ENV = {
     "VTRACK_OUTPUT_ROOT": str(SESSION_DIR / "output"),
     "VTRACK_ANNOTATION_ROOT": str(SESSION_DIR / "annotations"),
     "VTRACK_INPUT_ROOTS": f"{SESSION_DIR / 'input'},{SHARED_DATA}",
+    # One catalog for the session (the default would be the working directory when a test's
+    # outputs are in a bucket); the web tests that check the default remove it.
+    "VTRACK_CATALOG_URL": f"sqlite:///{SESSION_DIR / 'catalog.sqlite3'}",
     "VTRACK_POLL_INITIAL_DELAY": "0.2",
     "VTRACK_POLL_MAX_DELAY": "1",
     # Local backend: short segments, so a few seconds of video span several workers.

@@ -16,6 +16,8 @@ from tasks.cluster import SERVICE_COMMANDS
 from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+# Services that are not Celery processes: the catalog's database and the web app.
+APP_SERVICES = {"postgres", "web"}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ EVENT_SERVICES = {"listener"}
 
 def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", *SERVICE_COMMANDS, *EVENT_SERVICES}
+    assert set(services) == {"redis", *APP_SERVICES, *SERVICE_COMMANDS, *EVENT_SERVICES}
     for name, base in SERVICE_COMMANDS.items():
         command = services[name]["command"]
         assert command[: len(base)] == list(base), f"{name} runs something else than locally"
@@ -46,7 +48,7 @@ def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
 
 def test_commands_name_real_modules_and_queues(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        if name == "redis" or name in EVENT_SERVICES:
+        if name == "redis" or name in APP_SERVICES or name in EVENT_SERVICES:
             continue
         command = service["command"]
         assert command[0] == "celery"
@@ -99,8 +101,30 @@ def test_flower_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
     assert option(flower["command"], "--port") == "5555"
     for name, service in compose["services"].items():
-        if name != "flower":
+        if name not in ("flower", "web"):
             assert "ports" not in service, f"{name} must stay on the internal network"
+
+
+def test_web_serves_the_catalog_from_postgres_on_loopback(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    web = services["web"]
+    assert web["command"][:2] == ["vtrack", "web"]
+    assert option(web["command"], "--port") == "8000"
+    assert web["ports"] == ["127.0.0.1:8000:8000"]
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert any(volume.endswith(":/var/lib/postgresql/data") for volume in postgres["volumes"])
+    for name in ("web", *SERVICE_COMMANDS):
+        service = services[name]
+        url = service["environment"]["VTRACK_CATALOG_URL"]
+        assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_env_example_asks_for_web_auth_and_postgres_password() -> None:
+    text = (REPO_ROOT / ".env.example").read_text()
+    assert "VTRACK_WEB_AUTH=" in text and "POSTGRES_PASSWORD=" in text
 
 
 def test_env_example_sets_flower_basic_auth() -> None:

@@ -69,6 +69,9 @@ class StorageRouter:
     def upload_file(self, path: Path, uri: str, content_type: str) -> ObjectStat:
         return self.backend_for(uri).upload_file(path, uri, content_type)
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        return self.backend_for(uri).read_range(uri, start, length)
+
     def local_copy(self, uri: str, max_bytes: int | None = None) -> AbstractContextManager[Path]:
         return self.backend_for(uri).local_copy(uri, max_bytes)
 

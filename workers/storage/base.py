@@ -49,6 +49,10 @@ class Storage(Protocol):
         """Copy the local file ``path`` to ``uri``, as atomically as :meth:`write_bytes`."""
         ...
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start``: serving large files in pieces."""
+        ...
+
     def local_copy(self, uri: str, max_bytes: int | None = None) -> AbstractContextManager[Path]:
         """A context manager yielding a local path holding the content of ``uri``.
 

@@ -102,6 +102,14 @@ class GCSStorage:
         with _cloud_errors(shown, "read"):
             return self._bucket(bucket).blob(name).download_as_bytes()
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        shown, bucket, name = self._locate(uri)
+        if length <= 0:
+            return b""
+        with _cloud_errors(shown, "read"):
+            blob = self._bucket(bucket).blob(name)
+            return blob.download_as_bytes(start=start, end=start + length - 1)
+
     @contextmanager
     def local_copy(self, uri: str, max_bytes: int | None = None) -> Iterator[Path]:
         """Download to a temporary file (keeping the name's extension), deleted on exit.

@@ -54,6 +54,12 @@ class LocalStorage:
         with _os_errors(shown, "read"):
             return real.read_bytes()
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        shown, real = self._resolve(uri)
+        with _os_errors(shown, "read"), real.open("rb") as source:
+            source.seek(start)
+            return source.read(length)
+
     @contextmanager
     def local_copy(self, uri: str, max_bytes: int | None = None) -> Iterator[Path]:
         """The file itself (its resolved path): no copy is made and nothing is deleted."""
