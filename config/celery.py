@@ -22,9 +22,11 @@ QUEUES = (ANNOTATE_QUEUE, RENDER_QUEUE)
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "vtrack.annotate": {"queue": ANNOTATE_QUEUE},
     "vtrack.poll": {"queue": ANNOTATE_QUEUE},
+    "vtrack.render_batch": {"queue": RENDER_QUEUE},
     "vtrack.render_object": {"queue": RENDER_QUEUE},
     # Tracking a segment is heavy, parallel work like rendering: it goes where render workers are.
     "vtrack.track_segment": {"queue": RENDER_QUEUE},
+    "vtrack.stitch": {"queue": ANNOTATE_QUEUE},
     "vtrack.assemble_summary": {"queue": ANNOTATE_QUEUE},
     "vtrack.job_failed": {"queue": ANNOTATE_QUEUE},
     # Service entry points (tasks/scan.py): short control tasks, like the job's own.

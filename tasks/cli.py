@@ -2,6 +2,11 @@
 
 Exit codes: 0 the job completed; 1 the job failed; 2 bad input or usage (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
+
+Start-up time matters for a command line: each command imports what it uses inside its
+own function (Celery for ``submit``, PyAV and the tracker for ``run``, nothing heavy for
+``--help``), so new commands keep the pattern: a thin registration here, the work in a
+module of its own, imported when the command runs.
 """
 
 from __future__ import annotations
@@ -10,31 +15,40 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from tasks.api import Job, JobFailed, JobNotFound, make_spec, start_job
-from tasks.inprocess import run_video
-from tasks.jobstore import JobRecord
 from workers.errors import InputError, VtrackError
-from workers.uris import parse_uri
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tasks.jobstore import JobRecord
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_COMPLETED_WITH_ERRORS = 3
 EXIT_TIMEOUT = 4
 
-err_console = Console(stderr=True)
-out_console = Console()
+
+@cache
+def consoles() -> tuple[Console, Console]:
+    """``(stderr, stdout)`` rich consoles, made on first use (rich takes time to import)."""
+    from rich.console import Console
+
+    return Console(stderr=True), Console()
+
+
+def err_print(*args: Any, **kwargs: Any) -> None:
+    consoles()[0].print(*args, **kwargs)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -52,9 +66,9 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if debug:
                 traceback.print_exc()
-            if isinstance(exc, JobFailed):
+            if type(exc).__name__ == "JobFailed":  # tasks.api's, not imported for every command
                 fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError | JobNotFound):
+            if isinstance(exc, InputError) or type(exc).__name__ == "JobNotFound":
                 fail(str(exc), EXIT_BAD_INPUT)
             if isinstance(exc, VtrackError):
                 fail(str(exc), EXIT_FAILED)
@@ -101,6 +115,12 @@ def _exit_for(status: str) -> None:
     help="Where annotations come from (default: file with --annotations, else local).",
 )
 @click.option("--format", "animation_format", type=click.Choice(["gif", "webp"]))
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    envvar="VTRACK_RUN_PROCESSES",
+    help="Processes to track and render in (default VTRACK_RUN_PROCESSES, else one per core).",
+)
 @guarded
 def run(
     video: str,
@@ -110,8 +130,11 @@ def run(
     min_frames: int | None,
     backend: str | None,
     animation_format: str | None,
+    processes: int | None,
 ) -> None:
     """Run the whole pipeline on VIDEO in this process: no broker, no cloud, no network."""
+    from tasks.inprocess import run_video
+
     video_path = _existing_local_file(video, "video")
     annotation_path = _existing_local_file(annotations, "annotation file") if annotations else None
     out = Path(out_dir).expanduser().absolute()
@@ -130,6 +153,7 @@ def run(
             min_frames=min_frames,
             animation_format=animation_format,
             listener=show,
+            processes=processes,
         )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
@@ -140,6 +164,8 @@ def run(
 
 
 def _existing_local_file(value: str, what: str) -> Path:
+    from workers.uris import parse_uri
+
     parsed = parse_uri(value)
     if not parsed.is_local:
         raise InputError(
@@ -152,12 +178,14 @@ def _existing_local_file(value: str, what: str) -> Path:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:<36}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=consoles()[0],
         transient=True,
     )
 
@@ -165,12 +193,12 @@ def _progress() -> Progress:
 def _print_outcome(record: JobRecord) -> None:
     done = record.objects_done
     if record.status == "completed_with_errors":
-        err_console.print(f"[yellow]completed with errors:[/] {record.error}", soft_wrap=True)
+        err_print(f"[yellow]completed with errors:[/] {record.error}", soft_wrap=True)
     if record.summary_uri:
-        err_console.print(f"summary: {record.summary_uri}", highlight=False, soft_wrap=True)
+        err_print(f"summary: {record.summary_uri}", highlight=False, soft_wrap=True)
     else:
-        err_console.print("no objects passed the thresholds: no summary", highlight=False)
-    err_console.print(f"{done} object(s) rendered", highlight=False)
+        err_print("no objects passed the thresholds: no summary", highlight=False)
+    err_print(f"{done} object(s) rendered", highlight=False)
     # The manifest's location is the last line on stdout, for scripts.
     click.echo(record.manifest_uri)
 
@@ -194,6 +222,9 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
+    from tasks.api import start_job
+    from tasks.specs import make_spec
+
     spec = make_spec(
         uri,
         annotations_uri=annotations,
@@ -204,7 +235,7 @@ def submit(
     )
     job = start_job(spec)
     if job.id != spec.job_id:
-        err_console.print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
+        err_print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
     click.echo(job.id)
 
 
@@ -214,6 +245,10 @@ def submit(
 @guarded
 def status(job_id: str, as_json: bool) -> None:
     """Show a job's stage, progress, errors and outputs."""
+    from rich.table import Table
+
+    from tasks.api import Job
+
     record = Job(job_id).status()
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
@@ -232,7 +267,7 @@ def status(job_id: str, as_json: bool) -> None:
         table.add_row("manifest", record.manifest_uri)
     for output in record.outputs:
         table.add_row("output", output)
-    out_console.print(table)
+    consoles()[1].print(table)
 
 
 @main.command()
@@ -241,6 +276,8 @@ def status(job_id: str, as_json: bool) -> None:
 @guarded
 def wait(job_id: str, timeout: float | None) -> None:
     """Wait for a job to end; prints the manifest's URI as the last line."""
+    from tasks.api import Job
+
     job = Job(job_id)
     job.wait(timeout=timeout)
     record = job.status()
@@ -261,7 +298,7 @@ def scan(source: str, max_jobs: int | None) -> None:
     from tasks.scan import scan_source
 
     report = scan_source(source, max_jobs)
-    err_console.print(report.describe(), highlight=False, soft_wrap=True)
+    err_print(report.describe(), highlight=False, soft_wrap=True)
     for job_id in report.job_ids:
         click.echo(job_id)
 
@@ -294,10 +331,8 @@ def cluster_start(run_dir: str, redis_port: int, flower_port: int, timeout: floa
     ports = ClusterPorts(redis=redis_port, flower=flower_port)
     pids = Cluster(Path(run_dir), ports).start(timeout=timeout)
     for service, pid in pids.items():
-        err_console.print(f"{service:<16} pid {pid}", highlight=False)
-    err_console.print(
-        f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False
-    )
+        err_print(f"{service:<16} pid {pid}", highlight=False)
+    err_print(f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False)
 
 
 @cluster.command("status")
@@ -323,7 +358,7 @@ def cluster_stop(run_dir: str) -> None:
     from tasks.cluster import Cluster
 
     stopped = Cluster(Path(run_dir)).stop()
-    err_console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
+    err_print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
 if __name__ == "__main__":
