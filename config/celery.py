@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
-
-from config.beat import beat_schedule
 from config.settings import Settings
 
 ANNOTATE_QUEUE = "annotate"
@@ -46,6 +43,11 @@ def results_ttl(settings: Settings) -> int:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
+    # Imported here: reading results_ttl (vtrack status) must not load kombu and Celery.
+    from kombu import Queue
+
+    from config.beat import beat_schedule
+
     visibility_timeout = (
         settings.broker_visibility_timeout or settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
     )

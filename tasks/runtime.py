@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 
 from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
-from workers.annotators import Annotator, build_annotator
 from workers.service.quotas import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, VideoCache, open_storage
 from workers.storage.cache import default_cache_dir
+
+if TYPE_CHECKING:
+    from workers.annotators import Annotator
 
 # Backends whose API has a request quota that all workers share.
 QUOTA_LIMITED_BACKENDS = frozenset({"gcp"})
@@ -35,6 +38,8 @@ class Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def annotator(self, name: str) -> Annotator:
+        from workers.annotators import build_annotator
+
         with self.lock:
             if name not in self.annotators:
                 self.annotators[name] = build_annotator(name, self.settings, self.storage)
