@@ -118,7 +118,6 @@ def _exit_for(status: str) -> None:
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    envvar="VTRACK_RUN_PROCESSES",
     help="Processes to track and render in (default VTRACK_RUN_PROCESSES, else one per core).",
 )
 @guarded
