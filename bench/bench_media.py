@@ -4,8 +4,9 @@
   time: a long real H.264 video without an encoder on the machine.
 * :func:`api_shaped_annotation` makes N tracked objects the way the Video Intelligence API
   reports a busy video: tracks of 1 to 10 s (median 2.5 s) annotated at about 8 Hz with
-  irregular gaps, spread over the whole video, boxes that drift and sometimes reach past
-  the frame, entity names and confidences of a real output's kind. Seeded: reproducible.
+  irregular gaps, spread over the whole video, boxes that drift to and along the frame's
+  edges (clipped there), entity names and confidences of a real output's kind. Seeded:
+  reproducible.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def api_shaped_annotation(
         start = rng.uniform(0.0, max(0.0, duration - length - 0.2))
         entity_id, name = rng.choice(ENTITIES)
         width, height = rng.uniform(0.05, 0.45), rng.uniform(0.08, 0.6)
-        x, y = rng.uniform(-0.1, 1.0 - width * 0.5), rng.uniform(-0.05, 1.0 - height * 0.5)
+        x, y = rng.uniform(-0.1, 0.9 - width * 0.5), rng.uniform(-0.05, 0.9 - height * 0.5)
         vx, vy = rng.uniform(-0.08, 0.08), rng.uniform(-0.04, 0.04)
         frames = []
         t = start
@@ -85,13 +86,21 @@ def api_shaped_annotation(
             frames.append(
                 TrackedFrame(
                     time=round(t, 6),
-                    box=NormalizedBox(x, y, x + width, y + height),
+                    # Clipped to the frame: the JSON reader refuses boxes past it (issue 8).
+                    box=NormalizedBox(
+                        max(0.0, x), max(0.0, y), min(1.0, x + width), min(1.0, y + height)
+                    ),
                 )
             )
             step = 0.125 * rng.choice((1, 1, 1, 1, 2)) + rng.uniform(-0.02, 0.02)
             t += step
             x += vx * step + rng.uniform(-0.005, 0.005)
             y += vy * step + rng.uniform(-0.005, 0.005)
+            # Bounce off the edges: at most a fifth of the box ever leaves the frame.
+            if x < -0.2 * width or x + width > 1.0 + 0.2 * width:
+                vx, x = -vx, min(max(x, -0.2 * width), 1.0 - 0.8 * width)
+            if y < -0.2 * height or y + height > 1.0 + 0.2 * height:
+                vy, y = -vy, min(max(y, -0.2 * height), 1.0 - 0.8 * height)
         objects.append(
             ObjectTrack(
                 entity=Entity(entity_id, name),
