@@ -32,7 +32,6 @@ from workers.annotators import build_annotator
 from workers.annotators.base import AnnotateRequest
 from workers.errors import BackendError
 from workers.job import JobSpec, KeptObject, ObjectResult, render_batches
-from workers.local.backend import LocalTrackingOptions, track_segment
 from workers.media.video import VideoInfo
 from workers.storage import Storage, open_storage
 
@@ -41,6 +40,10 @@ def run_processes(settings: Settings, requested: int | None = None) -> int:
     """How many processes ``vtrack run`` uses: asked for, else the setting, else every core."""
     return max(1, requested or settings.run_processes or os.cpu_count() or 1)
 
+
+# Fewer objects than this render in vtrack run's own process: starting a process of the
+# pool (importing PyAV, Pillow, NumPy: about half a second) costs more than it saves.
+RUN_POOL_MIN_OBJECTS = 24
 
 # Most objects one batch of vtrack run holds decoded frames for: 64 objects x 12 frames at
 # 480 px is about 300 MB per process.
@@ -245,7 +248,8 @@ class _Pool:
         storage: Storage,
         jobs: JobStore,
     ) -> list[ObjectResult]:
-        if self._executor is None or len(batches) == 1:
+        objects = sum(len(batch) for batch in batches)
+        if self._executor is None or len(batches) == 1 or objects < RUN_POOL_MIN_OBJECTS:
             return [
                 result
                 for batch in batches
@@ -328,6 +332,8 @@ def _track(
     progress: Callable[[float], None] | None,
     storage: Storage,
 ) -> dict[str, Any]:
+    from workers.local.backend import LocalTrackingOptions, track_segment
+
     with storage.local_copy(video_uri) as path:
         annotation = track_segment(
             path,
