@@ -30,7 +30,7 @@ from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators import build_annotator
 from workers.annotators.base import AnnotateRequest
-from workers.errors import BackendError
+from workers.errors import BackendError, InputError
 from workers.job import JobSpec, KeptObject, ObjectResult, render_batches
 from workers.media.video import VideoInfo
 from workers.storage import Storage, open_storage
@@ -105,7 +105,13 @@ def run_video(
     try:
         runner.run()
     except BaseException as exc:
-        jobs.update(spec.job_id, status="failed", stage="failed", error=steps.describe_error(exc))
+        jobs.update(
+            spec.job_id,
+            status="failed",
+            stage="failed",
+            error=steps.describe_error(exc),
+            error_kind="input" if isinstance(exc, InputError) else "internal",
+        )
         raise
     record = jobs.get(spec.job_id)
     if record is None:
