@@ -41,6 +41,8 @@ def make_plan(kept: int, starts: list[float] | None = None) -> RenderPlan:
             KeptObject(index=i, track=make_track(start)) for i, start in enumerate(starts, 1)
         ),
         annotated_at=1.0,
+        boxes_clipped=70,
+        boxes_dropped=3,
     )
 
 
@@ -74,6 +76,9 @@ def test_render_canvas_is_one_render_batch_per_batch_of_objects_then_assemble() 
     # The assembler gets counts and video info, not every kept object's frames again.
     assert canvas.body.kwargs["plan"]["kept"] == []
     assert canvas.body.kwargs["plan"]["objects_total"] == 5
+    # ...and what clipping the boxes into the frame took, for the manifest.
+    assert canvas.body.kwargs["plan"]["boxes_clipped"] == 70
+    assert canvas.body.kwargs["plan"]["boxes_dropped"] == 3
 
 
 def test_render_batches_group_objects_by_time() -> None:
