@@ -21,7 +21,7 @@ from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import BackendError
-from workers.media.video import probe_video
+from workers.media.video import VideoLimits, probe_video
 from workers.storage import Storage
 
 if TYPE_CHECKING:
@@ -92,8 +92,15 @@ class LocalSegmentsAnnotator:
         """Probe the video and plan its segments; the operation carries both, nothing is sent."""
         from workers.local.backend import plan_segments
 
-        with self._storage.local_copy(request.video_uri) as path:
+        with self._storage.local_copy(
+            request.video_uri, max_bytes=self._settings.max_video_bytes or None
+        ) as path:
             info = probe_video(path)
+        # Refused here, before hours of tracking, not only when the render is planned.
+        VideoLimits(
+            max_pixels=self._settings.max_video_pixels or None,
+            max_seconds=self._settings.max_video_seconds or None,
+        ).check(info, request.video_uri)
         overlap = self._settings.segment_overlap
         segments = plan_segments(info, self._settings.segment_seconds, overlap)
         return Operation(

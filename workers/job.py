@@ -36,6 +36,8 @@ class JobSpec:
     summary_max_width: int = 1920
     summary_max_height: int = 1080
     max_video_bytes: int | None = None
+    max_video_pixels: int | None = None
+    max_video_seconds: float | None = None
     render_batch_size: int = 8
     submitted_at: float = 0.0
     backend_options: dict[str, Any] = field(default_factory=dict)

@@ -33,7 +33,7 @@ from workers.media.render import (
     pick_frames,
     render_each,
 )
-from workers.media.video import VideoInfo, probe_video
+from workers.media.video import VideoInfo, VideoLimits, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
 
@@ -94,6 +94,7 @@ def plan_render(
     """
     if info is None:
         info = probe_stored_video(spec, storage)
+    video_limits(spec).check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     if annotation.boxes_clipped or annotation.boxes_dropped:
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
@@ -118,6 +119,10 @@ def plan_render(
         boxes_clipped=annotation.boxes_clipped,
         boxes_dropped=annotation.boxes_dropped,
     )
+
+
+def video_limits(spec: JobSpec) -> VideoLimits:
+    return VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
 
 
 def render_options(spec: JobSpec) -> RenderOptions:
