@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
-
-from config.beat import beat_schedule
 from config.settings import Settings
 
 ANNOTATE_QUEUE = "annotate"
@@ -22,9 +19,11 @@ QUEUES = (ANNOTATE_QUEUE, RENDER_QUEUE)
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "vtrack.annotate": {"queue": ANNOTATE_QUEUE},
     "vtrack.poll": {"queue": ANNOTATE_QUEUE},
+    "vtrack.render_batch": {"queue": RENDER_QUEUE},
     "vtrack.render_object": {"queue": RENDER_QUEUE},
     # Tracking a segment is heavy, parallel work like rendering: it goes where render workers are.
     "vtrack.track_segment": {"queue": RENDER_QUEUE},
+    "vtrack.stitch": {"queue": ANNOTATE_QUEUE},
     "vtrack.assemble_summary": {"queue": ANNOTATE_QUEUE},
     "vtrack.job_failed": {"queue": ANNOTATE_QUEUE},
     # Service entry points (tasks/scan.py): short control tasks, like the job's own.
@@ -46,6 +45,11 @@ def results_ttl(settings: Settings) -> int:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
+    # Imported here: reading results_ttl (vtrack status) must not load kombu and Celery.
+    from kombu import Queue
+
+    from config.beat import beat_schedule
+
     visibility_timeout = (
         settings.broker_visibility_timeout or settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
     )

@@ -252,6 +252,38 @@ class Settings(BaseSettings):
     animation_frame_ms: int = Field(250, ge=20, description="Display time of each animation frame.")
     summary_max_width: int = Field(1920, ge=64, description="Largest width of the summary grid.")
     summary_max_height: int = Field(1080, ge=64, description="Largest height of the summary grid.")
+    render_batch_size: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Objects one render task draws from one decode pass of their stretch of video. "
+            "Larger decodes less in total; smaller spreads a job over more workers."
+        ),
+    )
+
+    # --- Moving bytes and running in one process --------------------------------------
+    video_cache_dir: str = Field(
+        "",
+        description=(
+            "Folder where workers keep the videos they downloaded from a bucket, shared by the "
+            "worker processes of one machine; empty: vtrack-video-cache in the temp folder."
+        ),
+    )
+    video_cache_bytes: int = Field(
+        10_000_000_000,
+        ge=0,
+        description=(
+            "Most bytes of downloaded videos a machine keeps (least recently used go first); "
+            "0 keeps none (every task downloads the video again)."
+        ),
+    )
+    run_processes: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Processes vtrack run tracks segments and renders batches in; 0: one per core."
+        ),
+    )
 
     # --- Task limits ---------------------------------------------------------------
     task_soft_time_limit: int = Field(

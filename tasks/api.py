@@ -16,19 +16,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
 from tasks import runtime
-from tasks.celery_app import app
 from tasks.jobstore import JobRecord
-from tasks.pipeline import job_canvas
-from workers.errors import InputError, VtrackError
+from tasks.specs import default_min_confidence, make_spec
+from workers.errors import VtrackError
 from workers.job import JobSpec
 from workers.service.scanning import VideoVersion
-from workers.uris import parse_uri
+
+__all__ = [
+    "Job",
+    "JobFailed",
+    "JobNotFound",
+    "default_min_confidence",
+    "get_job",
+    "make_spec",
+    "start_job",
+    "submit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,8 @@ class Job:
             raise JobFinished(f"job {self.id} has already ended ({record.status})")
         # First the record: every task of the job checks it before doing anything.
         rt.jobs.update(self.id, status="cancelled", stage="cancelled", error=None)
+        from tasks.celery_app import app
+
         task_ids = {self.id, *_job_task_ids(self.id)}
         app.control.revoke(sorted(task_ids), terminate=True, signal="SIGTERM")
         claims = rt.claims()
@@ -128,71 +137,12 @@ class Job:
                 manifest = None
             if isinstance(manifest, dict) and manifest.get("job_id") == self.id:
                 return manifest
+        from tasks.celery_app import app
+
         meta = app.backend.get_task_meta(self.id)  # read without subscribing (no pub/sub)
         if meta.get("status") == "SUCCESS":
             return meta["result"]
         return None
-
-
-def default_min_confidence(settings: Settings, backend: str) -> float:
-    """``VTRACK_MIN_CONFIDENCE`` when set; otherwise the backend's own scale's default.
-
-    The local backend's confidence is a mean detection score, lower than the cloud API's
-    for the same object, so it has its own default (``VTRACK_LOCAL_MIN_CONFIDENCE``).
-    """
-    if backend == "local" and "min_confidence" not in settings.model_fields_set:
-        return settings.local_min_confidence
-    return settings.min_confidence
-
-
-def make_spec(
-    video_uri: str,
-    *,
-    annotations_uri: str | None = None,
-    backend: str | None = None,
-    min_confidence: float | None = None,
-    min_frames: int | None = None,
-    animation_format: str | None = None,
-    job_id: str | None = None,
-) -> JobSpec:
-    """The job spec for a video with these options, defaults taken from the settings."""
-    settings = runtime.current().settings
-    parse_uri(video_uri)  # an unsupported scheme is refused before anything is queued
-    if annotations_uri:
-        parse_uri(annotations_uri)
-    chosen_backend = backend or ("file" if annotations_uri else settings.backend)
-    if chosen_backend == "file" and not annotations_uri:
-        raise InputError("the file backend needs an annotation file (--annotations)")
-    confidence = (
-        default_min_confidence(settings, chosen_backend)
-        if min_confidence is None
-        else min_confidence
-    )
-    if not 0.0 <= confidence <= 1.0:
-        raise InputError(f"min confidence must be between 0 and 1, not {confidence}")
-    frames = settings.min_frames if min_frames is None else min_frames
-    if frames < 1:
-        raise InputError(f"min frames must be at least 1, not {frames}")
-    return JobSpec(
-        job_id=job_id or str(uuid.uuid4()),
-        video_uri=video_uri,
-        backend=chosen_backend,
-        output_root=settings.output_root,
-        annotation_root=settings.annotation_root,
-        min_confidence=confidence,
-        min_frames=frames,
-        annotations_uri=annotations_uri,
-        animation_format=animation_format or settings.animation_format,
-        animation_frames=settings.animation_frames,
-        animation_frame_ms=settings.animation_frame_ms,
-        animation_max_width=settings.animation_max_width,
-        summary_max_width=settings.summary_max_width,
-        summary_max_height=settings.summary_max_height,
-        max_video_bytes=settings.max_video_bytes or None,
-        max_video_pixels=settings.max_video_pixels or None,
-        max_video_seconds=settings.max_video_seconds or None,
-        submitted_at=time.time(),
-    )
 
 
 def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = "api") -> Job:
@@ -203,6 +153,8 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = 
     caller saw (scans pass it; it is recorded beside the manifest when the job completes).
     ``source`` says how the job was started (cli, api, scan, event or web), for job lists.
     """
+    from tasks.pipeline import job_canvas
+
     rt = runtime.current()
     claims = rt.claims()
     if claims is not None:
@@ -275,6 +227,8 @@ def cancel_job(job_id: str) -> JobRecord:
 
 def _job_task_ids(job_id: str) -> set[str]:
     """Ids of the tasks the workers are running, holding or have scheduled for ``job_id``."""
+    from tasks.celery_app import app
+
     inspector = app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS)
     ids: set[str] = set()
     try:

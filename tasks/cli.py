@@ -2,6 +2,11 @@
 
 Exit codes: 0 the job completed; 1 the job failed; 2 bad input or usage (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
+
+Start-up time matters for a command line: each command imports what it uses inside its
+own function (Celery for ``submit``, PyAV and the tracker for ``run``, nothing heavy for
+``--help``), so new commands keep the pattern: a thin registration here, the work in a
+module of its own, imported when the command runs.
 """
 
 from __future__ import annotations
@@ -10,32 +15,40 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from tasks.api import Job, JobFailed, JobFinished, JobNotFound, make_spec, start_job
-from tasks.inprocess import run_video
-from tasks.jobstore import JobRecord
 from workers.errors import InputError, VtrackError
-from workers.steps import describe_box_fixes
-from workers.uris import parse_uri
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tasks.jobstore import JobRecord
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_COMPLETED_WITH_ERRORS = 3
 EXIT_TIMEOUT = 4
 
-err_console = Console(stderr=True)
-out_console = Console()
+
+@cache
+def consoles() -> tuple[Console, Console]:
+    """``(stderr, stdout)`` rich consoles, made on first use (rich takes time to import)."""
+    from rich.console import Console
+
+    return Console(stderr=True), Console()
+
+
+def err_print(*args: Any, **kwargs: Any) -> None:
+    consoles()[0].print(*args, **kwargs)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -53,9 +66,9 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if debug:
                 traceback.print_exc()
-            if isinstance(exc, JobFailed):
+            if type(exc).__name__ == "JobFailed":  # tasks.api's, not imported for every command
                 fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError | JobNotFound | JobFinished):
+            if isinstance(exc, InputError) or type(exc).__name__ in ("JobNotFound", "JobFinished"):
                 fail(str(exc), EXIT_BAD_INPUT)
             if isinstance(exc, VtrackError):
                 fail(str(exc), EXIT_FAILED)
@@ -102,6 +115,11 @@ def _exit_for(status: str) -> None:
     help="Where annotations come from (default: file with --annotations, else local).",
 )
 @click.option("--format", "animation_format", type=click.Choice(["gif", "webp"]))
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Processes to track and render in (default VTRACK_RUN_PROCESSES, else one per core).",
+)
 @guarded
 def run(
     video: str,
@@ -111,8 +129,11 @@ def run(
     min_frames: int | None,
     backend: str | None,
     animation_format: str | None,
+    processes: int | None,
 ) -> None:
     """Run the whole pipeline on VIDEO in this process: no broker, no cloud, no network."""
+    from tasks.inprocess import run_video
+
     video_path = _existing_local_file(video, "video")
     annotation_path = _existing_local_file(annotations, "annotation file") if annotations else None
     out = Path(out_dir).expanduser().absolute()
@@ -131,6 +152,7 @@ def run(
             min_frames=min_frames,
             animation_format=animation_format,
             listener=show,
+            processes=processes,
         )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
@@ -143,15 +165,19 @@ def run(
 
 def _print_box_fixes(record: JobRecord) -> None:
     """Say how many of the annotation's boxes had to be clipped or dropped (from the manifest)."""
+    from workers.steps import describe_box_fixes
+
     if not record.manifest_uri:
         return
     manifest = json.loads(Path(record.manifest_uri).read_text(encoding="utf-8"))
     clipped, dropped = manifest.get("boxes_clipped", 0), manifest.get("boxes_dropped", 0)
     if clipped or dropped:
-        err_console.print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
+        err_print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
 
 
 def _existing_local_file(value: str, what: str) -> Path:
+    from workers.uris import parse_uri
+
     parsed = parse_uri(value)
     if not parsed.is_local:
         raise InputError(
@@ -164,12 +190,14 @@ def _existing_local_file(value: str, what: str) -> Path:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:<36}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=consoles()[0],
         transient=True,
     )
 
@@ -177,12 +205,12 @@ def _progress() -> Progress:
 def _print_outcome(record: JobRecord) -> None:
     done = record.objects_done
     if record.status == "completed_with_errors":
-        err_console.print(f"[yellow]completed with errors:[/] {record.error}", soft_wrap=True)
+        err_print(f"[yellow]completed with errors:[/] {record.error}", soft_wrap=True)
     if record.summary_uri:
-        err_console.print(f"summary: {record.summary_uri}", highlight=False, soft_wrap=True)
+        err_print(f"summary: {record.summary_uri}", highlight=False, soft_wrap=True)
     else:
-        err_console.print("no objects passed the thresholds: no summary", highlight=False)
-    err_console.print(f"{done} object(s) rendered", highlight=False)
+        err_print("no objects passed the thresholds: no summary", highlight=False)
+    err_print(f"{done} object(s) rendered", highlight=False)
     # The manifest's location is the last line on stdout, for scripts.
     click.echo(record.manifest_uri)
 
@@ -206,6 +234,9 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
+    from tasks.api import start_job
+    from tasks.specs import make_spec
+
     spec = make_spec(
         uri,
         annotations_uri=annotations,
@@ -216,7 +247,7 @@ def submit(
     )
     job = start_job(spec, source="cli")
     if job.id != spec.job_id:
-        err_console.print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
+        err_print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
     click.echo(job.id)
 
 
@@ -226,6 +257,10 @@ def submit(
 @guarded
 def status(job_id: str, as_json: bool) -> None:
     """Show a job's stage, progress, errors and outputs."""
+    from rich.table import Table
+
+    from tasks.api import Job
+
     record = Job(job_id).status()
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
@@ -246,7 +281,7 @@ def status(job_id: str, as_json: bool) -> None:
         table.add_row("manifest", record.manifest_uri)
     for output in record.outputs:
         table.add_row("output", output)
-    out_console.print(table)
+    consoles()[1].print(table)
 
 
 @main.command()
@@ -255,6 +290,8 @@ def status(job_id: str, as_json: bool) -> None:
 @guarded
 def wait(job_id: str, timeout: float | None) -> None:
     """Wait for a job to end; prints the manifest's URI as the last line."""
+    from tasks.api import Job
+
     job = Job(job_id)
     job.wait(timeout=timeout)
     record = job.status()
@@ -275,7 +312,7 @@ def scan(source: str, max_jobs: int | None) -> None:
     from tasks.scan import scan_source
 
     report = scan_source(source, max_jobs)
-    err_console.print(report.describe(), highlight=False, soft_wrap=True)
+    err_print(report.describe(), highlight=False, soft_wrap=True)
     for job_id in report.job_ids:
         click.echo(job_id)
 
@@ -330,7 +367,7 @@ def cancel(job_id: str) -> None:
     from tasks.api import Job
 
     record = Job(job_id).cancel()
-    err_console.print(f"job {record.job_id} cancelled ({record.video_uri})", highlight=False)
+    err_print(f"job {record.job_id} cancelled ({record.video_uri})", highlight=False)
 
 
 @main.command()
@@ -347,6 +384,8 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
         for record in records:
             click.echo(json.dumps(record.to_dict()))
         return
+    from rich.table import Table
+
     table = Table(box=None)
     for column in ("job", "status", "stage", "source", "video", "started"):
         table.add_column(column, overflow="fold")
@@ -359,8 +398,8 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
             record.video_uri,
             _when(record.created_at),
         )
-    out_console.print(table)
-    err_console.print(f"{len(records)} of {total} job(s)", highlight=False)
+    consoles()[1].print(table)
+    err_print(f"{len(records)} of {total} job(s)", highlight=False)
 
 
 def _when(timestamp: float) -> str:
@@ -394,7 +433,7 @@ def catalog_rebuild() -> None:
     from tasks.catalog import current_catalog, rebuild_catalog
 
     report = rebuild_catalog()
-    err_console.print(
+    err_print(
         f"{report.describe()} ({current_catalog().describe()})", highlight=False, soft_wrap=True
     )
 
@@ -439,10 +478,8 @@ def cluster_start(run_dir: str, redis_port: int, flower_port: int, timeout: floa
     ports = ClusterPorts(redis=redis_port, flower=flower_port)
     pids = Cluster(Path(run_dir), ports).start(timeout=timeout)
     for service, pid in pids.items():
-        err_console.print(f"{service:<16} pid {pid}", highlight=False)
-    err_console.print(
-        f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False
-    )
+        err_print(f"{service:<16} pid {pid}", highlight=False)
+    err_print(f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False)
 
 
 @cluster.command("status")
@@ -468,7 +505,7 @@ def cluster_stop(run_dir: str) -> None:
     from tasks.cluster import Cluster
 
     stopped = Cluster(Path(run_dir)).stop()
-    err_console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
+    err_print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
 if __name__ == "__main__":
@@ -569,7 +606,7 @@ def eval_command(
         info=info,
     )
     if as_json:
-        out_console.print_json(
+        consoles()[1].print_json(
             json.dumps(
                 {
                     "sequence": truth.info.name,
@@ -617,6 +654,7 @@ def export_command(
     from config.settings import get_settings
     from workers.annotations.exports import export_text, load_export_source
     from workers.storage import open_storage
+    from workers.uris import parse_uri
 
     settings = get_settings()
     storage = open_storage(["/"])
@@ -637,6 +675,4 @@ def export_command(
     content_type = {"mot": "text/plain", "cvat": "application/xml", "coco": "application/json"}
     target = out if parse_uri(out).scheme != "file" else str(Path(out).expanduser().absolute())
     storage.write_bytes(target, text.encode(), content_type[fmt])
-    err_console.print(
-        f"wrote {len(loaded.objects)} of {loaded.total} objects to {target}", highlight=False
-    )
+    err_print(f"wrote {len(loaded.objects)} of {loaded.total} objects to {target}", highlight=False)

@@ -1,48 +1,66 @@
-"""Running a whole job in this process: no broker, no result store, no network.
+"""Running a whole job in this process: no broker, no Celery, no network.
 
-``vtrack run`` uses it. The canvas is the service's own, run eagerly: every task runs
-inline, in order, with a result store kept in memory, so the output is exactly what the
-workers would write.
+``vtrack run`` uses it. The job's steps are the service's own (:mod:`workers.steps`, the
+local backend's segment plan and stitch), called directly: annotate, track the segments,
+plan the render, render the batches, assemble. The parallel steps (tracking segments,
+rendering batches) run in a pool of processes, one per core by default
+(``--processes N``, ``VTRACK_RUN_PROCESSES``), so the outputs are exactly what the workers
+would write, made with the whole machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from config.settings import get_settings
-from tasks import runtime
-from tasks.api import make_spec, start_job
-from tasks.celery_app import app
-from tasks.jobstore import JobRecord, MemoryJobStore
-from workers.storage import open_storage
+from config.settings import Settings, get_settings
+from tasks.jobstore import JobRecord, JobStore, MemoryJobStore
+from tasks.local_backend import LocalSegmentsAnnotator, SegmentProgress, stitch_operation
+from tasks.specs import make_spec
+from workers import steps
+from workers.annotations.model import Segment, VideoAnnotation
+from workers.annotators import build_annotator
+from workers.annotators.base import AnnotateRequest
+from workers.errors import BackendError, InputError
+from workers.job import JobSpec, KeptObject, ObjectResult, render_batches
+from workers.media.video import VideoInfo
+from workers.storage import Storage, open_storage
 
-IN_MEMORY_RESULTS = "cache+memory://"
+
+def run_processes(settings: Settings, requested: int | None = None) -> int:
+    """How many processes ``vtrack run`` uses: asked for, else the setting, else every core."""
+    return max(1, requested or settings.run_processes or os.cpu_count() or 1)
 
 
-@contextmanager
-def eager_runtime(rt: runtime.Runtime) -> Iterator[None]:
-    """Run tasks eagerly in this process with ``rt``'s clients, then put things back."""
-    keys = ("task_always_eager", "task_eager_propagates", "result_backend")
-    previous_conf = {key: app.conf[key] for key in keys}
-    missing = object()
-    previous_backend = getattr(app._local, "backend", missing)
-    runtime.configure(rt)
-    app.conf.update(
-        task_always_eager=True, task_eager_propagates=True, result_backend=IN_MEMORY_RESULTS
-    )
-    # Celery keeps one result-store client per thread; this thread's must not reach Redis.
-    app._local.backend = app._get_backend()
-    try:
-        yield
-    finally:
-        app.conf.update(previous_conf)
-        if previous_backend is missing:
-            del app._local.backend
-        else:
-            app._local.backend = previous_backend
-        runtime.configure(None)
+# Fewer objects than this render in vtrack run's own process: starting a process of the
+# pool (importing PyAV, Pillow, NumPy: about half a second) costs more than it saves.
+RUN_POOL_MIN_OBJECTS = 24
+
+# Most objects one batch of vtrack run holds decoded frames for: 64 objects x 12 frames at
+# 480 px is about 300 MB per process.
+RUN_BATCH_LIMIT = 64
+
+
+def run_batch_size(objects: int, spec: JobSpec, processes: int) -> int:
+    """Objects per render batch in ``vtrack run``: about two batches per process.
+
+    Workers of the service get small batches (``VTRACK_RENDER_BATCH_SIZE``) to spread a job
+    over many machines; in one process pool, fewer and longer batches decode less (each
+    batch decodes from the keyframe before its first frame to its last frame, so
+    neighbouring batches overlap) while still keeping every process busy. The outputs are
+    the same whatever the batches.
+    """
+    wanted = math.ceil(objects / (2 * max(1, processes)))
+    return max(spec.render_batch_size, min(RUN_BATCH_LIMIT, wanted))
 
 
 def run_video(
@@ -55,31 +73,311 @@ def run_video(
     min_frames: int | None = None,
     animation_format: str | None = None,
     listener: Callable[[JobRecord], None] | None = None,
+    processes: int | None = None,
+    settings: Settings | None = None,
 ) -> JobRecord:
     """Run the job for a local ``video`` and return its final record.
 
-    Outputs go to ``out_dir``; ``listener`` sees every change of the job's record
-    (stage and percent), for progress displays.
+    Outputs go to ``out_dir``; ``listener`` sees every change of the job's record (stage
+    and percent), for progress displays. Errors in the input (a missing or broken video,
+    bad annotations) are raised after the record is marked failed, as the service's job
+    would fail; one object failing to render only marks that object failed.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = get_settings().model_copy(
+    settings = (settings or get_settings()).model_copy(
         update={"output_root": str(out_dir), "annotation_root": str(out_dir)}
     )
     roots = [str(video.parent), str(out_dir)]
     if annotations is not None:
         roots.append(str(annotations.parent))
     jobs = MemoryJobStore(listener=listener)
-    with eager_runtime(runtime.Runtime(settings, open_storage(roots), jobs)):
-        spec = make_spec(
-            str(video),
-            annotations_uri=str(annotations) if annotations else None,
-            backend=backend,
-            min_confidence=min_confidence,
-            min_frames=min_frames,
-            animation_format=animation_format,
+    spec = make_spec(
+        str(video),
+        annotations_uri=str(annotations) if annotations else None,
+        backend=backend,
+        min_confidence=min_confidence,
+        min_frames=min_frames,
+        animation_format=animation_format,
+        settings=settings,
+    )
+    jobs.create(JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend))
+    runner = InProcessJob(spec, settings, roots, jobs, run_processes(settings, processes))
+    try:
+        runner.run()
+    except BaseException as exc:
+        jobs.update(
+            spec.job_id,
+            status="failed",
+            stage="failed",
+            error=steps.describe_error(exc),
+            error_kind="input" if isinstance(exc, InputError) else "internal",
         )
-        start_job(spec)
+        raise
     record = jobs.get(spec.job_id)
     if record is None:
         raise RuntimeError(f"job {spec.job_id} left no record")
     return record
+
+
+@dataclass
+class InProcessJob:
+    """One job's steps, in order, with the parallel ones spread over ``processes``."""
+
+    spec: JobSpec
+    settings: Settings
+    roots: Sequence[str]
+    jobs: JobStore
+    processes: int
+
+    def run(self) -> None:
+        storage = open_storage(self.roots)
+        with _pool(self.processes, self.roots) as pool:
+            annotation, info, publish = self._annotate(storage, pool)
+            plan = steps.plan_render(
+                self.spec, annotation, storage, publish_annotation=publish, info=info
+            )
+            total = len(plan.kept)
+            self.jobs.update(
+                self.spec.job_id,
+                status="rendering",
+                stage=f"rendering 0 of {total} objects",
+                percent=0.0,
+                objects_total=total,
+                objects_done=0,
+            )
+            results = self._render(plan.kept, storage, pool)
+        self.jobs.update(self.spec.job_id, status="assembling", stage="assembling the summary")
+        manifest = steps.assemble_manifest(self.spec, plan, results, storage)
+        outputs = [
+            uri
+            for uri in (
+                *(obj.animation_uri for obj in manifest.objects),
+                *(obj.cell_uri for obj in manifest.objects),
+                manifest.summary_uri,
+                manifest.manifest_uri,
+            )
+            if uri is not None
+        ]
+        self.jobs.update(
+            self.spec.job_id,
+            status=manifest.status,
+            stage="done",
+            percent=100.0,
+            manifest_uri=manifest.manifest_uri,
+            summary_uri=manifest.summary_uri,
+            outputs=outputs,
+            error="; ".join(manifest.errors) or None,
+        )
+
+    def _annotate(
+        self, storage: Storage, pool: _Pool
+    ) -> tuple[VideoAnnotation, VideoInfo | None, bool]:
+        """The video's annotations, its probe when tracking made one, whether to publish them."""
+        job = self.spec
+        self.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
+        if job.backend != "local":
+            annotator = build_annotator(job.backend, self.settings, storage)
+            operation = steps.start_annotation(job, annotator, storage)
+            status = annotator.check(operation)
+            if not status.done or status.annotation is None:
+                raise BackendError(f"the {job.backend} backend cannot run in this process")
+            return status.annotation, None, not operation.data.get("api_output_uri")
+        steps.check_inputs(job, storage)
+        operation = LocalSegmentsAnnotator(self.settings, storage).start(
+            AnnotateRequest(video_uri=job.video_uri, output_uri="", job_id=job.job_id)
+        )
+        segments = operation.data["segments"]
+        options = operation.data["options"]
+        results = pool.track(job, segments, options, storage, self.jobs)
+        self.jobs.update(job.job_id, stage="stitching segments", percent=100.0)
+        annotation = stitch_operation(operation, results)
+        return annotation, VideoInfo.from_dict(operation.data["video"]), True
+
+    def _render(
+        self, kept: Sequence[KeptObject], storage: Storage, pool: _Pool
+    ) -> list[ObjectResult]:
+        batches = render_batches(kept, run_batch_size(len(kept), self.spec, self.processes))
+        return pool.render(self.spec, batches, storage, self.jobs)
+
+
+# --- the pool ---------------------------------------------------------------------------
+
+
+class _Pool:
+    """Runs the parallel steps inline (one process) or in worker processes."""
+
+    def __init__(self, executor: Executor | None, events: Any) -> None:
+        self._executor = executor
+        self._events = events
+
+    def track(
+        self,
+        job: JobSpec,
+        segments: Sequence[dict[str, Any]],
+        options: dict[str, Any],
+        storage: Storage,
+        jobs: JobStore,
+    ) -> list[dict[str, Any]]:
+        """Each segment's annotation (as a dict), in segment order."""
+        total = len(segments)
+        if self._executor is None or total == 1:
+            return [
+                _track(
+                    job.video_uri,
+                    segment,
+                    options,
+                    SegmentProgress(jobs, job.job_id, number, total),
+                    storage,
+                )
+                for number, segment in enumerate(segments, 1)
+            ]
+        fractions = [0.0] * total
+        report = SegmentProgress(jobs, job.job_id, 1, total)
+
+        def on_event(event: tuple[Any, ...]) -> None:
+            _, number, fraction = event
+            fractions[number - 1] = fraction
+            done = sum(1 for f in fractions if f >= 1.0)
+            report.report(f"tracking {total} segments, {done} done", sum(fractions) / total)
+
+        with _relay(self._events, on_event):
+            futures = [
+                self._executor.submit(_track_in_worker, job.video_uri, segment, options, n)
+                for n, segment in enumerate(segments, 1)
+            ]
+            return [future.result() for future in futures]
+
+    def render(
+        self,
+        job: JobSpec,
+        batches: Sequence[Sequence[KeptObject]],
+        storage: Storage,
+        jobs: JobStore,
+    ) -> list[ObjectResult]:
+        objects = sum(len(batch) for batch in batches)
+        if self._executor is None or len(batches) == 1 or objects < RUN_POOL_MIN_OBJECTS:
+            return [
+                result
+                for batch in batches
+                for result in steps.render_kept_objects(
+                    job, batch, storage, on_done=lambda _: jobs.object_done(job.job_id)
+                )
+            ]
+        spec_dict = job.to_dict()
+        futures = [
+            self._executor.submit(_render_in_worker, spec_dict, [kept.to_dict() for kept in batch])
+            for batch in batches
+        ]
+        with _relay(self._events, lambda _: jobs.object_done(job.job_id)):
+            results: list[ObjectResult] = []
+            for future in as_completed(futures):
+                results.extend(ObjectResult.from_dict(r) for r in future.result())
+        return results
+
+
+@contextmanager
+def _pool(processes: int, roots: Sequence[str]) -> Iterator[_Pool]:
+    if processes <= 1:
+        yield _Pool(None, None)
+        return
+    # spawn: worker processes start clean (no copy of this process's threads or clients).
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    with ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(list(roots), events),
+    ) as executor:
+        yield _Pool(executor, events)
+
+
+@contextmanager
+def _relay(events: Any, handle: Callable[[tuple[Any, ...]], None]) -> Iterator[None]:
+    """Hand the worker processes' progress events to ``handle`` in a thread of this process."""
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            handle(event)
+
+    thread = threading.Thread(target=drain, name="vtrack-run-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        while True:  # events sent just before the end
+            try:
+                handle(events.get_nowait())
+            except queue.Empty:
+                break
+
+
+# --- what runs in a worker process ------------------------------------------------------
+
+_worker_storage: Storage | None = None
+_worker_events: Any = None
+
+
+def _init_worker(roots: list[str], events: Any) -> None:
+    global _worker_storage, _worker_events
+    _worker_storage = open_storage(roots)
+    _worker_events = events
+
+
+def _track(
+    video_uri: str,
+    segment: dict[str, Any],
+    options: dict[str, Any],
+    progress: Callable[[float], None] | None,
+    storage: Storage,
+) -> dict[str, Any]:
+    from workers.local.backend import LocalTrackingOptions, track_segment
+
+    with storage.local_copy(video_uri) as path:
+        annotation = track_segment(
+            path,
+            Segment.from_dict(segment),
+            LocalTrackingOptions.from_dict(options),
+            input_uri=video_uri,
+            progress=progress,
+        )
+    return annotation.to_dict()
+
+
+def _track_in_worker(
+    video_uri: str, segment: dict[str, Any], options: dict[str, Any], number: int
+) -> dict[str, Any]:
+    events = _worker_events
+    last = [-1.0]
+
+    def progress(fraction: float) -> None:
+        if fraction - last[0] >= 0.02:  # about 50 events a segment
+            last[0] = fraction
+            events.put(("segment", number, fraction))
+
+    assert _worker_storage is not None
+    result = _track(video_uri, segment, options, progress, _worker_storage)
+    events.put(("segment", number, 1.0))
+    return result
+
+
+def _render_in_worker(spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    assert _worker_storage is not None
+    events = _worker_events
+    results = steps.render_kept_objects(
+        JobSpec.from_dict(spec),
+        [KeptObject.from_dict(kept) for kept in batch],
+        _worker_storage,
+        on_done=lambda _: events.put(("object",)),
+    )
+    return [result.to_dict() for result in results]
+
+
+__all__ = ["InProcessJob", "run_processes", "run_video"]

@@ -8,23 +8,26 @@ and annotations, never frames or arrays. Progress goes to the job record
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
-from celery.exceptions import Ignore
+from celery.exceptions import ChordError, Ignore
+from celery.result import AsyncResult
 from celery.utils.log import get_task_logger
 
 from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
-from tasks.pipeline import render_canvas
+from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
-from workers.annotations.model import Segment
+from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators.base import Operation
 from workers.errors import BackendError, InputError, TransientBackendError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
+from workers.media.video import VideoInfo
 from workers.service.backoff import poll_delay, retry_delay
 
 log = get_task_logger(__name__)
@@ -95,6 +98,8 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
             limiter.release(job.job_id)
         raise
     rt.jobs.update(job.job_id, stage=f"annotating with the {job.backend} backend")
+    if job.backend in CHORD_BACKENDS:  # our own work: a chord of tasks, nothing to poll
+        return self.replace(tracking_canvas(job, operation.to_dict()))
     return operation.to_dict()
 
 
@@ -143,12 +148,22 @@ def poll(
         limiter.release(job.job_id)
     if status.annotation is None:
         raise BackendError(f"the {op.backend} backend finished without annotations")
+    # The Google API writes the annotation JSON itself when given a gs:// output URI.
+    publish = not op.data.get("api_output_uri")
+    return _fan_out_renders(self, job, status.annotation, publish_annotation=publish)
+
+
+def _fan_out_renders(
+    task: Any,
+    job: JobSpec,
+    annotation: VideoAnnotation,
+    publish_annotation: bool = True,
+    info: VideoInfo | None = None,
+) -> Any:
+    """Plan the render (objects and frames to draw) and replace ``task`` with its chord."""
+    rt = runtime.current()
     plan = steps.plan_render(
-        job,
-        status.annotation,
-        rt.storage,
-        # The Google API writes the annotation JSON itself when given a gs:// output URI.
-        publish_annotation=not op.data.get("api_output_uri"),
+        job, annotation, rt.storage, publish_annotation=publish_annotation, info=info
     )
     total = len(plan.kept)
     stop_if_cancelled(job.job_id)
@@ -160,7 +175,19 @@ def poll(
         objects_total=total,
         objects_done=0,
     )
-    return self.replace(render_canvas(job, plan))
+    return task.replace(render_canvas(job, plan))
+
+
+@app.task(name="vtrack.stitch", bind=True)
+def stitch(
+    self: Any, results: list[dict[str, Any]], spec: dict[str, Any], operation: dict[str, Any]
+) -> Any:
+    """Join the segments' tracks across their boundaries, then fan out the renders."""
+    job = JobSpec.from_dict(spec)
+    op = Operation.from_dict(operation)
+    runtime.current().jobs.update(job.job_id, stage="stitching segments", percent=100.0)
+    annotation = local_backend.stitch_operation(op, results)
+    return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
 
 
 @app.task(name=local_backend.TRACK_SEGMENT, bind=True)
@@ -188,15 +215,38 @@ def track_segment(
     return annotation.to_dict()
 
 
+@app.task(name="vtrack.render_batch", bind=True)
+def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[Any]:
+    """Render a batch of objects from one decode pass; failures come back as failed results."""
+    job = JobSpec.from_dict(spec)
+    stop_if_cancelled(job.job_id)
+    rt = runtime.current()
+    results = steps.render_kept_objects(
+        job,
+        [KeptObject.from_dict(kept) for kept in batch],
+        rt.storage,
+        on_done=lambda _: rt.jobs.object_done(job.job_id),
+    )
+    return [result.to_dict() for result in results]
+
+
 @app.task(name="vtrack.render_object", bind=True)
 def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
-    """Render one object's cell and animation; failures come back as a failed result."""
+    """Render one object (messages queued before render batches existed)."""
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
     result = steps.render_kept_object(job, KeptObject.from_dict(kept), rt.storage)
     rt.jobs.object_done(job.job_id)
     return result.to_dict()
+
+
+def _flatten(results: list[Any]) -> list[dict[str, Any]]:
+    """Chord results: a list per ``render_batch`` (a dict per old ``render_object``)."""
+    flat: list[dict[str, Any]] = []
+    for result in results:
+        flat.extend(result if isinstance(result, list) else [result])
+    return flat
 
 
 @app.task(name="vtrack.assemble_summary", bind=True)
@@ -211,7 +261,7 @@ def assemble_summary(
     manifest = steps.assemble_manifest(
         job,
         RenderPlan.from_dict(plan),
-        [ObjectResult.from_dict(result) for result in results],
+        [ObjectResult.from_dict(result) for result in _flatten(results)],
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)
@@ -242,6 +292,7 @@ def assemble_summary(
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
     """Error callback of every task of a job: record the failure where users look."""
+    exc = _root_cause(exc)
     rt = runtime.current()
     record = rt.jobs.get(job_id)
     if record is not None and record.status == "cancelled":
@@ -284,3 +335,14 @@ def _release_failed(rt: runtime.Runtime, job_id: str, error: str) -> None:
         claims.release(record.video_uri, job_id, error=error)
     except Exception:
         log.exception("job %s: could not release its in-flight claim", job_id)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """For a chord whose member failed, that member's own error (not Celery's wrapper)."""
+    if isinstance(exc, ChordError):
+        match = re.search(r"Dependency ([0-9a-f-]{36}) raised", str(exc))
+        if match:
+            cause = AsyncResult(match.group(1), app=app).result
+            if isinstance(cause, BaseException):
+                return cause
+    return exc

@@ -91,6 +91,10 @@ class JobStore(Protocol):
 
     def object_done(self, job_id: str) -> int: ...
 
+    def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
+        """Note how far segment ``number`` of ``total`` is; the whole tracking's fraction."""
+        ...
+
     def get(self, job_id: str) -> JobRecord | None: ...
 
     def list(
@@ -157,6 +161,15 @@ class RedisJobStore:
         )
         return done
 
+    def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
+        key = f"{self._key(job_id)}:segments"
+        with self._redis.pipeline() as pipe:
+            pipe.hset(key, str(number), fraction)
+            pipe.expire(key, self._ttl)
+            pipe.hvals(key)
+            *_, values = pipe.execute()
+        return min(1.0, sum(float(value) for value in values) / max(total, 1))
+
     def get(self, job_id: str) -> JobRecord | None:
         raw = self._redis.hgetall(self._key(job_id))
         if not raw:
@@ -181,6 +194,7 @@ class MemoryJobStore:
 
     def __init__(self, listener: Callable[[JobRecord], None] | None = None) -> None:
         self._records: dict[str, JobRecord] = {}
+        self._segments: dict[str, dict[int, float]] = {}
         self._lock = threading.Lock()
         self._listener = listener
 
@@ -218,6 +232,12 @@ class MemoryJobStore:
             percent=rendering_percent(done, current.objects_total),
         )
         return done
+
+    def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
+        with self._lock:
+            segments = self._segments.setdefault(job_id, {})
+            segments[number] = fraction
+            return min(1.0, sum(segments.values()) / max(total, 1))
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 
 from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
-from workers.annotators import Annotator, build_annotator
 from workers.service.claims import Claims
 from workers.service.quotas import QuotaLimits, SubmissionLimiter
-from workers.storage import Storage, open_storage
+from workers.storage import Storage, VideoCache, open_storage
+from workers.storage.cache import default_cache_dir
+
+if TYPE_CHECKING:
+    from workers.annotators import Annotator
 
 # Backends whose API has a request quota that all workers share.
 QUOTA_LIMITED_BACKENDS = frozenset({"gcp"})
@@ -36,6 +40,8 @@ class Runtime:
     _claims: Claims | None = None
 
     def annotator(self, name: str) -> Annotator:
+        from workers.annotators import build_annotator
+
         with self.lock:
             if name not in self.annotators:
                 self.annotators[name] = build_annotator(name, self.settings, self.storage)
@@ -89,11 +95,19 @@ def local_roots(settings: Settings) -> list[str]:
     return [*settings.input_root_list(), settings.output_root, settings.annotation_root]
 
 
+def video_cache(settings: Settings) -> VideoCache | None:
+    """The machine's cache of downloaded videos (None when ``VTRACK_VIDEO_CACHE_BYTES`` is 0)."""
+    if settings.video_cache_bytes <= 0:
+        return None
+    folder = settings.video_cache_dir or default_cache_dir()
+    return VideoCache(folder, settings.video_cache_bytes)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     client = redis.Redis.from_url(settings.result_backend)
     return Runtime(
         settings=settings,
-        storage=open_storage(local_roots(settings)),
+        storage=open_storage(local_roots(settings), video_cache(settings)),
         jobs=RedisJobStore(client, ttl_seconds=results_ttl(settings)),
         redis_client=client,
     )

@@ -86,9 +86,7 @@ class VideoOutcome:
         return self.reason is None
 
 
-def start_video_job(
-    video: ObjectStat, min_age: float = 0.0, source: str = "scan"
-) -> VideoOutcome:
+def start_video_job(video: ObjectStat, min_age: float = 0.0, source: str = "scan") -> VideoOutcome:
     """Start a job for a found ``video`` unless it needs none: the one path of scans,
     ``vtrack listen`` and ``vtrack watch``.
 

@@ -8,10 +8,11 @@ written last, next to the summary, and returned to whoever waits on the job.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from workers.annotations.model import ObjectTrack
+from workers.annotations.model import ObjectTrack, TrackedFrame
 
 JobStatus = Literal["completed", "completed_with_errors", "failed"]
 
@@ -37,6 +38,7 @@ class JobSpec:
     max_video_bytes: int | None = None
     max_video_pixels: int | None = None
     max_video_seconds: float | None = None
+    render_batch_size: int = 8
     submitted_at: float = 0.0
     backend_options: dict[str, Any] = field(default_factory=dict)
 
@@ -51,17 +53,57 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class KeptObject:
-    """An object chosen for rendering, with its place (1-based) in the job's output."""
+    """An object chosen for rendering, with its place (1-based) in the job's output.
+
+    Once the plan is made, ``track`` holds only the frames to draw (see
+    :meth:`with_frames`) and ``annotated_frames`` remembers how many frames the tracker
+    reported, which the caption, the file names and the manifest show.
+    """
 
     index: int
     track: ObjectTrack
+    annotated_frames: int | None = None
+
+    @property
+    def frame_count(self) -> int:
+        """Frames the object was annotated in (not only the ones drawn)."""
+        return self.track.frame_count if self.annotated_frames is None else self.annotated_frames
+
+    def with_frames(self, frames: Sequence[TrackedFrame]) -> KeptObject:
+        """This object carrying only ``frames`` (the ones to draw) and its full frame count."""
+        return KeptObject(
+            index=self.index,
+            track=replace(self.track, frames=tuple(frames)),
+            annotated_frames=self.frame_count,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "track": self.track.to_dict()}
+        return {
+            "index": self.index,
+            "track": self.track.to_dict(),
+            "annotated_frames": self.annotated_frames,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeptObject:
-        return cls(index=int(data["index"]), track=ObjectTrack.from_dict(data["track"]))
+        annotated = data.get("annotated_frames")
+        return cls(
+            index=int(data["index"]),
+            track=ObjectTrack.from_dict(data["track"]),
+            annotated_frames=None if annotated is None else int(annotated),
+        )
+
+
+def render_batches(kept: Sequence[KeptObject], batch_size: int) -> list[tuple[KeptObject, ...]]:
+    """The kept objects cut into batches of at most ``batch_size``, grouped by time.
+
+    Objects are ordered by first appearance, so each batch covers one stretch of the video
+    and decoding it once serves every object of the batch. Larger batches decode less in
+    total (fewer overlapping stretches) but spread a job over fewer workers.
+    """
+    size = max(1, batch_size)
+    ordered = sorted(kept, key=lambda obj: (obj.track.first_time, obj.index))
+    return [tuple(ordered[start : start + size]) for start in range(0, len(ordered), size)]
 
 
 @dataclass(frozen=True, slots=True)

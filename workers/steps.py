@@ -4,7 +4,8 @@
 2. The backend is checked until done (the ``poll`` task does that with the annotator).
 3. :func:`plan_render` validates the annotations against the video, publishes the
    annotation JSON and picks the objects to render.
-4. :func:`render_kept_object` renders one object (one Celery task each, in parallel).
+4. :func:`render_kept_objects` renders a batch of objects from one decode pass (one
+   Celery task per batch, batches in parallel).
 5. :func:`assemble_manifest` builds the summary grid and writes the manifest, last.
 
 Nothing is published for a video that fails validation in step 3; the summary and the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from workers import naming
 from workers.annotations.model import VideoAnnotation
@@ -25,7 +26,13 @@ from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
-from workers.media.render import RenderOptions, assemble_summary_grid, render_object
+from workers.media.render import (
+    RenderedObject,
+    RenderOptions,
+    assemble_summary_grid,
+    pick_frames,
+    render_each,
+)
 from workers.media.video import VideoInfo, VideoLimits, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
@@ -50,12 +57,17 @@ def describe_box_fixes(boxes_clipped: int, boxes_dropped: int) -> str:
     return f"{clipped}, {dropped}"
 
 
-def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> Operation:
-    """Check the inputs exist, then start the backend's operation."""
+def check_inputs(spec: JobSpec, storage: Storage) -> None:
+    """Refuse an unsupported URI or a missing video or annotation file, naming it."""
     parse_uri(spec.video_uri)  # unsupported schemes fail here, before anything starts
     storage.stat(spec.video_uri)  # NotFoundError names a missing video at once
     if spec.annotations_uri:
         storage.stat(spec.annotations_uri)
+
+
+def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> Operation:
+    """Check the inputs exist, then start the backend's operation."""
+    check_inputs(spec, storage)
     request = AnnotateRequest(
         video_uri=spec.video_uri,
         output_uri=naming.annotation_uri(spec.annotation_root, spec.video_uri),
@@ -70,21 +82,27 @@ def plan_render(
     annotation: VideoAnnotation,
     storage: Storage,
     publish_annotation: bool = True,
+    info: VideoInfo | None = None,
 ) -> RenderPlan:
-    """Validate the annotations against the video and choose the objects to render.
+    """Validate the annotations against the video and choose the objects and frames to draw.
 
     ``publish_annotation`` writes the annotations (camelCase JSON) as ``VIDEO.json`` under
     the annotation root; a backend that already wrote them there (the Google API writes
-    its own ``output_uri``) passes False, and they are written only if missing.
+    its own ``output_uri``) passes False, and they are written only if missing. ``info``
+    is the video's probe when an earlier step made it (the video is not read again).
+    Each kept object carries only the frames its animation draws.
     """
-    with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
-        info = probe_video(video_path)
+    if info is None:
+        info = probe_stored_video(spec, storage)
     video_limits(spec).check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     if annotation.boxes_clipped or annotation.boxes_dropped:
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
         log.info("job %s: %s", spec.job_id, fixes)
-    kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
+    kept = tuple(
+        obj.with_frames(pick_frames(obj.track.frames, spec.animation_frames))
+        for obj in select_objects(annotation, spec.min_confidence, spec.min_frames)
+    )
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
     if not publish_annotation and storage.exists(annotation_uri):
         published = storage.stat(annotation_uri)
@@ -116,38 +134,89 @@ def render_options(spec: JobSpec) -> RenderOptions:
     )
 
 
-def render_kept_object(spec: JobSpec, kept: KeptObject, storage: Storage) -> ObjectResult:
-    """Render one object's cell and animation; a failure becomes a failed result, not an error.
+def probe_stored_video(spec: JobSpec, storage: Storage) -> VideoInfo:
+    """Probe the job's video (a local copy of it, for a bucket's video)."""
+    with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
+        return probe_video(video_path)
+
+
+def render_kept_objects(
+    spec: JobSpec,
+    batch: Sequence[KeptObject],
+    storage: Storage,
+    on_done: Callable[[ObjectResult], None] | None = None,
+) -> list[ObjectResult]:
+    """Render a batch of objects from one decode pass; a failure fails its object alone.
 
     One object that cannot be rendered must not sink the job: the manifest records it as
-    failed with the reason, and the job completes with errors.
+    failed with the reason, and the job completes with errors. When decoding the batch's
+    frames fails, each object is tried alone so the error lands on the objects it concerns.
+    ``on_done`` sees each result as soon as its files are written (progress).
     """
+    started = time.monotonic()
+    try:
+        with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
+            outcomes = render_each(
+                video_path,
+                [kept.track for kept in batch],
+                render_options(spec),
+                frame_counts=[kept.frame_count for kept in batch],
+            )
+    except Exception as exc:
+        if len(batch) > 1:
+            log.warning(
+                "a batch of %s failed to decode (%s): objects one by one", spec.video_uri, exc
+            )
+            return [
+                result
+                for kept in batch
+                for result in render_kept_objects(spec, [kept], storage, on_done)
+            ]
+        outcomes = [exc]
+    per_object = (time.monotonic() - started) / max(1, len(batch))
+    results: list[ObjectResult] = []
+    for kept, outcome in zip(batch, outcomes, strict=True):
+        result = _store_rendered(spec, kept, outcome, storage, per_object)
+        if on_done is not None:
+            on_done(result)
+        results.append(result)
+    return results
+
+
+def render_kept_object(spec: JobSpec, kept: KeptObject, storage: Storage) -> ObjectResult:
+    """Render one object's cell and animation (a batch of one)."""
+    return render_kept_objects(spec, [kept], storage)[0]
+
+
+def _store_rendered(
+    spec: JobSpec,
+    kept: KeptObject,
+    outcome: RenderedObject | Exception,
+    storage: Storage,
+    decode_seconds: float,
+) -> ObjectResult:
+    """Write one rendered object's files; its result, ok or failed with the reason."""
     track = kept.track
     started = time.monotonic()
     base = {
         "index": kept.index,
         "entity": track.entity.description,
         "confidence": track.confidence,
-        "frame_count": track.frame_count,
+        "frame_count": kept.frame_count,
         "first_time": track.first_time,
         "last_time": track.last_time,
     }
-    names = (
-        kept.index,
-        track.entity.description,
-        track.confidence,
-        track.frame_count,
-    )
+    names = (kept.index, track.entity.description, track.confidence, kept.frame_count)
     try:
-        with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
-            rendered = render_object(video_path, track, render_options(spec))
+        if isinstance(outcome, Exception):
+            raise outcome
         cell_uri = naming.cell_uri(spec.output_root, spec.video_uri, *names)
         animation_uri = naming.animation_uri(
             spec.output_root, spec.video_uri, *names, spec.animation_format
         )
-        cell = storage.write_bytes(cell_uri, rendered.cell_jpeg, JPEG_TYPE)
+        cell = storage.write_bytes(cell_uri, outcome.cell_jpeg, JPEG_TYPE)
         animation = storage.write_bytes(
-            animation_uri, rendered.animation, rendered.animation_content_type
+            animation_uri, outcome.animation, outcome.animation_content_type
         )
     except Exception as exc:
         log.warning("object %s of %s failed to render: %s", kept.index, spec.video_uri, exc)
@@ -155,14 +224,14 @@ def render_kept_object(spec: JobSpec, kept: KeptObject, storage: Storage) -> Obj
             **base,
             status="failed",
             error=describe_error(exc),
-            render_seconds=time.monotonic() - started,
+            render_seconds=decode_seconds + time.monotonic() - started,
         )
     return ObjectResult(
         **base,
         status="ok",
         cell_uri=cell_uri,
         animation_uri=animation_uri,
-        render_seconds=time.monotonic() - started,
+        render_seconds=decode_seconds + time.monotonic() - started,
         generations={"cell": cell.generation, "animation": animation.generation},
     )
 

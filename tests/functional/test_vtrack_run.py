@@ -335,3 +335,28 @@ def test_run_reports_progress_while_tracking_and_rendering(
     assert any(text.startswith("tracking objects (") for text in texts), texts
     assert f"rendering {record.objects_total} of {record.objects_total} objects" in texts
     assert texts[-1] == "done" and stages[-1][1] == 100.0
+
+
+def test_the_process_pool_writes_what_one_process_writes(tmp_path: Path) -> None:
+    """30 objects: rendered in two processes (batches in a pool) or in this one, same bytes."""
+    from tasks.inprocess import run_video
+    from tests.support.annotations import track
+
+    video = write_test_video(tmp_path / "many.mp4", frames=60, fps=FPS, width=WIDTH, height=HEIGHT)
+    objects = tuple(
+        track(f"thing {n}", 0.9, range(n, n + 20), FPS, WIDTH, HEIGHT, static=(0.1, 0.1, 0.5, 0.6))
+        for n in range(0, 30)
+    )
+    annotations = write_annotation(
+        tmp_path / "many.json", VideoAnnotation(input_uri=str(video), objects=objects)
+    )
+    results = {}
+    for processes in (1, 2):
+        out = tmp_path / f"out-{processes}"
+        record = run_video(video, out, annotations=annotations, processes=processes)
+        assert record.status == "completed" and record.objects_done == 30
+        results[processes] = {
+            path.name: path.read_bytes() for path in out.iterdir() if path.suffix != ".json"
+        }
+    assert len(results[1]) == 61  # 30 animations, 30 cells, the summary
+    assert results[1] == results[2]

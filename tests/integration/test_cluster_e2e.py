@@ -80,12 +80,12 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         }
         assert of_job == {
             ("vtrack.annotate", "SUCCESS"),
-            ("vtrack.render_object", "SUCCESS"),
+            ("vtrack.render_batch", "SUCCESS"),
             ("vtrack.assemble_summary", "SUCCESS"),
         }
         scans = [t for t in tasks if t["name"] == "vtrack.scan_source"]
         assert any(job_id in str(t["result"]) for t in scans), "the job came from a beat scan"
-        renders = [t for t in tasks if t["name"] == "vtrack.render_object"]
+        renders = [t for t in tasks if t["name"] == "vtrack.render_batch"]
         assert {t["worker"] for t in renders} == {next(iter(renders))["worker"]}
         assert next(iter(renders))["worker"].startswith("render@")
     finally:

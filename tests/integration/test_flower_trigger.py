@@ -140,7 +140,7 @@ def test_curl_through_flower_starts_a_whole_job(service: Service, flower: Flower
     }
     assert of_job == {
         "vtrack.annotate": "SUCCESS",
-        "vtrack.render_object": "SUCCESS",
+        "vtrack.render_batch": "SUCCESS",
         "vtrack.assemble_summary": "SUCCESS",
     }
     # The tasks reported their job's stage as a custom PROGRESS state, seen by Flower.
@@ -148,7 +148,7 @@ def test_curl_through_flower_starts_a_whole_job(service: Service, flower: Flower
     progress = re.findall(
         r'flower_events_total\{task="([^"]+)",type="task-progress"', metrics.decode()
     )
-    assert {"vtrack.annotate", "vtrack.render_object", "vtrack.assemble_summary"} <= set(progress)
+    assert {"vtrack.annotate", "vtrack.render_batch", "vtrack.assemble_summary"} <= set(progress)
 
 
 def test_bad_input_fails_the_trigger_task_with_one_line(flower: Flower) -> None:

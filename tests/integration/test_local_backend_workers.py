@@ -49,3 +49,7 @@ def test_a_video_is_tracked_in_segments_on_both_processes_and_stitched(
     processes = {process for process, _ in segment_runs}
     assert len({task for _, task in segment_runs}) >= 3
     assert len(processes) == 2, f"segments ran on {processes}"
+    # Our own work is a chord, never polled: stitch and then assemble carry the job's id.
+    assert f"vtrack.poll[{job.id}]" not in log
+    assert f"vtrack.stitch[{job.id}] received" in log
+    assert f"vtrack.assemble_summary[{job.id}] succeeded" in log

@@ -153,3 +153,44 @@ def test_unknown_job_id_is_a_clear_error(redis_server: None) -> None:
     assert "no job no-such-job" in result.stderr
     with pytest.raises(Exception, match="no job"):
         get_job("no-such-job").status()
+
+
+def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
+    celery_worker: WorkerProcess, clip: tuple[Path, Path]
+) -> None:
+    """A segment of the tracking chord fails: the job fails with that segment's error,
+    not Celery's chord wrapper, and no later step runs."""
+    from dataclasses import replace
+
+    from tasks import runtime
+    from tasks.jobstore import JobRecord
+    from tasks.pipeline import job_failed_signature, tracking_canvas
+    from tasks.specs import make_spec
+    from workers.local.backend import LocalTrackingOptions
+
+    video, _ = clip
+    spec = replace(make_spec(str(video), backend="local"), min_frames=1)
+    missing_model = "/nonexistent/detector.onnx"
+    operation = {
+        "backend": "local",
+        "name": spec.job_id,
+        "request": {"video_uri": spec.video_uri, "output_uri": "", "job_id": spec.job_id},
+        "data": {
+            "segments": [{"start": 0.0, "end": 2.5}, {"start": 1.5, "end": 4.0}],
+            "overlap": 1.0,
+            "options": LocalTrackingOptions(detector_model=missing_model).to_dict(),
+            "video": {},
+        },
+    }
+    runtime.current().jobs.create(
+        JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend="local")
+    )
+    canvas = tracking_canvas(spec, operation)
+    canvas.link_error(job_failed_signature(spec.job_id))
+    canvas.apply_async()
+
+    job = get_job(spec.job_id)
+    with pytest.raises(JobFailed, match=r"detector\.onnx") as failed:
+        job.wait(timeout=120)
+    assert "ChordError" not in str(failed.value) and "Dependency" not in str(failed.value)
+    assert job.status().stage == "failed"

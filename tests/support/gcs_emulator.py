@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -55,14 +56,16 @@ class EmulatorError(RuntimeError):
 
 
 @contextmanager
-def running_gcs_emulator() -> Iterator[str]:
+def running_gcs_emulator(request_log: Path | None = None) -> Iterator[str]:
     """Start gcp-storage-emulator on a free 127.0.0.1 port; yield ``http://127.0.0.1:PORT``.
 
-    The process is stopped (SIGTERM, then SIGKILL) by its pid when the context exits.
+    With ``request_log``, the emulator writes a line per HTTP request there (see
+    :func:`count_downloads`). The process is stopped (SIGTERM, then SIGKILL) by its pid
+    when the context exits.
     """
     with tempfile.TemporaryDirectory(prefix="vtrack-gcs-emulator-") as log_dir:
-        log_path = Path(log_dir, "emulator.log")
-        process, host = _start(log_path)
+        log_path = request_log or Path(log_dir, "emulator.log")
+        process, host = _start(log_path, quiet=request_log is None)
         try:
             yield host
         finally:
@@ -104,7 +107,14 @@ def create_bucket(host: str, name: str | None = None) -> str:
     return bucket
 
 
-def _start(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def count_downloads(request_log: Path, bucket: str, name: str) -> int:
+    """How many times the object's content was downloaded, from the emulator's request log."""
+    quoted = urllib.parse.quote(name, safe="")
+    marker = f"GET /download/storage/v1/b/{bucket}/o/{quoted}?"
+    return sum(1 for line in request_log.read_text(errors="replace").splitlines() if marker in line)
+
+
+def _start(log_path: Path, quiet: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     failures: list[str] = []
     for _ in range(_START_ATTEMPTS):
         port = _free_port()
@@ -119,7 +129,7 @@ def _start(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
                     "--host=127.0.0.1",
                     f"--port={port}",
                     "--in-memory",
-                    "--quiet",
+                    *(["--quiet"] if quiet else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -5,34 +5,41 @@ from __future__ import annotations
 from celery import chord
 from celery.canvas import _chain
 
-from tasks.pipeline import job_canvas, render_canvas
+from tasks.pipeline import job_canvas, render_canvas, tracking_canvas
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.job import JobSpec, KeptObject, RenderPlan
 
 
-def make_spec() -> JobSpec:
+def make_spec(backend: str = "file", batch_size: int = 8) -> JobSpec:
     return JobSpec(
         job_id="job-1",
         video_uri="/videos/dog.mp4",
-        backend="file",
+        backend=backend,
         output_root="/out",
         annotation_root="/out",
-        annotations_uri="/videos/dog.json",
+        annotations_uri="/videos/dog.json" if backend == "file" else None,
+        render_batch_size=batch_size,
     )
 
 
-def make_plan(kept: int) -> RenderPlan:
-    track = ObjectTrack(
+def make_track(start: float) -> ObjectTrack:
+    return ObjectTrack(
         entity=Entity("/m/0bt9lr", "dog"),
         confidence=0.9,
-        segment=Segment(0.0, 1.0),
-        frames=(TrackedFrame(0.0, NormalizedBox(0.1, 0.1, 0.5, 0.5)),),
+        segment=Segment(start, start + 1.0),
+        frames=(TrackedFrame(start, NormalizedBox(0.1, 0.1, 0.5, 0.5)),),
     )
+
+
+def make_plan(kept: int, starts: list[float] | None = None) -> RenderPlan:
+    starts = starts or [0.0] * kept
     return RenderPlan(
         annotation_uri="/out/dog.mp4.json",
-        video={"duration": 1.0, "fps": 30.0, "width": 64, "height": 48, "frame_count": 30},
+        video={"duration": 9.0, "fps": 30.0, "width": 64, "height": 48, "frame_count": 270},
         objects_total=kept + 2,
-        kept=tuple(KeptObject(index=i, track=track) for i in range(1, kept + 1)),
+        kept=tuple(
+            KeptObject(index=i, track=make_track(start)) for i, start in enumerate(starts, 1)
+        ),
         annotated_at=1.0,
         boxes_clipped=70,
         boxes_dropped=3,
@@ -56,21 +63,64 @@ def test_job_is_annotate_then_poll_carrying_the_job_id() -> None:
         assert errbacks[0]["kwargs"] == {"job_id": spec.job_id}
 
 
-def test_render_canvas_is_one_render_per_kept_object_then_assemble() -> None:
-    spec, plan = make_spec(), make_plan(kept=3)
+def test_render_canvas_is_one_render_batch_per_batch_of_objects_then_assemble() -> None:
+    spec, plan = make_spec(batch_size=2), make_plan(kept=3)
     canvas = render_canvas(spec, plan)
     assert isinstance(canvas, chord)
     header = list(canvas.tasks)
-    assert [sig.task for sig in header] == ["vtrack.render_object"] * 3
-    assert [sig.args[1]["index"] for sig in header] == [1, 2, 3]
+    assert [sig.task for sig in header] == ["vtrack.render_batch"] * 2
+    assert [[kept["index"] for kept in sig.args[1]] for sig in header] == [[1, 2], [3]]
+    assert all(sig.args[0] == spec.to_dict() for sig in header)
     assert all(sig.immutable for sig in header)
     assert canvas.body.task == "vtrack.assemble_summary"
-    # The assembler gets counts and video info, not every object's frames again.
+    # The assembler gets counts and video info, not every kept object's frames again.
     assert canvas.body.kwargs["plan"]["kept"] == []
     assert canvas.body.kwargs["plan"]["objects_total"] == 5
     # ...and what clipping the boxes into the frame took, for the manifest.
     assert canvas.body.kwargs["plan"]["boxes_clipped"] == 70
     assert canvas.body.kwargs["plan"]["boxes_dropped"] == 3
+
+
+def test_render_batches_group_objects_by_time() -> None:
+    """Objects numbered by appearance but listed out of order still batch by their time."""
+    plan = make_plan(kept=4, starts=[6.0, 0.0, 6.5, 0.5])
+    canvas = render_canvas(make_spec(batch_size=2), plan)
+    batches = [[kept["index"] for kept in sig.args[1]] for sig in canvas.tasks]
+    assert batches == [[2, 4], [1, 3]]
+
+
+def test_local_jobs_are_annotate_alone_carrying_the_job_id() -> None:
+    """Our own tracking is a chord that annotate replaces itself with: nothing polls it."""
+    spec = make_spec(backend="local")
+    canvas = job_canvas(spec)
+    assert canvas.task == "vtrack.annotate"
+    assert canvas.args == (spec.to_dict(),)
+    assert canvas.options["task_id"] == spec.job_id
+    assert [e["task"] for e in canvas.options["link_error"]] == ["vtrack.job_failed"]
+
+
+def test_tracking_canvas_is_one_track_segment_per_segment_then_stitch() -> None:
+    spec = make_spec(backend="local")
+    segments = [{"start": 0.0, "end": 31.0}, {"start": 29.0, "end": 60.0}]
+    operation = {
+        "backend": "local",
+        "name": spec.job_id,
+        "request": {"video_uri": spec.video_uri, "output_uri": "", "job_id": spec.job_id},
+        "data": {"segments": segments, "overlap": 2.0, "options": {"tracker": "bytetrack"}},
+    }
+    canvas = tracking_canvas(spec, operation)
+    assert isinstance(canvas, chord)
+    header = list(canvas.tasks)
+    assert [sig.task for sig in header] == ["vtrack.track_segment"] * 2
+    assert [sig.args for sig in header] == [
+        (spec.video_uri, segment, {"tracker": "bytetrack"}) for segment in segments
+    ]
+    assert [sig.kwargs for sig in header] == [
+        {"job_id": spec.job_id, "number": n, "total": 2} for n in (1, 2)
+    ]
+    assert all(sig.immutable for sig in header)
+    assert canvas.body.task == "vtrack.stitch"
+    assert canvas.body.kwargs == {"spec": spec.to_dict(), "operation": operation}
 
 
 def test_zero_kept_objects_go_straight_to_assemble() -> None:

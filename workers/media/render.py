@@ -38,6 +38,7 @@ __all__ = [
     "grid_layout",
     "pick_cell_frame",
     "pick_frames",
+    "render_each",
     "render_object",
     "render_objects",
 ]
@@ -110,19 +111,50 @@ def render_objects(
 
     Same results as :func:`render_object` on each; decoding (most of the work) is shared,
     so a task that renders a batch of objects costs little more than one that renders one.
+    Raises the first object's error, if any.
+    """
+    outcomes = render_each(video_path, objects, options)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    return [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+
+
+def render_each(
+    video_path: Path,
+    objects: Sequence[ObjectTrack],
+    options: RenderOptions | None = None,
+    frame_counts: Sequence[int] | None = None,
+) -> list[RenderedObject | Exception]:
+    """Render a batch of objects from one decode pass; each object's outcome on its own.
+
+    An object that cannot be drawn (no frames, an encoding error) gets its exception in its
+    place of the list while the others render. An error decoding the shared frames is
+    raised, since it concerns the whole batch (the caller can retry objects one by one to
+    find the culprit). ``frame_counts`` are the counts the captions show, when ``objects``
+    carry only the frames to draw.
     """
     options = options or RenderOptions()
     picks = [pick_frames(obj.frames, options.animation_frames) for obj in objects]
-    for obj, picked in zip(objects, picks, strict=True):
+    outcomes: list[RenderedObject | Exception | None] = [None] * len(objects)
+    for position, (obj, picked) in enumerate(zip(objects, picks, strict=True)):
         if not picked:
-            raise InputError(f"object {caption_text(obj)!r} has no annotated frames to render")
+            outcomes[position] = InputError(
+                f"object {caption_text(obj)!r} has no annotated frames to render"
+            )
     times = [tracked.time for picked in picks for tracked in picked]
     decode_width = max(options.animation_max_width, options.cell_width)
     extracted = iter(extract_frames(Path(video_path), times, max_width=decode_width))
-    return [
-        _render(obj, picked, [next(extracted) for _ in picked], options)
-        for obj, picked in zip(objects, picks, strict=True)
-    ]
+    for position, (obj, picked) in enumerate(zip(objects, picks, strict=True)):
+        if not picked:
+            continue
+        frames = [next(extracted) for _ in picked]
+        count = None if frame_counts is None else frame_counts[position]
+        try:
+            outcomes[position] = _render(obj, picked, frames, options, count)
+        except Exception as exc:  # one object's failure is that object's alone
+            outcomes[position] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _render(
@@ -130,9 +162,11 @@ def _render(
     picked: Sequence[TrackedFrame],
     extracted: Sequence[ExtractedFrame],
     options: RenderOptions,
+    frame_count: int | None = None,
 ) -> RenderedObject:
     cell_at = pick_cell_frame(picked)
-    cell = _cell_image(extracted[cell_at].image, picked[cell_at], obj, options.cell_width)
+    caption = caption_text(obj, frame_count)
+    cell = _cell_image(extracted[cell_at].image, picked[cell_at], caption, options.cell_width)
     frames = [_scaled(e.image, options.animation_max_width) for e in extracted]
     for frame, tracked in zip(frames, picked, strict=True):
         draw_box(frame, tracked.box)
@@ -186,13 +220,11 @@ def pick_cell_frame(frames: Sequence[TrackedFrame]) -> int:
     )
 
 
-def _cell_image(
-    frame: Image.Image, tracked: TrackedFrame, obj: ObjectTrack, width: int
-) -> Image.Image:
+def _cell_image(frame: Image.Image, tracked: TrackedFrame, caption: str, width: int) -> Image.Image:
     cell = _scaled(frame, width)
     cell = cell.copy() if cell is frame else cell  # the animation frame is drawn on later
     draw_box(cell, tracked.box)
-    draw_caption(cell, caption_text(obj), tracked.box)
+    draw_caption(cell, caption, tracked.box)
     return cell
 
 

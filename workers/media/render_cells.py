@@ -51,10 +51,15 @@ def _grown(rect: tuple[int, int, int, int], by: int) -> tuple[int, int, int, int
     return left - by, top - by, right + by, bottom + by
 
 
-def caption_text(obj: ObjectTrack) -> str:
-    """``dog · 92% · 124 fr.``: what it is, how sure the tracker is, how many annotated frames."""
+def caption_text(obj: ObjectTrack, frame_count: int | None = None) -> str:
+    """``dog · 92% · 124 fr.``: what it is, how sure the tracker is, how many annotated frames.
+
+    ``frame_count`` overrides the track's own count when the track carries only the frames
+    to draw.
+    """
     what = obj.entity.description.strip() or obj.entity.entity_id.strip() or "object"
-    return f"{what} · {round(obj.confidence * 100)}% · {obj.frame_count} fr."
+    count = obj.frame_count if frame_count is None else frame_count
+    return f"{what} · {round(obj.confidence * 100)}% · {count} fr."
 
 
 @lru_cache(maxsize=16)

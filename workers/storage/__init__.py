@@ -17,12 +17,28 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workers.errors import UnsupportedURIError
 from workers.storage.base import ObjectStat, Storage
-from workers.storage.gcs import GCSStorage, gcs_client, reset_gcs_client
+from workers.storage.cache import VideoCache
 from workers.storage.local import LocalStorage
 from workers.uris import GCS_SCHEME, LOCAL_SCHEME, parse_uri
+
+if TYPE_CHECKING:
+    from workers.storage.gcs import GCSStorage, gcs_client, reset_gcs_client
+
+# The Cloud Storage client library takes most of a second to import: loaded on first use.
+_GCS_NAMES = frozenset({"GCSStorage", "gcs_client", "reset_gcs_client"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GCS_NAMES:
+        from workers.storage import gcs
+
+        return getattr(gcs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "GCSStorage",
@@ -30,6 +46,7 @@ __all__ = [
     "ObjectStat",
     "Storage",
     "StorageRouter",
+    "VideoCache",
     "gcs_client",
     "open_storage",
     "reset_gcs_client",
@@ -88,8 +105,13 @@ class StorageRouter:
         self.backend_for(uri).delete(uri)
 
 
-def open_storage(local_roots: Sequence[str | Path]) -> StorageRouter:
+def open_storage(
+    local_roots: Sequence[str | Path], video_cache: VideoCache | None = None
+) -> StorageRouter:
     """A storage for local paths (held to ``local_roots``) and for ``gs://`` objects.
+
+    ``video_cache`` keeps downloaded objects for later ``local_copy`` calls (one download
+    per object version per machine); without it every call downloads again.
 
     ``local_roots`` entries are folders as plain paths or ``file://`` URIs; ``gs://``
     entries and blank ones are skipped (buckets are not limited here). Local URIs outside
@@ -103,6 +125,12 @@ def open_storage(local_roots: Sequence[str | Path]) -> StorageRouter:
     return StorageRouter(
         {
             LOCAL_SCHEME: lambda: LocalStorage(roots),
-            GCS_SCHEME: GCSStorage,
+            GCS_SCHEME: lambda: _gcs_storage(video_cache),
         }
     )
+
+
+def _gcs_storage(video_cache: VideoCache | None) -> Storage:
+    from workers.storage.gcs import GCSStorage
+
+    return GCSStorage(cache=video_cache)

@@ -28,6 +28,7 @@ from workers.errors import (
     UnsupportedURIError,
 )
 from workers.storage.base import ObjectStat, describe_size
+from workers.storage.cache import VideoCache
 from workers.uris import GCS_SCHEME, parse_uri
 
 EMULATOR_HOST_VARIABLE = "STORAGE_EMULATOR_HOST"
@@ -91,9 +92,12 @@ class GCSStorage:
         self,
         client_factory: Callable[[], storage.Client] = gcs_client,
         temp_dir: Path | str | None = None,
+        cache: VideoCache | None = None,
     ) -> None:
+        """``cache`` keeps local copies across calls (see :mod:`workers.storage.cache`)."""
         self._client_factory = client_factory
         self._temp_dir = temp_dir
+        self._cache = cache
 
     # --- Reading ------------------------------------------------------------------------
 
@@ -112,28 +116,40 @@ class GCSStorage:
 
     @contextmanager
     def local_copy(self, uri: str, max_bytes: int | None = None) -> Iterator[Path]:
-        """Download to a temporary file (keeping the name's extension), deleted on exit.
+        """A local file holding the object (keeping the name's extension).
 
+        With a cache, the object's current generation is downloaded once and kept for the
+        next calls; without one, it is downloaded to a temporary file deleted on exit.
         With ``max_bytes`` the object's size is checked from its metadata before any byte is
         downloaded, and the download stops if it grows past the limit meanwhile.
         """
         shown, bucket, name = self._locate(uri)
-        blob = self._bucket(bucket).blob(name)
-        if max_bytes is not None:
-            size = self._stat_blob(shown, bucket, name).size
-            if size > max_bytes:
+        suffix = PurePosixPath(name).suffix
+        stat = None
+        if max_bytes is not None or self._cache is not None:
+            stat = self._stat_blob(shown, bucket, name)
+            if max_bytes is not None and stat.size > max_bytes:
                 raise InputError(
-                    f"{shown} is {describe_size(size)}, "
+                    f"{shown} is {describe_size(stat.size)}, "
                     f"over the limit of {describe_size(max_bytes)}"
                 )
-        fd, temp_name = tempfile.mkstemp(
-            prefix="vtrack-", suffix=PurePosixPath(name).suffix, dir=self._temp_dir
-        )
-        temp_path = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, _cloud_errors(shown, "read"):
+        generation = int(stat.generation) if stat and stat.generation else None
+        blob = self._bucket(bucket).blob(name, generation=generation)
+
+        def fetch(path: Path) -> None:
+            with path.open("wb") as out, _cloud_errors(shown, "read"):
                 target = out if max_bytes is None else _CappedWriter(out, max_bytes, shown)
                 blob.download_to_file(target)
+
+        if self._cache is not None and stat is not None:
+            with self._cache.local_copy(uri, stat.generation, stat.size, suffix, fetch) as path:
+                yield path
+            return
+        fd, temp_name = tempfile.mkstemp(prefix="vtrack-", suffix=suffix, dir=self._temp_dir)
+        os.close(fd)
+        temp_path = Path(temp_name)
+        try:
+            fetch(temp_path)
             yield temp_path
         finally:
             temp_path.unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""A job's spec from a user's options, with defaults taken from the settings.
+
+Kept apart from :mod:`tasks.api` so that what makes a spec (``vtrack run``, ``submit``)
+does not need Celery loaded to do it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from config.settings import Settings
+from workers.errors import InputError
+from workers.job import JobSpec
+from workers.uris import parse_uri
+
+
+def default_min_confidence(settings: Settings, backend: str) -> float:
+    """``VTRACK_MIN_CONFIDENCE`` when set; otherwise the backend's own scale's default.
+
+    The local backend's confidence is a mean detection score, lower than the cloud API's
+    for the same object, so it has its own default (``VTRACK_LOCAL_MIN_CONFIDENCE``).
+    """
+    if backend == "local" and "min_confidence" not in settings.model_fields_set:
+        return settings.local_min_confidence
+    return settings.min_confidence
+
+
+def make_spec(
+    video_uri: str,
+    *,
+    annotations_uri: str | None = None,
+    backend: str | None = None,
+    min_confidence: float | None = None,
+    min_frames: int | None = None,
+    animation_format: str | None = None,
+    job_id: str | None = None,
+    settings: Settings | None = None,
+) -> JobSpec:
+    """The job spec for a video with these options, defaults taken from ``settings``.
+
+    Without ``settings``, this process's runtime's (``VTRACK_`` variables and ``.env``).
+    """
+    if settings is None:
+        from tasks import runtime
+
+        settings = runtime.current().settings
+    parse_uri(video_uri)  # an unsupported scheme is refused before anything is queued
+    if annotations_uri:
+        parse_uri(annotations_uri)
+    chosen_backend = backend or ("file" if annotations_uri else settings.backend)
+    if chosen_backend == "file" and not annotations_uri:
+        raise InputError("the file backend needs an annotation file (--annotations)")
+    confidence = (
+        default_min_confidence(settings, chosen_backend)
+        if min_confidence is None
+        else min_confidence
+    )
+    if not 0.0 <= confidence <= 1.0:
+        raise InputError(f"min confidence must be between 0 and 1, not {confidence}")
+    frames = settings.min_frames if min_frames is None else min_frames
+    if frames < 1:
+        raise InputError(f"min frames must be at least 1, not {frames}")
+    return JobSpec(
+        job_id=job_id or str(uuid.uuid4()),
+        video_uri=video_uri,
+        backend=chosen_backend,
+        output_root=settings.output_root,
+        annotation_root=settings.annotation_root,
+        min_confidence=confidence,
+        min_frames=frames,
+        annotations_uri=annotations_uri,
+        animation_format=animation_format or settings.animation_format,
+        animation_frames=settings.animation_frames,
+        animation_frame_ms=settings.animation_frame_ms,
+        animation_max_width=settings.animation_max_width,
+        summary_max_width=settings.summary_max_width,
+        summary_max_height=settings.summary_max_height,
+        max_video_bytes=settings.max_video_bytes or None,
+        max_video_pixels=settings.max_video_pixels or None,
+        max_video_seconds=settings.max_video_seconds or None,
+        render_batch_size=settings.render_batch_size,
+        submitted_at=time.time(),
+    )
