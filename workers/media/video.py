@@ -60,9 +60,10 @@ _SCALE_INTERPOLATION = "AREA"
 _DEINTERLACER = "bwdif"
 _DEINTERLACE_OPTIONS = "mode=send_frame:deint=all"
 
-# AVFieldOrder values (libavcodec/defs.h): which field a player shows first.
+# AVFieldOrder values (libavcodec/defs.h) and the field a player shows first for each: TT,
+# BB, then TB and BT (coded in one order, displayed in the other).
 _FIELD_UNKNOWN, _FIELD_PROGRESSIVE = 0, 1
-_BOTTOM_FIELD_FIRST = frozenset({3, 4})  # AV_FIELD_BB, AV_FIELD_TB (bottom displayed first)
+_FIRST_FIELD = {2: "tff", 3: "bff", 4: "bff", 5: "tff"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +243,9 @@ def _deinterlace_options(stream: Any, frame: Any) -> str | None:
     flagged = field_order not in (_FIELD_UNKNOWN, _FIELD_PROGRESSIVE)
     if not (flagged or frame.interlaced_frame):
         return None
-    # "auto" reads each frame's own flag; frames not flagged are taken as top field first.
-    parity = "auto"
-    if not frame.interlaced_frame and field_order in _BOTTOM_FIELD_FIRST:
-        parity = "bff"
+    # The stream's field order first: an H.264 stream coded as MBAFF without picture timing
+    # leaves its frames' top-field-first flag unset, which "auto" would take as bottom first.
+    parity = _FIRST_FIELD.get(field_order, "auto")
     return f"{_DEINTERLACE_OPTIONS}:parity={parity}"
 
 
