@@ -15,7 +15,8 @@ import pytest
 
 from tasks.cluster import Cluster, _alive
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import drop_video, free_port
+from tests.integration.conftest import drop_video
+from tests.support.private_redis import free_port
 
 pytestmark = pytest.mark.integration
 
