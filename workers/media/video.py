@@ -549,8 +549,8 @@ def _seek(container: Any, stream: Any, pts: int) -> None:
 
 def _read_display(container: Any, stream: Any, index: _FrameIndex, path: Path) -> _Display:
     """How the stream is displayed, from its first frame (decodes that one frame)."""
-    _seek(container, stream, index.pts[0])
     try:
+        _seek(container, stream, index.pts[0])
         for packet in container.demux(stream):
             for frame in stream.decode(packet):
                 return _display_of(stream, frame)
