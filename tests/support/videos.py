@@ -12,9 +12,10 @@ exercised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -110,19 +111,30 @@ def write_test_video(
         }
         if times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_pixels(index, width, height), format="rgb24")
-            if times is not None:
-                frame.pts = round(times[index] * 1000)
-                frame.time_base = Fraction(1, 1000)
-            else:
-                frame.pts = index
-                frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            for index in range(frames):
+                pixels = frame_pixels(index, width, height)
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                if times is not None:
+                    frame.pts = round(times[index] * 1000)
+                    frame.time_base = Fraction(1, 1000)
+                else:
+                    frame.pts = index
+                    frame.time_base = Fraction(1, fps)
+                yield frame
+
+        _encode_all(container, stream, pictures())
     return path
+
+
+def _encode_all(container: Any, stream: Any, frames: Iterable[av.VideoFrame]) -> None:
+    """Encode ``frames`` into ``stream`` and mux them, then flush the encoder."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def truncate_file(path: Path, fraction: float = 0.5) -> Path:
@@ -166,17 +178,18 @@ def write_displayed_video(
             stream.metadata["rotate"] = str((-rotation) % 360)
         elif rotation:
             stream.set_display_rotation(rotation)
-        for index in range(frames):
-            upright = Image.fromarray(frame_pixels(index, width, height))
-            upright = upright.resize((upright_width, height), Image.Resampling.LANCZOS)
-            stored = np.ascontiguousarray(np.rot90(np.asarray(upright), -quarter_turns))
-            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            frame.pts = index
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            for index in range(frames):
+                upright = Image.fromarray(frame_pixels(index, width, height))
+                upright = upright.resize((upright_width, height), Image.Resampling.LANCZOS)
+                stored = np.ascontiguousarray(np.rot90(np.asarray(upright), -quarter_turns))
+                frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                frame.pts = index
+                frame.time_base = Fraction(1, fps)
+                yield frame
+
+        _encode_all(container, stream, pictures())
     return path
 
 
@@ -206,25 +219,25 @@ def write_camera_copy(
         if rotation:
             stream.set_display_rotation(rotation)
         time_base = 1 / stream.codec_context.framerate
-        written = 0
-        first_field: np.ndarray | None = None
-        for frame in reader.decode(video):
-            if frame.time is not None and frame.time >= seconds:
-                break
-            pixels = frame.to_ndarray(format="rgb24")
-            if interlace:
-                if first_field is None:
-                    first_field = pixels
-                    continue
-                first_field[1::2] = pixels[1::2]
-                pixels, first_field = first_field, None
-            stored = np.ascontiguousarray(np.rot90(pixels, -quarter_turns))
-            out = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            out.pts = written
-            out.time_base = time_base
-            for packet in stream.encode(out):
-                writer.mux(packet)
-            written += 1
-        for packet in stream.encode(None):
-            writer.mux(packet)
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            written = 0
+            first_field: np.ndarray | None = None
+            for frame in reader.decode(video):
+                if frame.time is not None and frame.time >= seconds:
+                    return
+                pixels = frame.to_ndarray(format="rgb24")
+                if interlace:
+                    if first_field is None:
+                        first_field = pixels
+                        continue
+                    first_field[1::2] = pixels[1::2]
+                    pixels, first_field = first_field, None
+                stored = np.ascontiguousarray(np.rot90(pixels, -quarter_turns))
+                out = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                out.pts, out.time_base = written, time_base
+                written += 1
+                yield out
+
+        _encode_all(writer, stream, pictures())
     return path
