@@ -53,8 +53,8 @@ _TIME_EPSILON = 1e-6
 _SCALE_INTERPOLATION = "AREA"
 
 # FFmpeg's deinterlacer for interlaced streams. bwdif (motion-adaptive, Bob Weaver) keeps
-# more vertical detail on moving edges than yadif for a few more milliseconds a frame (see
-# docs/benchmarks.md); "send_frame" makes one frame per frame, so every frame keeps its
+# more vertical detail on moving edges than yadif and, measured, costs less CPU a frame
+# (docs/benchmarks.md); "send_frame" makes one frame per frame, so every frame keeps its
 # timestamp and the frame index stays true; "deint=all" because a stream flagged
 # interlaced only in its container does not flag its frames.
 _DEINTERLACER = "bwdif"
