@@ -266,6 +266,18 @@ def scan(source: str, max_jobs: int | None) -> None:
         click.echo(job_id)
 
 
+@main.command("vi-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535))
+@guarded
+def vi_server(host: str, port: int) -> None:
+    """Serve the Video Intelligence API (AnnotateVideo, OBJECT_TRACKING) from vtrack's jobs."""
+    from config.settings import get_settings
+    from tasks.vi_server.server import serve
+
+    serve(get_settings(), host, port)
+
+
 @main.group()
 def cluster() -> None:
     """Run the docker-compose services as local processes (Redis, 2 workers, beat, Flower)."""

@@ -36,6 +36,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -617,3 +618,30 @@ def _object_json(track: ObjectTrack) -> dict[str, Any]:
         for frame in track.frames
     ]
     return obj
+
+
+def dump_api_output_json(annotation: VideoAnnotation) -> str:
+    """``annotation`` as the file the API writes to a request's ``output_uri``.
+
+    That file differs from :func:`dump_annotation_json` in form only: proto field names
+    (``annotation_results``, ``time_offset``), durations as ``{"seconds", "nanos"}`` objects,
+    and zero parts of a duration left out (``{"nanos": 500000000}``, ``{}`` for zero), as
+    the API's own files are. Both forms read back alike.
+    """
+    document = json.loads(dump_annotation_json(annotation))
+    return json.dumps(_api_file_form(document), indent=2, ensure_ascii=False) + "\n"
+
+
+def _api_file_form(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {
+            re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): _api_file_form(item, name)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_api_file_form(item, key) for item in value]
+    if key.endswith("imeOffset"):  # timeOffset, startTimeOffset, endTimeOffset: "1.500s"
+        nanos = round(Decimal(value.removesuffix("s")) * 1_000_000_000)
+        parts = {"seconds": nanos // 1_000_000_000, "nanos": nanos % 1_000_000_000}
+        return {name: number for name, number in parts.items() if number}
+    return value
