@@ -79,6 +79,23 @@ class Settings(BaseSettings):
         ge=0,
         description="Largest video a worker downloads from a bucket, in bytes (0: no limit).",
     )
+    max_video_pixels: int = Field(
+        7680 * 4320,
+        ge=0,
+        description=(
+            "Largest frame (width x height) a job accepts, checked when the video is probed; "
+            "0: no limit. The default is 8K UHD; one decoded frame costs 3 bytes a pixel, so "
+            "raising it raises the memory a worker process needs."
+        ),
+    )
+    max_video_seconds: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description=(
+            "Longest video a job accepts, in seconds, checked when the video is probed; 0: no "
+            "limit. Keep it well under what VTRACK_JOB_TIMEOUT lets the backend track."
+        ),
+    )
 
     # --- Google Cloud backend (docs/gcp-backend.md) ----------------------------------
     vi_endpoint: str = Field(
@@ -244,6 +261,15 @@ class Settings(BaseSettings):
     )
     task_time_limit: int = Field(
         960, ge=1, description="Seconds after which a task's worker process is killed."
+    )
+    task_max_deliveries: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Times a task may be handed to a worker process that dies running it (killed, out "
+            "of memory, crashed decoder) before it fails as a poison message. Higher rides out "
+            "more worker losses; lower stops a task that crashes its worker sooner."
+        ),
     )
     broker_visibility_timeout: int = Field(
         0,

@@ -130,6 +130,8 @@ def make_spec(
         summary_max_width=settings.summary_max_width,
         summary_max_height=settings.summary_max_height,
         max_video_bytes=settings.max_video_bytes or None,
+        max_video_pixels=settings.max_video_pixels or None,
+        max_video_seconds=settings.max_video_seconds or None,
         submitted_at=time.time(),
     )
 

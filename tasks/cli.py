@@ -22,6 +22,7 @@ from tasks.api import Job, JobFailed, JobNotFound, make_spec, start_job
 from tasks.inprocess import run_video
 from tasks.jobstore import JobRecord
 from workers.errors import InputError, VtrackError
+from workers.steps import describe_box_fixes
 from workers.uris import parse_uri
 
 EXIT_FAILED = 1
@@ -135,8 +136,19 @@ def run(
         fail("the job did not finish", EXIT_FAILED)
     if record.status == "failed":
         fail(record.error or "the job failed", EXIT_FAILED)
+    _print_box_fixes(record)
     _print_outcome(record)
     _exit_for(record.status)
+
+
+def _print_box_fixes(record: JobRecord) -> None:
+    """Say how many of the annotation's boxes had to be clipped or dropped (from the manifest)."""
+    if not record.manifest_uri:
+        return
+    manifest = json.loads(Path(record.manifest_uri).read_text(encoding="utf-8"))
+    clipped, dropped = manifest.get("boxes_clipped", 0), manifest.get("boxes_dropped", 0)
+    if clipped or dropped:
+        err_console.print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
 
 
 def _existing_local_file(value: str, what: str) -> Path:

@@ -26,7 +26,7 @@ from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import RenderOptions, assemble_summary_grid, render_object
-from workers.media.video import VideoInfo, probe_video
+from workers.media.video import VideoInfo, VideoLimits, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
 
@@ -41,6 +41,13 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, VtrackError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def describe_box_fixes(boxes_clipped: int, boxes_dropped: int) -> str:
+    """What reading the boxes into the frame took, for the job's log and ``vtrack run``."""
+    clipped = f"{boxes_clipped} box{'es' if boxes_clipped != 1 else ''} clipped into the frame"
+    dropped = f"{boxes_dropped} empty frame{'s' if boxes_dropped != 1 else ''} dropped"
+    return f"{clipped}, {dropped}"
 
 
 def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> Operation:
@@ -72,7 +79,11 @@ def plan_render(
     """
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
+    video_limits(spec).check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
+    if annotation.boxes_clipped or annotation.boxes_dropped:
+        fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
+        log.info("job %s: %s", spec.job_id, fixes)
     kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
     if not publish_annotation and storage.exists(annotation_uri):
@@ -87,7 +98,13 @@ def plan_render(
         kept=kept,
         annotated_at=time.time(),
         annotation_generation=published.generation,
+        boxes_clipped=annotation.boxes_clipped,
+        boxes_dropped=annotation.boxes_dropped,
     )
+
+
+def video_limits(spec: JobSpec) -> VideoLimits:
+    return VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
 
 
 def render_options(spec: JobSpec) -> RenderOptions:
@@ -204,6 +221,8 @@ def assemble_manifest(
         },
         errors=errors,
         generations={"summary": summary_generation, "annotation": plan.annotation_generation},
+        boxes_clipped=plan.boxes_clipped,
+        boxes_dropped=plan.boxes_dropped,
     )
     write_manifest(manifest, storage)
     return manifest

@@ -108,7 +108,7 @@ def test_failed_jobs_end_with_the_code_that_says_whose_fault_it_is() -> None:
     )
     bug = JobRecord(job_id="2", status="failed", error="KeyError: 'frames'", error_kind="internal")
     assert job_error(bad_input).code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert job_error(bad_input).message == "x.mp4: no video"
+    assert job_error(bad_input).message == "x.mp4: not a video"
     assert job_error(bug).code == grpc.StatusCode.INTERNAL.value[0]
 
 
