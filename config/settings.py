@@ -347,6 +347,42 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- Upload events: vtrack listen and vtrack watch (docs/operations.md) -----------------
+    pubsub_subscription: str = Field(
+        "",
+        description=(
+            "Pub/Sub subscription (projects/P/subscriptions/S) receiving a bucket's Cloud "
+            "Storage notifications, for vtrack listen when it is given none."
+        ),
+    )
+    listen_prefixes: str = Field(
+        "",
+        description=(
+            "Comma-separated object name prefixes vtrack listen acts on (videos/, "
+            "incoming/cam1/); empty means every object of the allowed buckets."
+        ),
+    )
+    listen_max_messages: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Notifications vtrack listen holds at once (Pub/Sub flow control); more keeps "
+            "up with bursts of uploads, fewer leaves the rest to other listeners."
+        ),
+    )
+    watch_stable_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "vtrack watch submits a file not closed after writing once its size has not "
+            "changed for this many seconds; longer is safer with slow copies, shorter starts "
+            "sooner."
+        ),
+    )
+
+    def listen_prefix_list(self) -> tuple[str, ...]:
+        return tuple(prefix.strip() for prefix in self.listen_prefixes.split(",") if prefix.strip())
+
     def scan_source_list(self) -> list[str]:
         return [source.strip() for source in self.scan_sources.split(",") if source.strip()]
 

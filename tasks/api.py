@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from tasks import dedup, runtime
+from tasks import runtime
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
 from tasks.pipeline import job_canvas
@@ -143,16 +143,20 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
     nothing is started (``job.id != spec.job_id``). ``version`` is the video version the
     caller saw (scans pass it; it is recorded beside the manifest when the job completes).
     """
-    in_flight = dedup.claim_video(spec, version)
-    if in_flight is not None:
-        return Job(in_flight)
+    rt = runtime.current()
+    claims = rt.claims()
+    if claims is not None:
+        in_flight = claims.claim(spec.video_uri, spec.job_id, version)
+        if in_flight is not None:
+            return Job(in_flight)
     try:
-        runtime.current().jobs.create(
+        rt.jobs.create(
             JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
         )
         job_canvas(spec).apply_async()
     except BaseException:
-        dedup.release_claim(spec)
+        if claims is not None:
+            claims.release(spec.video_uri, spec.job_id)
         raise
     return Job(spec.job_id)
 

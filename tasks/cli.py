@@ -278,6 +278,48 @@ def scan(source: str, max_jobs: int | None) -> None:
         click.echo(job_id)
 
 
+def _log_to_stderr() -> None:
+    """Long-running commands report progress as timestamped log lines."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.argument("subscription", required=False)
+@guarded
+def listen(subscription: str | None) -> None:
+    """Start a job for each video uploaded to a bucket, from its Cloud Storage notifications
+    on a Pub/Sub SUBSCRIPTION (projects/P/subscriptions/S; default VTRACK_PUBSUB_SUBSCRIPTION).
+    Runs until SIGTERM or Ctrl-C."""
+    from config.settings import get_settings
+    from tasks.listen import listen as run_listener
+
+    settings = get_settings()
+    chosen = subscription or settings.pubsub_subscription
+    if not chosen:
+        raise InputError("give a SUBSCRIPTION or set VTRACK_PUBSUB_SUBSCRIPTION")
+    _log_to_stderr()
+    run_listener(chosen, settings)
+
+
+@main.command()
+@click.argument(
+    "folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@guarded
+def watch(folders: tuple[Path, ...]) -> None:
+    """Start a job for each video copied into FOLDERS once it is complete; videos already
+    there are handled as a scan would. Runs until SIGTERM or Ctrl-C."""
+    from config.settings import get_settings
+    from tasks.watch import watch as run_watcher
+
+    _log_to_stderr()
+    run_watcher(list(folders), get_settings())
+
+
 @main.command("vi-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535))
@@ -352,3 +394,170 @@ def cluster_stop(run_dir: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- Evaluation and export (imports inside: they need numpy, trackers, PyAV) -----------
+
+
+def _read_source_bytes(uri: str) -> bytes:
+    from workers.storage import open_storage
+
+    return open_storage(["/"]).read_bytes(uri)
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise InputError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(width), int(height)
+
+
+@main.command("eval")
+@click.argument("annotations")
+@click.argument("ground_truth")
+@click.option(
+    "--classes",
+    help="Ground-truth class numbers to labels, e.g. 1=person,2=dog (class-aware scoring). "
+    "Default: MOTChallenge's (1=person) when the file has its classes, else none.",
+)
+@click.option("--labels", help="Score only tracks with these labels (comma-separated).")
+@click.option("--iou", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.95))
+@click.option(
+    "--frames",
+    type=click.Choice(["all", "sampled"]),
+    default="all",
+    show_default=True,
+    help="all: every ground-truth frame, tracks interpolated across short gaps; "
+    "sampled: only frames the annotation reports.",
+)
+@click.option(
+    "--max-gap",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a track is interpolated across (--frames all).",
+)
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Overrides seqinfo.ini.")
+@click.option("--size", help="WIDTHxHEIGHT of the frames; overrides seqinfo.ini.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@guarded
+def eval_command(
+    annotations: str,
+    ground_truth: str,
+    classes: str | None,
+    labels: str | None,
+    iou: float,
+    frames: str,
+    max_gap: float,
+    fps: float | None,
+    size: str | None,
+    as_json: bool,
+) -> None:
+    """Score ANNOTATIONS (annotation JSON, ours or the API's, or a MOT txt) against
+    GROUND_TRUTH (MOTChallenge gt.txt or sequence folder): CLEAR, Identity and HOTA."""
+    from workers.annotations.vi_json import parse_annotation_json
+    from workers.evaluation import (
+        evaluate_annotation,
+        parse_class_map,
+        read_ground_truth,
+        read_mot_tracks,
+    )
+
+    truth = read_ground_truth(
+        ground_truth,
+        class_names=parse_class_map(classes) if classes else None,
+        frame_rate=fps,
+        size=_parse_size(size),
+    )
+    data = _read_source_bytes(annotations)
+    info = None
+    if data.lstrip()[:1] in (b"{", b"["):
+        annotation = parse_annotation_json(data, annotations)
+    else:  # a tracker's MOT result: already in frames and pixels
+        info = truth.info.pixel_grid()
+        label = next(iter(truth.class_names.values()), "") if truth.class_names else ""
+        annotation = read_mot_tracks(data, info, label)
+        max_gap = 0.0
+    evaluation = evaluate_annotation(
+        annotation,
+        truth,
+        threshold=iou,
+        frames=frames,  # type: ignore[arg-type]
+        max_gap=max_gap,
+        labels=[name.strip() for name in labels.split(",")] if labels else None,
+        info=info,
+    )
+    if as_json:
+        out_console.print_json(
+            json.dumps(
+                {
+                    "sequence": truth.info.name,
+                    "frames": evaluation.frames,
+                    "metrics": evaluation.metrics,
+                    "per_class": evaluation.per_class,
+                }
+            )
+        )
+        return
+    columns = ("MOTA", "IDF1", "HOTA", "DetA", "AssA", "MOTP", "IDSW", "CLR_FP", "CLR_FN")
+    counts = {"IDSW", "CLR_FP", "CLR_FN", "gt_ids", "predicted_ids"}
+    headers = ("class", *(c.removeprefix("CLR_") for c in columns), "GT_ids", "tracks")
+    keys = (*columns, "gt_ids", "predicted_ids")
+    width = max([8, *(len(name) + 1 for name in evaluation.per_class)])
+    print(f"{truth.info.name}: {evaluation.frames} frames, IoU {iou}")
+    print(f"{headers[0]:<{width}}" + "".join(f"{header:>8}" for header in headers[1:]))
+    for name, figures in {"all": evaluation.metrics, **evaluation.per_class}.items():
+        values = (f"{figures[key]:.0f}" if key in counts else f"{figures[key]:.3f}" for key in keys)
+        print(f"{name:<{width}}" + "".join(f"{value:>8}" for value in values))
+
+
+@main.command("export")
+@click.argument("source")
+@click.option(
+    "--format", "fmt", type=click.Choice(["mot", "cvat", "coco"]), required=True, help="Format."
+)
+@click.option("--out", "out", help="File to write, local or gs:// (default: standard output).")
+@click.option("--all", "every_object", is_flag=True, help="Every object, not only the kept ones.")
+@click.option("--video", help="The video, when SOURCE is an annotation file that names none.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), help="For an annotation file.")
+@click.option("--min-frames", type=click.IntRange(min=1), help="For an annotation file.")
+@guarded
+def export_command(
+    source: str,
+    fmt: str,
+    out: str | None,
+    every_object: bool,
+    video: str | None,
+    min_confidence: float | None,
+    min_frames: int | None,
+) -> None:
+    """Write the tracks of SOURCE (a job manifest or an annotation JSON, local or gs://)
+    as MOTChallenge txt, CVAT for video 1.1 XML or COCO video JSON."""
+    from config.settings import get_settings
+    from workers.annotations.exports import export_text, load_export_source
+    from workers.storage import open_storage
+
+    settings = get_settings()
+    storage = open_storage(["/"])
+    loaded = load_export_source(
+        source,
+        storage,
+        every_object=every_object,
+        video_uri=video,
+        min_confidence=min_confidence,
+        min_frames=min_frames,
+        default_thresholds=(settings.min_confidence, settings.min_frames),
+        local_min_confidence=settings.local_min_confidence,
+    )
+    text = export_text(fmt, loaded.objects, loaded.video)  # type: ignore[arg-type]
+    if out is None:
+        sys.stdout.write(text)
+        return
+    content_type = {"mot": "text/plain", "cvat": "application/xml", "coco": "application/json"}
+    target = out if parse_uri(out).scheme != "file" else str(Path(out).expanduser().absolute())
+    storage.write_bytes(target, text.encode(), content_type[fmt])
+    err_console.print(
+        f"wrote {len(loaded.objects)} of {loaded.total} objects to {target}", highlight=False
+    )

@@ -76,7 +76,7 @@ def test_every_tracker_follows_two_objects_with_one_id_each(name: str) -> None:
     tracker = make_tracker(name, YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
     tracks = track_detections(_two_walkers(20), tracker, frame_size=(640, 360))
     assert len(tracks) == 2
-    assert sorted(t.majority_class() for t in tracks) == [0, 16]
+    assert sorted(t.voted_class() for t in tracks) == [0, 16]
     for found in tracks:
         assert found.times == sorted(found.times)
         assert len(found.times) >= 17  # trackers that confirm later may miss the first frames
@@ -87,7 +87,7 @@ def test_bytetrack_keeps_the_first_frame_and_low_scores_start_tracks() -> None:
     tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
     tracks = track_detections(_two_walkers(10, miss={4}), tracker, frame_size=(640, 360))
     assert len(tracks) == 2
-    person = next(t for t in tracks if t.majority_class() == 0)
+    person = next(t for t in tracks if t.voted_class() == 0)
     assert person.times[0] == 0.0 and len(person.times) == 9  # frame 4 had no detection
     assert person.mean_score == pytest.approx(0.5)
 

@@ -155,6 +155,12 @@ class ObjectTrack:
 
     ``frames`` are kept in time order. ``track_id`` is the tracker's own id when the
     backend reports one (the API does so for streaming results only).
+
+    Two optional fields serve the local backend's stitching and merging (empty otherwise,
+    and only written by ``to_dict`` when set, so older readers and documents are unchanged):
+    ``label_scores``, the summed detection score of each label the detector gave the
+    object (the description is the label with the largest sum), and ``appearance``, a
+    normalized colour histogram of the object's boxes.
     """
 
     entity: Entity
@@ -162,6 +168,8 @@ class ObjectTrack:
     segment: Segment
     frames: tuple[TrackedFrame, ...] = field(default_factory=tuple)
     track_id: int | None = None
+    label_scores: tuple[tuple[str, float], ...] = ()
+    appearance: tuple[float, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -176,13 +184,18 @@ class ObjectTrack:
         return self.frames[-1].time if self.frames else self.segment.end
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "entity": self.entity.to_dict(),
             "confidence": self.confidence,
             "segment": self.segment.to_dict(),
             "frames": [frame.to_dict() for frame in self.frames],
             "track_id": self.track_id,
         }
+        if self.label_scores:
+            data["label_scores"] = [[label, score] for label, score in self.label_scores]
+        if self.appearance:
+            data["appearance"] = list(self.appearance)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectTrack:
@@ -193,6 +206,10 @@ class ObjectTrack:
             segment=Segment.from_dict(data["segment"]),
             frames=tuple(TrackedFrame.from_dict(frame) for frame in data.get("frames", ())),
             track_id=None if track_id is None else int(track_id),
+            label_scores=tuple(
+                (str(label), float(score)) for label, score in data.get("label_scores", ())
+            ),
+            appearance=tuple(float(value) for value in data.get("appearance", ())),
         )
 
 

@@ -94,6 +94,8 @@ class LocalTrackingOptions:
     ``inference_threads``: onnxruntime threads per process; None lets onnxruntime use
     every core (set 1 when several worker processes share a machine).
     ``min_track_frames``: tracks seen in fewer processed frames are not reported.
+    ``appearance``: keep a colour histogram of every tracked box and use it in the merge
+    (see :mod:`workers.local.appearance`); off saves about 1% of the time.
     """
 
     detector_model: str | None = None
@@ -108,6 +110,7 @@ class LocalTrackingOptions:
     inference_threads: int | None = None
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
+    appearance: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,14 +209,17 @@ def tracker_thresholds(options: LocalTrackingOptions, detector: YoloDetector) ->
         match_iou=base.match_iou,
         lost_seconds=base.lost_seconds,
         confirm_frames=base.confirm_frames,
+        reach=base.reach,
     )
 
 
 # --- tracking -------------------------------------------------------------------------
 
 
-def _object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
-    class_id = track.majority_class()
+def object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
+    """The annotation model's track for a tracker's raw track (label: the score-weighted vote)."""
+    class_id = track.voted_class()
+    appearance = track.appearance()
     frames = tuple(
         TrackedFrame(time=time, box=NormalizedBox(*(float(v) for v in box)).clipped())
         for time, box in zip(track.times, track.boxes, strict=True)
@@ -224,6 +230,11 @@ def _object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
         segment=Segment(track.times[0], track.times[-1]),
         frames=frames,
         track_id=track.track_id,
+        label_scores=tuple(
+            (class_names[class_id], round(score, 4))
+            for class_id, score in sorted(track.class_scores().items())
+        ),
+        appearance=() if appearance is None else tuple(round(float(v), 5) for v in appearance),
     )
 
 
@@ -250,7 +261,9 @@ def track_segment(
         options.tracker, tracker_thresholds(options, detector), rate or info.fps or 30.0
     )
     thresholds = detection_thresholds(options, detector)
-    collector = TrackCollector(tracker)
+    collector = TrackCollector(
+        tracker, appearance=options.appearance, class_names=detector.class_names
+    )
     for frame in iter_frames(
         video_path,
         start=segment.start,
@@ -264,7 +277,7 @@ def track_segment(
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
     objects = tuple(
-        _object_track(track, detector.class_names) for track in collector.finished_tracks()
+        object_track(track, detector.class_names) for track in collector.finished_tracks()
     )
     return VideoAnnotation(
         input_uri=input_uri if input_uri is not None else str(video_path),

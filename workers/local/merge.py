@@ -11,6 +11,16 @@ other (intersection over the smaller box, which tolerates the detector's size ju
 A short track seen only at moments another track of its class was also seen, with its
 box inside the other's, is a duplicate and is absorbed the same way.
 
+Labels the detector confuses (``sports ball`` / ``frisbee``, ``car`` / ``truck``...: the
+table in :mod:`workers.local.labels`) count as one class here, and a joined track's label
+is the score-weighted vote of all its detections.
+
+Appearance (a colour histogram of the boxes, :mod:`workers.local.appearance`), when both
+tracks have one, vetoes joining clearly different-looking fragments, and lets clearly
+alike ones join where geometry alone cannot: after a longer absence (an object that leaves
+the frame and comes back, up to ``appearance_max_gap_seconds``) or where the boxes do not
+line up but are near (a person hidden behind another while crossing).
+
 Joining is greedy, best pair first (closest in time, then best aligned), repeated until
 no pair qualifies, so chains of fragments become one track.
 """
@@ -18,11 +28,13 @@ no pair qualifies, so chains of fragments become one track.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workers.annotations.model import NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.local.appearance import similarity
+from workers.local.coco import COCO_CLASS_NAMES
+from workers.local.labels import compatible_labels, weighted_vote
 
 _SAME_MOMENT = 1e-3  # seconds: two frames this close are the same video frame
 
@@ -43,6 +55,13 @@ class MergeRules:
     estimate its speed.
     ``max_extrapolation_seconds``: a box is moved at its speed for at most this long;
     beyond it, the object is assumed to have stopped.
+    ``min_appearance``: fragments whose colour histograms are less alike than this
+    (Bhattacharyya coefficient, 1 identical) are never joined. Higher keeps different
+    objects of one class apart; too high splits an object whose lighting changes.
+    ``alike_appearance``: fragments at least this alike may join after an absence up to
+    ``appearance_max_gap_seconds`` and with boxes that do not line up, provided their
+    centres are within ``appearance_reach`` box sizes of each other. Lower bridges more
+    (and risks joining two similar-looking objects of one class).
     """
 
     max_gap_seconds: float = 2.0
@@ -51,6 +70,10 @@ class MergeRules:
     max_area_ratio: float = 10.0
     velocity_window_seconds: float = 0.5
     max_extrapolation_seconds: float = 1.0
+    min_appearance: float = 0.5
+    alike_appearance: float = 0.8
+    appearance_max_gap_seconds: float = 6.0
+    appearance_reach: float = 2.0
 
 
 def alignment(first: NormalizedBox, second: NormalizedBox, max_area_ratio: float) -> float:
@@ -98,19 +121,58 @@ def _handover_alignment(
     )
 
 
+def _proximity(a: NormalizedBox, b: NormalizedBox, rules: MergeRules, slack: float) -> float:
+    """1 for the same centre, falling to 0 at ``appearance_reach`` box sizes plus ``slack``
+    apart (0 when the sizes differ too much)."""
+    smaller, larger = sorted((a.area, b.area))
+    if smaller <= 0 or larger / smaller > rules.max_area_ratio:
+        return 0.0
+    size = max(a.width, a.height, b.width, b.height)
+    dx = (a.left + a.right - b.left - b.right) / 2
+    dy = (a.top + a.bottom - b.top - b.bottom) / 2
+    return max(0.0, 1.0 - (dx * dx + dy * dy) ** 0.5 / (rules.appearance_reach * size + slack))
+
+
+def _handover_proximity(
+    a: ObjectTrack, a_index: int, b: ObjectTrack, b_index: int, rules: MergeRules
+) -> float:
+    """How near the boxes are where ``a`` hands over to ``b``, allowing for how far either
+    could have gone at its own speed (in any direction: it may have turned) in the gap."""
+    a_frame, b_frame = a.frames[a_index], b.frames[b_index]
+    gap = abs(b_frame.time - a_frame.time)
+    speed = max(
+        sum(v * v for v in _centre_velocity(a.frames, a_index, rules)) ** 0.5,
+        sum(v * v for v in _centre_velocity(b.frames, b_index, rules)) ** 0.5,
+    )
+    return _proximity(a_frame.box, b_frame.box, rules, speed * gap)
+
+
+def appearance_similarity(first: ObjectTrack, second: ObjectTrack) -> float | None:
+    """How alike the two tracks' colour histograms are (None when one has none)."""
+    if not first.appearance or not second.appearance:
+        return None
+    return similarity(first.appearance, second.appearance)
+
+
 def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> float | None:
     """How surely two tracks are one object (higher is surer), or None if they are not.
 
     The two tracks' frames are laid out on one time line; every place where the line
-    passes from one track to the other is a handover, which must be short and aligned.
+    passes from one track to the other is a handover, which must be short and aligned
+    (or, for alike-looking tracks, near: see :class:`MergeRules`).
     """
-    if first.entity.description != second.entity.description:
+    if not compatible_labels(first.entity.description, second.entity.description):
         return None
     if not first.frames or not second.frames:
         return None
-    if second.first_time - first.last_time > rules.max_gap_seconds:
+    look = appearance_similarity(first, second)
+    if look is not None and look < rules.min_appearance:
         return None
-    if first.first_time - second.last_time > rules.max_gap_seconds:
+    alike = look is not None and look >= rules.alike_appearance
+    max_gap = max(rules.max_gap_seconds, rules.appearance_max_gap_seconds if alike else 0.0)
+    if second.first_time - first.last_time > max_gap:
+        return None
+    if first.first_time - second.last_time > max_gap:
         return None
     timeline = sorted(
         [(frame.time, 0, index) for index, frame in enumerate(first.frames)]
@@ -130,12 +192,17 @@ def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> fl
             continue
         handovers += 1
         longest_gap = max(longest_gap, gap)
-        if gap > rules.max_gap_seconds:
+        if gap > max_gap:
             return None
-        worst_alignment = min(
-            worst_alignment,
-            _handover_alignment(tracks[owner], index, tracks[next_owner], next_index, rules),
+        fit = (
+            _handover_alignment(tracks[owner], index, tracks[next_owner], next_index, rules)
+            if gap <= rules.max_gap_seconds
+            else 0.0
         )
+        if alike:
+            near = _handover_proximity(tracks[owner], index, tracks[next_owner], next_index, rules)
+            fit = max(fit, rules.min_alignment * (near > 0) + (1 - rules.min_alignment) * near)
+        worst_alignment = min(worst_alignment, fit)
     if together:
         times = [first.frames[i].time for i, _ in together]
         if max(times) - min(times) > rules.max_overlap_seconds:
@@ -147,8 +214,12 @@ def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> fl
             )
     if (handovers == 0 and not together) or worst_alignment < rules.min_alignment:
         return None
-    # Prefer the pair closest in time, then the best aligned.
-    return worst_alignment - longest_gap / max(rules.max_gap_seconds, 1e-9)
+    # Prefer the pair closest in time, then the best aligned, then the most alike.
+    return (
+        worst_alignment
+        - longest_gap / max(rules.max_gap_seconds, 1e-9)
+        + 0.5 * (look if look is not None else 0.0)
+    )
 
 
 def join_tracks(first: ObjectTrack, second: ObjectTrack) -> ObjectTrack:
@@ -173,11 +244,52 @@ def join_tracks(first: ObjectTrack, second: ObjectTrack) -> ObjectTrack:
     )
     earliest = first if first.first_time <= second.first_time else second
     return ObjectTrack(
-        entity=main.entity,
+        entity=voted_entity((first, second)),
         confidence=confidence,
         segment=Segment(frames[0].time, frames[-1].time),
         frames=frames,
         track_id=earliest.track_id,
+        label_scores=combined_label_scores((first, second)),
+        appearance=combined_appearance((first, second)),
+    )
+
+
+def _label_scores(track: ObjectTrack) -> tuple[tuple[str, float], ...]:
+    """A track's score per label; one without them counts its confidence x frames."""
+    if track.label_scores:
+        return track.label_scores
+    return ((track.entity.description, track.confidence * track.frame_count),)
+
+
+def combined_label_scores(parts: Sequence[ObjectTrack]) -> tuple[tuple[str, float], ...]:
+    totals: dict[str, float] = {}
+    for part in parts:
+        for label, score in _label_scores(part):
+            totals[label] = totals.get(label, 0.0) + score
+    return tuple(sorted(totals.items()))
+
+
+def voted_entity(parts: Sequence[ObjectTrack]) -> Entity:
+    """The entity of the label with the largest summed detection score over ``parts``."""
+    label = weighted_vote(combined_label_scores(parts))
+    for part in parts:
+        if part.entity.description == label:
+            return part.entity
+    entity_id = str(COCO_CLASS_NAMES.index(label)) if label in COCO_CLASS_NAMES else ""
+    return Entity(entity_id=entity_id, description=label)
+
+
+def combined_appearance(parts: Sequence[ObjectTrack]) -> tuple[float, ...]:
+    """The frame-weighted mean of the parts' histograms (empty when one part has none)."""
+    if not parts or any(not part.appearance for part in parts):
+        return ()
+    total = sum(part.frame_count for part in parts) or 1
+    length = len(parts[0].appearance)
+    if any(len(part.appearance) != length for part in parts):
+        return ()
+    return tuple(
+        round(sum(part.appearance[i] * part.frame_count for part in parts) / total, 5)
+        for i in range(length)
     )
 
 
@@ -200,11 +312,3 @@ def merge_fragments(
         joined = join_tracks(current[i], current[j])
         current = [track for k, track in enumerate(current) if k not in (i, j)] + [joined]
         current.sort(key=lambda track: (track.first_time, track.track_id or 0))
-
-
-def majority_description(parts: Sequence[tuple[str, int]]) -> str:
-    """The description with the most frames among ``(description, frame_count)`` parts."""
-    votes: Counter[str] = Counter()
-    for description, count in parts:
-        votes[description] += count
-    return votes.most_common(1)[0][0] if votes else ""

@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from workers.annotations.model import ObjectTrack, Segment, TrackedFrame
-from workers.local.merge import majority_description
+from workers.local.labels import compatible_labels
+from workers.local.merge import combined_appearance, combined_label_scores, voted_entity
 from workers.media.video import VideoInfo
 
 
@@ -71,7 +72,7 @@ def overlap_similarity(
     earlier: ObjectTrack, later: ObjectTrack, window: Segment, rules: StitchRules
 ) -> float | None:
     """Mean IoU of the two tracks at common moments in ``window``, or None if they differ."""
-    if earlier.entity.description != later.entity.description:
+    if not compatible_labels(earlier.entity.description, later.entity.description):
         return None
     later_frames = _frames_in(later, window.start, window.end)
     if not later_frames:
@@ -122,28 +123,24 @@ def _assemble(
     """One track from a chain of per-segment tracks, each cut to its segment's stretch."""
     frames: list[TrackedFrame] = []
     weighted_confidence = 0.0
-    descriptions: list[tuple[str, int]] = []
     for part, track in members:
         own = ownership[part]
         kept = [frame for frame in track.frames if own.start <= frame.time < own.end]
         frames.extend(kept)
         weighted_confidence += track.confidence * len(kept)
-        descriptions.append((track.entity.description, len(kept)))
     if not frames:
         return None
     frames.sort(key=lambda frame: frame.time)
     first = members[0][1]
-    description = majority_description(descriptions)
-    entity = next(
-        (track.entity for _, track in members if track.entity.description == description),
-        first.entity,
-    )
+    tracks = [track for _, track in members]
     return ObjectTrack(
-        entity=entity,
+        entity=voted_entity(tracks),
         confidence=weighted_confidence / len(frames),
         segment=Segment(frames[0].time, frames[-1].time),
         frames=tuple(frames),
         track_id=first.track_id,
+        label_scores=combined_label_scores(tracks),
+        appearance=combined_appearance(tracks),
     )
 
 
@@ -191,13 +188,4 @@ def stitch_tracks(
 def renumber(tracks: Sequence[ObjectTrack]) -> list[ObjectTrack]:
     """Tracks in order of first appearance, with track ids 1, 2, ..."""
     ordered = sorted(tracks, key=lambda track: (track.first_time, track.last_time))
-    return [
-        ObjectTrack(
-            entity=track.entity,
-            confidence=track.confidence,
-            segment=track.segment,
-            frames=track.frames,
-            track_id=number,
-        )
-        for number, track in enumerate(ordered, start=1)
-    ]
+    return [replace(track, track_id=number) for number, track in enumerate(ordered, start=1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,10 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
+from workers.local.appearance import SAMPLE_EVERY, box_histogram
+from workers.local.association import ReachSimilarity
 from workers.local.detector import Detections
+from workers.local.labels import compatible_labels
 
 TRACKERS: dict[str, type[BaseTracker]] = {
     "bytetrack": ByteTrackTracker,
@@ -33,6 +36,9 @@ DEFAULT_TRACKER = "bytetrack"
 # The library counts its lost-track buffer in frames of a 30 fps video.
 _LIBRARY_BUFFER_FPS = 30.0
 _FIRST_DETECTION_MIN_IOU = 0.3
+# A fast object's first detection does not overlap its second: near enough also counts.
+_FIRST_DETECTION_REACH = ReachSimilarity()
+_FIRST_DETECTION_MIN_NEAR = 0.25
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -61,6 +67,10 @@ class TrackerThresholds:
     occlusions; shorter avoids a stale track grabbing a new object.
     ``confirm_frames``: processed frames in a row before a track gets an id. More drops
     flickering false detections; fewer keeps short appearances.
+    ``reach``: non-overlapping boxes of similar size whose centres are within this many
+    box sizes may still match (:class:`workers.local.association.ReachSimilarity`), so a
+    small object moving more than its size between processed frames is followed; 0 matches
+    by IoU alone.
     """
 
     activation: float
@@ -68,6 +78,7 @@ class TrackerThresholds:
     match_iou: float = 0.2
     lost_seconds: float = 2.0
     confirm_frames: int = 1
+    reach: float = 3.0
 
 
 # Measured on the shared clips (see docs/local-backend.md).
@@ -84,14 +95,28 @@ class RawTrack:
     boxes: list[np.ndarray] = field(default_factory=list)  # normalized left, top, right, bottom
     scores: list[float] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
+    histograms: list[np.ndarray] = field(default_factory=list)
 
-    def majority_class(self) -> int:
-        """The class the detector gave most often (ties: the higher summed score)."""
-        votes = Counter(self.class_ids)
-        score_sums: Counter[int] = Counter()
+    def class_scores(self) -> dict[int, float]:
+        """The summed detection score of each class the detector gave this track."""
+        sums: Counter[int] = Counter()
         for class_id, score in zip(self.class_ids, self.scores, strict=True):
-            score_sums[class_id] += score
-        return max(votes, key=lambda class_id: (votes[class_id], score_sums[class_id]))
+            sums[class_id] += score
+        return dict(sums)
+
+    def voted_class(self) -> int:
+        """The class with the largest summed detection score (ties: the more frequent)."""
+        sums = self.class_scores()
+        counts = Counter(self.class_ids)
+        return max(sums, key=lambda class_id: (sums[class_id], counts[class_id]))
+
+    def appearance(self) -> np.ndarray | None:
+        """The mean colour histogram of the track's boxes (None when none was taken)."""
+        if not self.histograms:
+            return None
+        mean = np.mean(self.histograms, axis=0)
+        total = float(mean.sum())
+        return mean / total if total > 0 else None
 
     @property
     def mean_score(self) -> float:
@@ -105,7 +130,7 @@ def make_tracker(name: str, thresholds: TrackerThresholds, frame_rate: float) ->
         raise ConfigurationError(
             f"VTRACK_TRACKER: unknown tracker '{name}' (choose one of {', '.join(TRACKERS)})"
         )
-    wanted = {
+    wanted: dict[str, object] = {
         "frame_rate": frame_rate,
         "lost_track_buffer": max(1, round(thresholds.lost_seconds * _LIBRARY_BUFFER_FPS)),
         "track_activation_threshold": thresholds.activation,
@@ -114,6 +139,8 @@ def make_tracker(name: str, thresholds: TrackerThresholds, frame_rate: float) ->
         "minimum_iou_threshold_first_assoc": thresholds.match_iou,
         "minimum_consecutive_frames": thresholds.confirm_frames,
     }
+    if thresholds.reach > 0:
+        wanted["iou"] = ReachSimilarity(reach=thresholds.reach)
     accepted = inspect.signature(tracker_class.__init__).parameters
     return tracker_class(**{key: value for key, value in wanted.items() if key in accepted})
 
@@ -124,10 +151,22 @@ def tracker_wants_frames(tracker: BaseTracker) -> bool:
 
 
 class TrackCollector:
-    """Feeds one frame's detections at a time to a tracker and collects the tracks."""
+    """Feeds one frame's detections at a time to a tracker and collects the tracks.
 
-    def __init__(self, tracker: BaseTracker) -> None:
+    With ``appearance`` true and frames given to :meth:`update`, a colour histogram of
+    every tracked box is kept (see :func:`workers.local.appearance.box_histogram`).
+    """
+
+    def __init__(
+        self,
+        tracker: BaseTracker,
+        *,
+        appearance: bool = False,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.tracker = tracker
+        self.appearance = appearance
+        self.class_names = tuple(class_names)
         self.tracks: dict[int, RawTrack] = {}
         self._wants_frames = tracker_wants_frames(tracker)
         # Detections of the previous frame that got no id: a track's first detection is
@@ -174,23 +213,35 @@ class TrackCollector:
             track.boxes.append(box)
             track.scores.append(score)
             track.class_ids.append(class_id)
+            if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
+                track.histograms.append(box_histogram(image, box))
         self._unconfirmed = unconfirmed
 
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
-        """Give a new track the previous frame's unclaimed detection it most likely grew from."""
-        best, best_iou = None, _FIRST_DETECTION_MIN_IOU
+        """Give a new track the previous frame's unclaimed detection it most likely grew from
+        (of the same class or a confusable one: see :mod:`workers.local.labels`)."""
+        best, best_score = None, 0.0
         for position, candidate in enumerate(self._unconfirmed):
-            if candidate[3] != class_id:
+            if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
-            overlap = _iou(candidate[1], box)
-            if overlap >= best_iou:
-                best, best_iou = position, overlap
+            score = _iou(candidate[1], box)
+            if score < _FIRST_DETECTION_MIN_IOU:
+                near = float(_FIRST_DETECTION_REACH.compute(candidate[1][None], box[None])[0, 0])
+                score = near if near >= _FIRST_DETECTION_MIN_NEAR else 0.0
+            if score > best_score:
+                best, best_score = position, score
         if best is not None:
             best = self._unconfirmed.pop(best)
             track.times.append(best[0])
             track.boxes.append(best[1])
             track.scores.append(best[2])
             track.class_ids.append(best[3])
+
+    def _compatible(self, first: int, second: int) -> bool:
+        names = self.class_names
+        if first >= len(names) or second >= len(names):
+            return False
+        return compatible_labels(names[first], names[second])
 
     def finished_tracks(self) -> list[RawTrack]:
         return sorted(self.tracks.values(), key=lambda track: (track.times[0], track.track_id))
@@ -200,9 +251,13 @@ def track_detections(
     frames: Iterable[tuple[float, Detections]],
     tracker: BaseTracker,
     frame_size: tuple[int, int],
+    class_names: Sequence[str] = (),
 ) -> list[RawTrack]:
-    """Track a sequence of ``(time, detections)`` (no images: for trackers that need none)."""
-    collector = TrackCollector(tracker)
+    """Track a sequence of ``(time, detections)`` (no images: for trackers that need none).
+
+    ``class_names`` (indexed by class id) lets confusable labels claim one another's
+    detections (see :mod:`workers.local.labels`)."""
+    collector = TrackCollector(tracker, class_names=class_names)
     for time, detections in frames:
         collector.update(time, detections, frame_size)
     return collector.finished_tracks()

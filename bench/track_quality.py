@@ -1,0 +1,116 @@
+"""Tracking quality before/after, as Markdown for docs/local-backend.md.
+
+    python -m bench.track_quality [--shared ../shared/data] [--tree DIR ...]
+
+Makes the generated ground-truth scenes (tests/support/sprite_video.py: two people crossing
+and a dog that leaves and comes back; a small person running back and forth faster than
+its size per processed frame), tracks them and MOT17-04 frames 1-8 with the local backend of
+each code tree given (``--tree``: a checkout of vtrack; default this one), each in its own
+process, and scores every result with ``workers.evaluation`` (this tree's) at IoU 0.5,
+class-aware, on every ground-truth frame (tracks interpolated over gaps up to 1 s).
+Also times each tracking run (wall seconds, default settings, 1 inference thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.support.sprite_video import (
+    crossing_scene,
+    fast_object_scene,
+    write_mot_ground_truth,
+    write_sprite_video,
+)
+from workers.annotations.model import VideoAnnotation
+from workers.evaluation import evaluate_annotation, parse_class_map, read_ground_truth
+
+TRACK_SNIPPET = """
+import json, sys, time
+from pathlib import Path
+from workers.local.backend import LocalTrackingOptions, track_video, warm_up
+options = LocalTrackingOptions(inference_threads=1)
+warm_up(options)
+started = time.perf_counter()
+result = track_video(Path(sys.argv[1]))
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "annotation": result.to_dict()}))
+"""
+
+
+def track_in(tree: Path, video: Path) -> tuple[VideoAnnotation, float]:
+    output = subprocess.run(
+        [sys.executable, "-c", TRACK_SNIPPET, str(video)],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(output.strip().splitlines()[-1])
+    return VideoAnnotation.from_dict(data["annotation"]), data["seconds"]
+
+
+def scenes(shared: Path, folder: Path) -> list[tuple[str, Path, Path, str, float | None]]:
+    """(name, video, ground-truth folder, class map, fps override) of every sequence."""
+    made = []
+    for name, (background, sprites), duration in (
+        ("crossing", crossing_scene(shared / "videos"), 8.0),
+        ("fast runner", fast_object_scene(shared / "videos"), 6.0),
+    ):
+        video = folder / f"{name.replace(' ', '_')}.mp4"
+        truth = write_sprite_video(video, background, sprites, fps=30, duration=duration)
+        classes = {sprite.class_name: 0 for sprite in sprites}
+        numbers = {label: number for number, label in enumerate(sorted(classes), start=1)}
+        height, width = background.shape[:2]
+        gt = write_mot_ground_truth(
+            truth,
+            folder / name.replace(" ", "_"),
+            name=name,
+            fps=30,
+            size=(width, height),
+            frame_count=round(duration * 30),
+            classes=numbers,
+        )
+        class_map = ",".join(f"{number}={label}" for label, number in numbers.items())
+        made.append((name, video, gt, class_map, None))
+    mot = shared / "mot" / "MOT17-04_frames1-8"
+    made.append(("MOT17-04 frames 1-8", mot / "video_frames1-8.mp4", mot, "", 3.0))
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--tree", type=Path, action="append", default=None)
+    arguments = parser.parse_args()
+    trees = arguments.tree or [Path.cwd()]
+    print(f"load average before {os.getloadavg()[0]:.2f}\n")
+    print("| sequence | code | objects (real) | MOTA | IDF1 | HOTA | ID switches | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, video, gt_folder, class_map, fps in scenes(arguments.shared, Path(folder)):
+            truth = read_ground_truth(
+                gt_folder,
+                class_names=parse_class_map(class_map) if class_map else None,
+                frame_rate=fps,
+            )
+            for tree in trees:
+                annotation, seconds = track_in(tree.resolve(), video)
+                figures = evaluate_annotation(annotation, truth).metrics
+                real = len(set(truth.ids[truth.flags != 0])) if class_map else "-"
+                print(
+                    f"| {name} | {tree.resolve().name} | {len(annotation.objects)} ({real}) "
+                    f"| {figures['MOTA']:.3f} | {figures['IDF1']:.3f} | {figures['HOTA']:.3f} "
+                    f"| {figures['IDSW']:.0f} | {seconds:.2f} |"
+                )
+    print(f"\nload average after {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
