@@ -12,9 +12,10 @@ exercised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -110,25 +111,135 @@ def write_test_video(
         }
         if times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_pixels(index, width, height), format="rgb24")
-            if times is not None:
-                frame.pts = round(times[index] * 1000)
-                frame.time_base = Fraction(1, 1000)
-            else:
-                frame.pts = index
-                frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            for index in range(frames):
+                pixels = frame_pixels(index, width, height)
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                if times is not None:
+                    frame.pts = round(times[index] * 1000)
+                    frame.time_base = Fraction(1, 1000)
+                else:
+                    frame.pts = index
+                    frame.time_base = Fraction(1, fps)
+                yield frame
+
+        _encode_all(container, stream, pictures())
     return path
+
+
+def _encode_all(container: Any, stream: Any, frames: Iterable[av.VideoFrame]) -> None:
+    """Encode ``frames`` into ``stream`` and mux them, then flush the encoder."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def truncate_file(path: Path, fraction: float = 0.5) -> Path:
     """Cut ``path`` to ``fraction`` of its size, in place, and return it."""
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def write_displayed_video(
+    path: Path,
+    *,
+    rotation: int = 0,
+    rotate_tag: bool = False,
+    sample_aspect: Fraction = Fraction(1),
+    frames: int = 6,
+    fps: int = 10,
+    width: int = 160,
+    height: int = 96,
+) -> Path:
+    """A video that a player shows as :func:`frame_pixels` frames of ``width`` x ``height``.
+
+    The frames are stored as a phone or a broadcast camera stores them: turned by
+    ``rotation`` degrees (counterclockwise, as a display matrix says) the other way, with
+    the turn recorded in the container, and squeezed to ``width / sample_aspect`` stored
+    pixels across when anamorphic. ``rotate_tag`` records the turn the old way instead: a
+    ``rotate`` tag (clockwise degrees) in a Matroska file, as older FFmpeg wrote it.
+    """
+    quarter_turns = (rotation // 90) % 4
+    upright_width = round(width / sample_aspect)
+    stored_width, stored_height = (
+        (height, upright_width) if quarter_turns % 2 else (upright_width, height)
+    )
+    with av.open(str(path), mode="w", format="matroska" if rotate_tag else "mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = stored_width, stored_height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "12"}
+        if sample_aspect != 1:
+            stream.codec_context.sample_aspect_ratio = sample_aspect
+        if rotate_tag:
+            stream.metadata["rotate"] = str((-rotation) % 360)
+        elif rotation:
+            stream.set_display_rotation(rotation)
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            for index in range(frames):
+                upright = Image.fromarray(frame_pixels(index, width, height))
+                upright = upright.resize((upright_width, height), Image.Resampling.LANCZOS)
+                stored = np.ascontiguousarray(np.rot90(np.asarray(upright), -quarter_turns))
+                frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                frame.pts = index
+                frame.time_base = Fraction(1, fps)
+                yield frame
+
+        _encode_all(container, stream, pictures())
+    return path
+
+
+def write_camera_copy(
+    source: Path, path: Path, *, seconds: float, rotation: int = 0, interlace: bool = False
+) -> Path:
+    """The first ``seconds`` of an upright progressive video, stored as a camera would.
+
+    ``rotation`` stores the frames sideways with a display matrix that turns them upright
+    again (what a phone held upright writes: -90). ``interlace`` weaves each pair of frames
+    into one, the top field from the first and the bottom field from the second, as FFmpeg's
+    ``interlace`` filter does (half the frame rate), coded as interlaced H.264 (top field
+    first), as a camcorder records. Decoded with plain PyAV, not with vtrack's reader.
+    """
+    quarter_turns = (rotation // 90) % 4
+    with av.open(str(source)) as reader, av.open(str(path), mode="w", format="mp4") as writer:
+        video = reader.streams.video[0]
+        rate = video.average_rate / 2 if interlace else video.average_rate
+        stream = writer.add_stream("libx264", rate=rate)
+        width, height = video.codec_context.width, video.codec_context.height
+        stream.width, stream.height = (height, width) if quarter_turns % 2 else (width, height)
+        stream.pix_fmt = "yuv420p"
+        options = {"preset": "veryfast", "crf": "18"}
+        if interlace:
+            options["x264-params"] = "interlaced=1:tff=1"
+        stream.options = options
+        if rotation:
+            stream.set_display_rotation(rotation)
+        time_base = 1 / stream.codec_context.framerate
+
+        def pictures() -> Iterator[av.VideoFrame]:
+            written = 0
+            first_field: np.ndarray | None = None
+            for frame in reader.decode(video):
+                if frame.time is not None and frame.time >= seconds:
+                    return
+                pixels = frame.to_ndarray(format="rgb24")
+                if interlace:
+                    if first_field is None:
+                        first_field = pixels
+                        continue
+                    first_field[1::2] = pixels[1::2]
+                    pixels, first_field = first_field, None
+                stored = np.ascontiguousarray(np.rot90(pixels, -quarter_turns))
+                out = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                out.pts, out.time_base = written, time_base
+                written += 1
+                yield out
+
+        _encode_all(writer, stream, pictures())
     return path
 
 

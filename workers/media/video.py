@@ -15,14 +15,21 @@ every frame and where the keyframes are. With it,
   a stretch that holds a keyframe, and lets the decoder drop the frames nothing depends on.
 
 Times are seconds from the video's first frame (the stream's start time is time 0).
+
+Frames come out as a player shows them, not as they are stored (:class:`_Display`): turned
+upright when the container says the camera was held sideways (a display matrix, or the
+older ``rotate`` tag), stretched to square pixels when the stream is anamorphic (a sample
+aspect ratio other than 1:1), and deinterlaced when the stream is interlaced. Sizes in
+:class:`VideoInfo`, ``max_width`` and every decoded image are in that displayed geometry,
+so normalized boxes mean the same thing to the detector, the renderer and a viewer.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +52,19 @@ _TIME_EPSILON = 1e-6
 # pixel covers, so downscaled frames do not shimmer; it costs no more than BILINEAR here.
 _SCALE_INTERPOLATION = "AREA"
 
+# FFmpeg's deinterlacer for interlaced streams. bwdif (motion-adaptive, Bob Weaver) keeps
+# more vertical detail on moving edges than yadif and, measured, costs less CPU a frame
+# (docs/benchmarks.md); "send_frame" makes one frame per frame, so every frame keeps its
+# timestamp and the frame index stays true; "deint=all" because a stream flagged
+# interlaced only in its container does not flag its frames.
+_DEINTERLACER = "bwdif"
+_DEINTERLACE_OPTIONS = "mode=send_frame:deint=all"
+
+# AVFieldOrder values (libavcodec/defs.h) and the field a player shows first for each: TT,
+# BB, then TB and BT (coded in one order, displayed in the other).
+_FIELD_UNKNOWN, _FIELD_PROGRESSIVE = 0, 1
+_FIRST_FIELD = {2: "tff", 3: "bff", 4: "bff", 5: "tff"}
+
 
 @dataclass(frozen=True, slots=True)
 class VideoInfo:
@@ -52,9 +72,12 @@ class VideoInfo:
 
     duration: float  # last frame's time + one frame interval, in seconds
     fps: float  # average frame rate
-    width: int
+    width: int  # as displayed: after rotation and the sample aspect ratio
     height: int
     frame_count: int  # frames actually present in the file
+    rotation: int = 0  # degrees counterclockwise the stored frames are turned for display
+    sample_aspect_ratio: float = 1.0  # stored pixel width / height (anamorphic when not 1)
+    interlaced: bool = False  # deinterlaced when decoded
 
     @property
     def frame_interval(self) -> float:
@@ -68,6 +91,9 @@ class VideoInfo:
             "width": self.width,
             "height": self.height,
             "frame_count": self.frame_count,
+            "rotation": self.rotation,
+            "sample_aspect_ratio": self.sample_aspect_ratio,
+            "interlaced": self.interlaced,
         }
 
     @classmethod
@@ -78,6 +104,9 @@ class VideoInfo:
             width=int(data["width"]),
             height=int(data["height"]),
             frame_count=int(data["frame_count"]),
+            rotation=int(data.get("rotation", 0)),
+            sample_aspect_ratio=float(data.get("sample_aspect_ratio", 1.0)),
+            interlaced=bool(data.get("interlaced", False)),
         )
 
 
@@ -136,6 +165,150 @@ class _FrameIndex:
         return self.keyframe_positions[i] if i >= 0 else 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Display:
+    """How a player shows a stream's stored frames: the geometry every decoded frame is given.
+
+    Phones store frames as the sensor reads them and record how to turn them for display;
+    anamorphic streams store pixels that are wider (or narrower) than tall; interlaced
+    streams store two half-height fields taken at different instants in one frame.
+    """
+
+    stored_width: int
+    stored_height: int
+    sample_aspect: Fraction  # stored pixel width / height
+    quarter_turns: int  # counterclockwise quarter turns for display, 0 to 3 (np.rot90's k)
+    deinterlace: str | None  # the deinterlacer's options; None for a progressive stream
+
+    @property
+    def rotation(self) -> int:
+        """Degrees counterclockwise, 0, 90, 180 or 270."""
+        return self.quarter_turns * 90
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height with square pixels, before turning (the width is stretched)."""
+        width = max(1, round(self.stored_width * self.sample_aspect))
+        return width, self.stored_height
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height as displayed."""
+        width, height = self.upright_size
+        return (height, width) if self.quarter_turns % 2 else (width, height)
+
+    def output_size(self, max_width: int | None) -> tuple[int, int]:
+        """The displayed size scaled down to at most ``max_width`` wide."""
+        return _scaled_size(*self.size, max_width)
+
+
+def _display_of(stream: Any, frame: Any) -> _Display:
+    """How ``stream`` is displayed, read from its first decoded ``frame`` and its headers.
+
+    The rotation is the frame's display matrix (FFmpeg hands the container's matrix to every
+    decoded frame), or else the stream's legacy ``rotate`` tag (clockwise degrees, as older
+    FFmpeg wrote it). Angles that are not a quarter turn are rounded to the nearest one.
+    """
+    if any(data.type.name == "DISPLAYMATRIX" for data in frame.side_data):
+        counterclockwise = float(frame.rotation)
+    else:
+        counterclockwise = -_legacy_rotate_tag(stream)
+    sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not sample_aspect or sample_aspect <= 0:
+        sample_aspect = Fraction(1, 1)
+    return _Display(
+        stored_width=frame.width,
+        stored_height=frame.height,
+        sample_aspect=Fraction(sample_aspect),
+        quarter_turns=round(counterclockwise / 90) % 4,
+        deinterlace=_deinterlace_options(stream, frame),
+    )
+
+
+def _legacy_rotate_tag(stream: Any) -> float:
+    """The stream's ``rotate`` metadata tag in degrees clockwise (0 when absent or garbled)."""
+    for key, value in stream.metadata.items():
+        if key.lower() == "rotate":
+            try:
+                degrees = float(value)
+            except ValueError:
+                return 0.0
+            return degrees if math.isfinite(degrees) else 0.0
+    return 0.0
+
+
+def _deinterlace_options(stream: Any, frame: Any) -> str | None:
+    """The deinterlacer's options when the stream or its frames say they are interlaced."""
+    field_order = stream.codec_context.field_order
+    flagged = field_order not in (_FIELD_UNKNOWN, _FIELD_PROGRESSIVE)
+    if not (flagged or frame.interlaced_frame):
+        return None
+    # The stream's field order first: an H.264 stream coded as MBAFF without picture timing
+    # leaves its frames' top-field-first flag unset, which "auto" would take as bottom first.
+    parity = _FIRST_FIELD.get(field_order, "auto")
+    return f"{_DEINTERLACE_OPTIONS}:parity={parity}"
+
+
+class _Deinterlacer:
+    """FFmpeg's deinterlacer in a PyAV filter graph, fed frames in presentation order.
+
+    It looks at the frames before and after each one, so a frame comes out after the next one
+    goes in (or at :meth:`flush`), with its timestamp in the stream's time base again (the
+    filter halves the time base, to make room for one frame per field). One per decoding
+    pass: after a seek the frames are no longer neighbours, so a new one is needed.
+    """
+
+    def __init__(self, first: Any, time_base: Fraction, options: str) -> None:
+        self._time_base = time_base
+        self._graph = av.filter.Graph()
+        source = self._graph.add_buffer(
+            width=first.width, height=first.height, format=first.format, time_base=time_base
+        )
+        deinterlacer = self._graph.add(_DEINTERLACER, options)
+        sink = self._graph.add("buffersink")
+        source.link_to(deinterlacer)
+        deinterlacer.link_to(sink)
+        self._graph.configure()
+
+    def push(self, frame: Any) -> list[Any]:
+        self._graph.push(frame)
+        return self._pull()
+
+    def flush(self) -> list[Any]:
+        self._graph.push(None)
+        return self._pull()
+
+    def _pull(self) -> list[Any]:
+        frames = []
+        while True:
+            try:
+                frame = self._graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return frames
+            if frame.pts is not None and frame.time_base and frame.time_base != self._time_base:
+                frame.pts = round(frame.pts * frame.time_base / self._time_base)
+                frame.time_base = self._time_base
+            frames.append(frame)
+
+
+def _as_displayed(frame: Any, display: _Display, max_width: int | None, fmt: str) -> np.ndarray:
+    """The frame's pixels as a player shows them, at most ``max_width`` wide, in ``fmt``.
+
+    One swscale pass converts the pixel format and scales straight to the displayed size
+    (square pixels: the sample aspect ratio is applied here), then numpy turns the small
+    result upright: turning after scaling moves the fewest pixels (docs/benchmarks.md).
+    """
+    width, height = display.output_size(max_width)
+    if display.quarter_turns % 2:
+        width, height = height, width
+    pixels = frame.reformat(
+        width=width, height=height, format=fmt, interpolation=_SCALE_INTERPOLATION
+    ).to_ndarray()
+    if display.quarter_turns:
+        pixels = np.ascontiguousarray(np.rot90(pixels, display.quarter_turns))
+    return pixels
+
+
 def probe_video(path: Path) -> VideoInfo:
     """Measure a video: duration, frame rate, size and the number of frames really present.
 
@@ -155,12 +328,17 @@ def probe_video(path: Path) -> VideoInfo:
             raise VideoError(
                 f"{path}: truncated: {index.frame_count} of {index.declared_frames} frames"
             )
+        display = _read_display(container, stream, index, path)
+        width, height = display.size
         return VideoInfo(
             duration=index.duration,
             fps=_average_fps(stream, index),
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             frame_count=index.frame_count,
+            rotation=display.rotation,
+            sample_aspect_ratio=float(display.sample_aspect),
+            interlaced=display.deinterlace is not None,
         )
 
 
@@ -168,9 +346,11 @@ def probe_video(path: Path) -> VideoInfo:
 class VideoLimits:
     """The largest video a job accepts (``VTRACK_MAX_VIDEO_PIXELS``, ``VTRACK_MAX_VIDEO_SECONDS``).
 
-    Checked on the probe's measurements, before a frame is decoded: a frame of ``pixels``
-    costs 3 bytes a pixel in every decoding process, and a video's length is what the
-    tracking time grows with. ``None`` is no limit.
+    Checked on the probe's measurements (the probe decodes only the first frame, to learn
+    the displayed size), before any frame is converted: a frame of ``pixels`` costs 3 bytes
+    a pixel in every decoding process, and a video's length is what the tracking time grows
+    with. ``None`` is no limit. Sizes are as displayed (after rotation and the sample aspect
+    ratio).
     """
 
     max_pixels: int | None = None
@@ -219,8 +399,9 @@ def iter_frames(
     frame) cuts the video's whole timeline, from time 0, into slots of that length and
     yields the first frame of each slot: the rate is ``1 / every`` on average, and two
     overlapping calls (segments of one video) yield the very same frames where they
-    overlap. Frames not yielded are never converted. Frames wider than ``max_width`` are
-    scaled down keeping their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``,
+    overlap. Frames not yielded are never converted. Frames are as a player shows them
+    (upright, square pixels, deinterlaced); wider than ``max_width``, they are scaled down
+    keeping their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``,
     ``bgr24``, ``gray``).
     """
     with _open_video(path) as container:
@@ -229,10 +410,9 @@ def iter_frames(
         first = bisect.bisect_left(index.times, start - _TIME_EPSILON)
         if first == index.frame_count:
             return
-        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
         position = index.keyframe_before(first)
         _seek(container, stream, index.pts[position])
-        for frame in _decode(container, stream, path):
+        for frame, display in _displayed_frames(container, stream, path):
             # A frame without a timestamp (rare, some AVI files) follows the previous one.
             position = index.position_of(frame.pts) if frame.pts is not None else position + 1
             time = index.times[min(position, index.frame_count - 1)]
@@ -242,9 +422,7 @@ def iter_frames(
                 break
             if every is not None and not _first_of_slot(index, position, every):
                 continue
-            image = frame.reformat(
-                width=size[0], height=size[1], format=fmt, interpolation=_SCALE_INTERPOLATION
-            ).to_ndarray()
+            image = _as_displayed(frame, display, max_width, fmt)
             yield DecodedFrame(time=time, index=position, image=image)
 
 
@@ -265,7 +443,8 @@ def extract_frames(
     """For each requested time, the frame whose timestamp is nearest (ties: the earlier one).
 
     Results are in the order of ``times`` (repeated times get separate copies, so drawing on
-    one does not mark another). The needed frames are decoded in one forward pass per stretch:
+    one does not mark another); images are as a player shows them (see :func:`iter_frames`).
+    The needed frames are decoded in one forward pass per stretch:
     it seeks only when a keyframe lies between two needed frames, and lets the decoder skip
     frames that no other frame refers to, which gives the same pixels for less work.
 
@@ -279,8 +458,9 @@ def extract_frames(
         stream = _video_stream(container, path)
         index = _read_index(container, stream, path)
         positions = [_checked_nearest(index, time, path) for time in times]
-        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_width)
-        images = _decode_positions(container, stream, index, sorted(set(positions)), size, path)
+        images = _decode_positions(
+            container, stream, index, sorted(set(positions)), max_width, path
+        )
     results: list[ExtractedFrame] = []
     handed_out: set[int] = set()
     for requested, position in zip(times, positions, strict=True):
@@ -403,13 +583,60 @@ def _seek(container: Any, stream: Any, pts: int) -> None:
     container.seek(pts, stream=stream, backward=True, any_frame=False)
 
 
-def _decode(container: Any, stream: Any, path: Path) -> Iterator[Any]:
-    """Frames of ``stream`` from the current position, in presentation order."""
+def _read_display(container: Any, stream: Any, index: _FrameIndex, path: Path) -> _Display:
+    """How the stream is displayed, from its first frame (decodes that one frame)."""
     try:
+        _seek(container, stream, index.pts[0])
         for packet in container.demux(stream):
-            yield from stream.decode(packet)
+            for frame in stream.decode(packet):
+                return _display_of(stream, frame)
     except av.error.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
+    raise VideoError(f"{path}: cannot decode its first frame")
+
+
+def _displayed_frames(
+    container: Any,
+    stream: Any,
+    path: Path,
+    wanted: Callable[[int], bool] | None = None,
+) -> Iterator[tuple[Any, _Display]]:
+    """Frames of ``stream`` from the current position, in presentation order, with its display.
+
+    Interlaced streams go through the deinterlacer here, so every caller gets whole frames.
+    ``wanted`` (a packet's timestamp: is its frame needed?) lets the decoder leave a frame
+    that no other frame refers to undecoded when nobody wants it, which changes no other
+    frame's pixels; never on interlaced streams, whose deinterlacer needs every neighbour.
+    """
+    codec = stream.codec_context
+    display: _Display | None = None
+    deinterlacer: _Deinterlacer | None = None
+    may_skip = codec.field_order in (_FIELD_UNKNOWN, _FIELD_PROGRESSIVE)
+    try:
+        for packet in container.demux(stream):
+            if wanted is not None:
+                needed = not may_skip or packet.pts is None or wanted(packet.pts)
+                codec.skip_frame = "DEFAULT" if needed else "NONREF"
+            for frame in stream.decode(packet):
+                if display is None:
+                    display = _display_of(stream, frame)
+                    if display.deinterlace is not None:
+                        may_skip = False
+                        deinterlacer = _Deinterlacer(
+                            frame, stream.time_base or Fraction(1, 1), display.deinterlace
+                        )
+                if deinterlacer is None:
+                    yield frame, display
+                else:
+                    for whole in deinterlacer.push(frame):
+                        yield whole, display
+        if deinterlacer is not None and display is not None:
+            for whole in deinterlacer.flush():
+                yield whole, display
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
+    finally:
+        codec.skip_frame = "DEFAULT"
 
 
 class _Missed(Exception):
@@ -425,15 +652,17 @@ def _decode_positions(
     stream: Any,
     index: _FrameIndex,
     positions: Sequence[int],
-    size: tuple[int, int],
+    max_width: int | None,
     path: Path,
 ) -> dict[int, Image.Image]:
-    """Decode the frames at the given sorted ``positions``, as RGB images of ``size``."""
+    """Decode the frames at the given sorted ``positions``, as displayed RGB images."""
     images: dict[int, Image.Image] = {}
     for stretch in _plan_stretches(index, positions):
         keyframe = index.keyframe_before(stretch[0])
         try:
-            images.update(_decode_stretch(container, stream, index, stretch, keyframe, size, path))
+            images.update(
+                _decode_stretch(container, stream, index, stretch, keyframe, max_width, path)
+            )
         except _Missed as missed:
             if keyframe == 0:
                 raise VideoError(
@@ -441,7 +670,9 @@ def _decode_positions(
                 ) from None
             # Some containers seek imprecisely; decoding from the first frame always works.
             try:
-                images.update(_decode_stretch(container, stream, index, stretch, 0, size, path))
+                images.update(
+                    _decode_stretch(container, stream, index, stretch, 0, max_width, path)
+                )
             except _Missed as again:
                 raise VideoError(
                     f"{path}: could not decode the frame at {again.time:.3f}s"
@@ -471,41 +702,29 @@ def _decode_stretch(
     index: _FrameIndex,
     stretch: Sequence[int],
     start: int,
-    size: tuple[int, int],
+    max_width: int | None,
     path: Path,
 ) -> dict[int, Image.Image]:
-    """Seek to the frame at position ``start`` (a keyframe) and decode forward to ``stretch``."""
+    """Seek to the frame at position ``start`` (a keyframe) and decode forward to ``stretch``.
+
+    Only the wanted frames are converted (the costly step); the others are skipped by the
+    decoder where they can be.
+    """
     wanted = [index.pts[position] for position in stretch]  # sorted, as positions are
-    codec = stream.codec_context
+    wanted_set = frozenset(wanted)
     images: dict[int, Image.Image] = {}
     _seek(container, stream, index.pts[start])
-    try:
-        for packet in container.demux(stream):
-            # A frame no other frame refers to (non-reference) can be left undecoded without
-            # changing any other frame's pixels: decode one only when it is wanted.
-            needed = packet.pts is None or packet.pts in wanted
-            codec.skip_frame = "DEFAULT" if needed else "NONREF"
-            for frame in stream.decode(packet):
-                next_wanted = wanted[len(images)]
-                if frame.pts == next_wanted:
-                    images[stretch[len(images)]] = _to_rgb_image(frame, size)
-                elif frame.pts is not None and frame.pts > next_wanted:
-                    raise _Missed(index.times[stretch[len(images)]])
-                if len(images) == len(wanted):
-                    return images
-    except av.error.FFmpegError as error:
-        raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
-    finally:
-        codec.skip_frame = "DEFAULT"
+    with closing(_displayed_frames(container, stream, path, wanted_set.__contains__)) as frames:
+        for frame, display in frames:
+            next_wanted = wanted[len(images)]
+            if frame.pts == next_wanted:
+                pixels = _as_displayed(frame, display, max_width, "rgb24")
+                images[stretch[len(images)]] = Image.fromarray(pixels)
+            elif frame.pts is not None and frame.pts > next_wanted:
+                raise _Missed(index.times[stretch[len(images)]])
+            if len(images) == len(wanted):
+                return images
     raise _Missed(index.times[stretch[len(images)]])
-
-
-def _to_rgb_image(frame: Any, size: tuple[int, int]) -> Image.Image:
-    """Convert (and scale, in swscale) a decoded frame: the costly step, so only kept frames."""
-    rgb = frame.reformat(
-        width=size[0], height=size[1], format="rgb24", interpolation=_SCALE_INTERPOLATION
-    )
-    return rgb.to_image()
 
 
 def _scaled_size(width: int, height: int, max_width: int | None) -> tuple[int, int]:
