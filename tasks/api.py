@@ -13,20 +13,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from config.celery import results_ttl
 from config.settings import Settings
-from tasks import dedup, runtime
+from tasks import dedup, lost, runtime
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
 from tasks.pipeline import job_canvas
-from workers.errors import InputError, VtrackError
+from workers.errors import InputError, ServiceUnavailableError, VtrackError
 from workers.job import JobSpec
 from workers.service.scanning import VideoVersion
-from workers.uris import parse_uri
+from workers.uris import LOCAL_SCHEME, parse_uri
 
 
 class JobFailed(VtrackError):
@@ -37,6 +39,18 @@ class JobNotFound(VtrackError):
     """No job with that id is known (never submitted, or its record expired)."""
 
 
+class JobLost(JobFailed):
+    """The job's record was lost with Redis (restarted without persistence, or flushed):
+    the job cannot finish. The message says what to do."""
+
+
+def _results_reached(consequence: str = "") -> contextlib.AbstractContextManager[None]:
+    settings = runtime.current().settings
+    return lost.reaching(
+        "result backend", "VTRACK_RESULT_BACKEND", settings.result_backend, consequence
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     """A handle on a submitted job: its id, its status, and a way to wait for its manifest."""
@@ -44,10 +58,18 @@ class Job:
     id: str
 
     def status(self) -> JobRecord:
-        record = runtime.current().jobs.get(self.id)
-        if record is None:
-            raise JobNotFound(f"no job {self.id} (unknown id, or its record has expired)")
-        return record
+        """The job's record; :class:`JobLost` or :class:`JobNotFound` when it has none."""
+        rt = runtime.current()
+        with _results_reached():
+            record = rt.jobs.get(self.id)
+            if record is not None:
+                return record
+            if rt.redis_client is None:
+                raise JobNotFound(f"no job {self.id}: unknown id")
+            ttl = results_ttl(rt.settings)
+            reason = lost.why_missing(rt.redis_client, self.id, ttl)
+        message = lost.missing_message(self.id, reason, ttl)
+        raise JobLost(message) if reason == lost.LOST else JobNotFound(message)
 
     def wait(self, timeout: float | None = None, interval: float = 0.5) -> dict[str, Any]:
         """Block until the job ends and return its manifest.
@@ -98,9 +120,10 @@ def make_spec(
 ) -> JobSpec:
     """The job spec for a video with these options, defaults taken from the settings."""
     settings = runtime.current().settings
-    parse_uri(video_uri)  # an unsupported scheme is refused before anything is queued
+    # An unsupported scheme is refused here, before anything is queued.
+    video_uri = normalized_uri(video_uri)
     if annotations_uri:
-        parse_uri(annotations_uri)
+        annotations_uri = normalized_uri(annotations_uri)
     chosen_backend = backend or ("file" if annotations_uri else settings.backend)
     if chosen_backend == "file" and not annotations_uri:
         raise InputError("the file backend needs an annotation file (--annotations)")
@@ -115,7 +138,7 @@ def make_spec(
     if frames < 1:
         raise InputError(f"min frames must be at least 1, not {frames}")
     return JobSpec(
-        job_id=job_id or str(uuid.uuid4()),
+        job_id=job_id or lost.new_job_id(),
         video_uri=video_uri,
         backend=chosen_backend,
         output_root=settings.output_root,
@@ -134,25 +157,59 @@ def make_spec(
     )
 
 
+def normalized_uri(uri: str) -> str:
+    """``uri`` as stored in a job: local paths absolute, with no ``.`` or ``..`` left."""
+    parsed = parse_uri(uri)
+    if parsed.scheme == LOCAL_SCHEME:
+        return os.path.normpath(parsed.path)
+    return str(parsed)
+
+
 def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
     """Record the job as queued and send its canvas to the broker (or run it, when eager).
 
     When a job for the same video is already in flight, that job is returned instead and
     nothing is started (``job.id != spec.job_id``). ``version`` is the video version the
     caller saw (scans pass it; it is recorded beside the manifest when the job completes).
+
+    An unreachable result backend or broker raises :class:`ServiceUnavailableError` naming
+    it; no job is left behind (a record already written is marked failed).
     """
-    in_flight = dedup.claim_video(spec, version)
-    if in_flight is not None:
-        return Job(in_flight)
+    rt = runtime.current()
+    with _results_reached("nothing was started"):
+        in_flight = dedup.claim_video(spec, version)
+        if in_flight is not None:
+            return Job(in_flight)
+        try:
+            if rt.redis_client is not None and dedup.enabled():
+                lost.mark_epoch(rt.redis_client)
+            rt.jobs.create(
+                JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                dedup.release_claim(spec)
+            raise
     try:
-        runtime.current().jobs.create(
-            JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
-        )
-        job_canvas(spec).apply_async()
-    except BaseException:
-        dedup.release_claim(spec)
+        with lost.reaching(
+            "broker", "VTRACK_BROKER_URL", rt.settings.broker_url, "nothing was queued"
+        ):
+            job_canvas(spec).apply_async()
+    except BaseException as exc:
+        _not_started(spec, exc)
         raise
     return Job(spec.job_id)
+
+
+def _not_started(spec: JobSpec, exc: BaseException) -> None:
+    """Undo what :func:`start_job` did for a job whose canvas could not be sent."""
+    with contextlib.suppress(Exception):
+        dedup.release_claim(spec)
+    if isinstance(exc, ServiceUnavailableError):
+        with contextlib.suppress(Exception):
+            runtime.current().jobs.update(
+                spec.job_id, status="failed", stage="not queued", error=str(exc)
+            )
 
 
 def submit(video_uri: str, **options: Any) -> Job:

@@ -1,6 +1,7 @@
 """The ``vtrack`` command line.
 
-Exit codes: 0 the job completed; 1 the job failed; 2 bad input or usage (nothing ran);
+Exit codes: 0 the job completed; 1 the job failed (or was lost); 2 bad input, usage, or
+no broker or result backend to reach (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
 """
 
@@ -16,12 +17,12 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tasks.api import Job, JobFailed, JobNotFound, make_spec, start_job
+from tasks.display import print_record
 from tasks.inprocess import run_video
 from tasks.jobstore import JobRecord
-from workers.errors import InputError, VtrackError
+from workers.errors import InputError, ServiceUnavailableError, VtrackError
 from workers.uris import parse_uri
 
 EXIT_FAILED = 1
@@ -54,7 +55,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
                 traceback.print_exc()
             if isinstance(exc, JobFailed):
                 fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError | JobNotFound):
+            if isinstance(exc, InputError | JobNotFound | ServiceUnavailableError):
                 fail(str(exc), EXIT_BAD_INPUT)
             if isinstance(exc, VtrackError):
                 fail(str(exc), EXIT_FAILED)
@@ -68,6 +69,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vtrack", prog_name="vtrack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug: bool) -> None:
     """vtrack: which objects appear in a video, tracked, rendered and summarized."""
@@ -218,21 +220,7 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
         return
-    table = Table(show_header=False, box=None)
-    table.add_row("job", record.job_id)
-    table.add_row("video", record.video_uri)
-    table.add_row("backend", record.backend)
-    table.add_row("status", record.status)
-    table.add_row("stage", f"{record.stage} ({record.percent:.0f}%)")
-    if record.objects_total:
-        table.add_row("objects", f"{record.objects_done} of {record.objects_total} rendered")
-    if record.error:
-        table.add_row("error", record.error)
-    if record.manifest_uri:
-        table.add_row("manifest", record.manifest_uri)
-    for output in record.outputs:
-        table.add_row("output", output)
-    out_console.print(table)
+    print_record(record, out_console)
 
 
 @main.command()

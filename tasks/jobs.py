@@ -7,12 +7,15 @@ and annotations, never frames or arrays. Progress goes to the job record
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from typing import Any
 
 from celery.utils.log import get_task_logger
 
+from config.celery import longest_countdown
+from config.settings import get_settings
 from tasks import dedup, local_backend, runtime
 from tasks.celery_app import app
 from tasks.pipeline import render_canvas
@@ -20,26 +23,53 @@ from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
 from workers.annotations.model import Segment
 from workers.annotators.base import Operation
-from workers.errors import BackendError, TransientBackendError
+from workers.errors import BackendError, TransientBackendError, VtrackError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
-from workers.service.backoff import poll_delay, retry_delay
+from workers.service.backoff import poll_delay
 
 log = get_task_logger(__name__)
 
-TRANSIENT_RETRY_BASE_SECONDS = 2.0
-TRANSIENT_RETRY_CAP_SECONDS = 60.0
+# Our own errors (bad input, a refused file, a backend's refusal) are expected: Celery logs
+# them as one line with no traceback (``throws``), and job_failed records them. Anything
+# else escaping a task is a bug and keeps its traceback in the worker's log.
+EXPECTED_ERRORS = (VtrackError,)
+
+# Transient backend errors are retried by Celery itself: a jittered backoff doubling from
+# TRANSIENT_BACKOFF_SECONDS up to TRANSIENT_BACKOFF_MAX_SECONDS (kept below the broker's
+# visibility timeout, see config.celery.longest_countdown), at most TRANSIENT_RETRIES in a
+# row. Celery counts them in ``request.retries``; a poll that got an answer resets it.
 TRANSIENT_RETRIES = 8
+TRANSIENT_BACKOFF_SECONDS = 2
+TRANSIENT_BACKOFF_MAX_SECONDS = 60
+TRANSIENT_RETRY: dict[str, Any] = {
+    "autoretry_for": (TransientBackendError,),
+    "retry_backoff": TRANSIENT_BACKOFF_SECONDS,
+    "retry_backoff_max": max(
+        1, int(min(TRANSIENT_BACKOFF_MAX_SECONDS, longest_countdown(get_settings())))
+    ),
+    "retry_jitter": True,
+    "max_retries": TRANSIENT_RETRIES,
+}
 
 
-def _retry_transient(task: Any, exc: TransientBackendError, attempt: int, **retry: Any) -> Any:
-    """Re-queue ``task`` after a jittered backoff, or give up after a bounded number of tries."""
-    if attempt >= TRANSIENT_RETRIES:
-        raise BackendError(f"gave up after {attempt} transient failures: {exc}") from exc
-    countdown = retry_delay(attempt, TRANSIENT_RETRY_BASE_SECONDS, TRANSIENT_RETRY_CAP_SECONDS)
-    log.warning("transient failure (%s), retrying in %.1fs", exc, countdown)
-    return task.retry(exc=exc, countdown=_eager_wait(task, countdown), **retry)
+def _requeue(
+    task: Any, countdown: float, kwargs: dict[str, Any] | None = None, *, answered: bool
+) -> Exception:
+    """The ``Retry`` that sends ``task`` again after ``countdown`` seconds (to be raised).
+
+    Used for waits that are not failures: a poll of an operation still running
+    (``answered``: the backend replied, so the count of transient failures in a row starts
+    again) and a wait for quota room (the count is left as it is). The countdown is capped
+    below the broker's visibility timeout, or Redis would hand the held message to a second
+    worker and the step would run twice.
+    """
+    capped = min(countdown, longest_countdown(runtime.current().settings))
+    # Celery's retry() sends request.retries + 1: set it so the new message carries the
+    # count wanted (0 after an answer, unchanged for a quota wait).
+    task.request.retries = -1 if answered else task.request.retries - 1
+    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs)
 
 
 def _eager_wait(task: Any, countdown: float) -> float:
@@ -50,8 +80,10 @@ def _eager_wait(task: Any, countdown: float) -> float:
     return countdown
 
 
-@app.task(name="vtrack.annotate", bind=True, acks_late=False, max_retries=None)
-def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> dict[str, Any]:
+@app.task(
+    name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
+)
+def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
@@ -64,17 +96,12 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            raise self.retry(countdown=_eager_wait(self, wait + random.uniform(0, 1)))
+            raise _requeue(self, wait + random.uniform(0, 1), answered=False)
     rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
-    except TransientBackendError as exc:
-        return _retry_transient(
-            self,
-            exc,
-            transient_failures,
-            kwargs={"transient_failures": transient_failures + 1},
-        )
+    except TransientBackendError:
+        raise  # retried by Celery (TRANSIENT_RETRY); the quota slot stays held meanwhile
     except Exception:
         if limiter is not None:
             limiter.release(job.job_id)
@@ -83,11 +110,13 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
     return operation.to_dict()
 
 
-@app.task(name="vtrack.poll", bind=True, max_retries=None)
-def poll(
-    self: Any, operation: dict[str, Any], spec: dict[str, Any], transient_failures: int = 0
-) -> Any:
-    """Check the operation; re-queue with a countdown until done, then fan out the renders."""
+@app.task(name="vtrack.poll", bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
+def poll(self: Any, operation: dict[str, Any], spec: dict[str, Any], checks: int = 0) -> Any:
+    """Check the operation; re-queue with a countdown until done, then fan out the renders.
+
+    ``checks`` counts the answers that said "still running": the wait before the next check
+    grows with it alone, so transient errors in between do not lengthen later waits.
+    """
     job = JobSpec.from_dict(spec)
     op = Operation.from_dict(operation)
     rt = runtime.current()
@@ -100,29 +129,16 @@ def poll(
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            raise self.retry(
-                countdown=_eager_wait(self, wait + random.uniform(0, 1)),
-                kwargs={"spec": spec, "transient_failures": transient_failures},
+            raise _requeue(
+                self, wait + random.uniform(0, 1), {"spec": spec, "checks": checks}, answered=False
             )
-    try:
-        status = rt.annotator(op.backend).check(op)
-    except TransientBackendError as exc:
-        return _retry_transient(
-            self,
-            exc,
-            transient_failures,
-            kwargs={"spec": spec, "transient_failures": transient_failures + 1},
-        )
+    status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
-        delay = poll_delay(
-            self.request.retries, rt.settings.poll_initial_delay, rt.settings.poll_max_delay
-        )
-        raise self.retry(
-            countdown=_eager_wait(self, delay), kwargs={"spec": spec, "transient_failures": 0}
-        )
+        delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
+        raise _requeue(self, delay, {"spec": spec, "checks": checks + 1}, answered=True)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
@@ -146,7 +162,7 @@ def poll(
     return self.replace(render_canvas(job, plan))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, bind=True)
+@app.task(name=local_backend.TRACK_SEGMENT, bind=True, throws=EXPECTED_ERRORS)
 def track_segment(
     self: Any,
     video_uri: str,
@@ -170,7 +186,7 @@ def track_segment(
     return annotation.to_dict()
 
 
-@app.task(name="vtrack.render_object", bind=True)
+@app.task(name="vtrack.render_object", bind=True, throws=EXPECTED_ERRORS)
 def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     """Render one object's cell and animation; failures come back as a failed result."""
     job = JobSpec.from_dict(spec)
@@ -180,7 +196,7 @@ def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict
     return result.to_dict()
 
 
-@app.task(name="vtrack.assemble_summary", bind=True)
+@app.task(name="vtrack.assemble_summary", bind=True, throws=EXPECTED_ERRORS)
 def assemble_summary(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
 ) -> dict[str, Any]:
@@ -220,10 +236,22 @@ def assemble_summary(
 
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
-    """Error callback of every task of a job: record the failure where users look."""
-    log.error("job %s failed: %s", job_id, exc)
+    """Error callback of every task of a job: record the failure where users look.
+
+    One line in the worker's log: a warning for expected errors (bad input, a backend's
+    refusal), an error for anything else (whose traceback Celery logged with the task).
+    """
+    error = steps.describe_error(exc)
+    if isinstance(exc, TransientBackendError):
+        error = f"{error} (still failing after {TRANSIENT_RETRIES} retries)"
+    log.log(
+        logging.WARNING if isinstance(exc, EXPECTED_ERRORS) else logging.ERROR,
+        "job %s failed: %s",
+        job_id,
+        error,
+    )
     rt = runtime.current()
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
-    dedup.job_failed(job_id, steps.describe_error(exc))  # release the claim, note the failure
-    rt.jobs.update(job_id, status="failed", stage="failed", error=steps.describe_error(exc))
+    dedup.job_failed(job_id, error)  # release the claim, note the failure
+    rt.jobs.update(job_id, status="failed", stage="failed", error=error)
