@@ -271,18 +271,31 @@ _cluster_dir = click.option(
 
 @cluster.command("start")
 @_cluster_dir
-@click.option("--redis-port", default=6379, show_default=True, help="Started unless one answers.")
+@click.option(
+    "--redis-port",
+    type=int,
+    default=None,
+    help="Use (or start) Redis on 127.0.0.1:PORT instead of VTRACK_BROKER_URL's.",
+)
 @click.option("--flower-port", default=5555, show_default=True)
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
 @guarded
-def cluster_start(run_dir: str, redis_port: int, flower_port: int, timeout: float) -> None:
-    """Start the services in the background, bound to 127.0.0.1; returns once all are ready."""
-    from tasks.cluster import Cluster, ClusterPorts
+def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeout: float) -> None:
+    """Start the services in the background, bound to 127.0.0.1; returns once all are ready.
 
-    ports = ClusterPorts(redis=redis_port, flower=flower_port)
+    They use VTRACK_BROKER_URL and VTRACK_RESULT_BACKEND; a Redis is started on the broker's
+    local port when none answers there.
+    """
+    from config.settings import get_settings
+    from tasks.cluster import Cluster, cluster_ports
+
+    settings = get_settings()
+    ports = cluster_ports(settings, redis_port, flower_port)
     pids = Cluster(Path(run_dir), ports).start(timeout=timeout)
     for service, pid in pids.items():
         err_console.print(f"{service:<16} pid {pid}", highlight=False)
+    for line in ports.describe(settings):
+        err_console.print(line, highlight=False, soft_wrap=True)
     err_console.print(
         f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False
     )

@@ -23,7 +23,7 @@ from workers.annotations.model import VideoAnnotation
 from workers.annotations.selection import check_annotation_fits, select_objects
 from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
-from workers.errors import VtrackError
+from workers.errors import NotFoundError, VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import RenderOptions, assemble_summary_grid, render_object
 from workers.media.video import VideoInfo, probe_video
@@ -73,6 +73,7 @@ def plan_render(
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
+    remove_partial_outputs(spec, storage)
     kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
     if not publish_annotation and storage.exists(annotation_uri):
@@ -88,6 +89,39 @@ def plan_render(
         annotated_at=time.time(),
         annotation_generation=published.generation,
     )
+
+
+def remove_partial_outputs(spec: JobSpec, storage: Storage) -> list[str]:
+    """Remove what an earlier job of this video rendered without finishing; their URIs.
+
+    A job that could not finish (lost with Redis, or failed after some objects were
+    rendered) leaves cells, animations, maybe a summary, and no manifest. While the video
+    has no manifest, no file of its outputs belongs to anything, so the next job of the
+    video (resubmitted, or started again by a scan) removes them before it renders its own.
+    A video with a manifest keeps everything: those files are a finished job's.
+    """
+    if storage.exists(naming.manifest_uri(spec.output_root, spec.video_uri)):
+        return []
+    folder = naming.output_folder(spec.output_root, spec.video_uri)
+    pattern = naming.rendered_output_pattern(spec.video_uri)
+    removed = []
+    for stat in list(storage.list(folder)):
+        parent, _, name = stat.uri.rpartition("/")
+        if parent == folder and pattern.fullmatch(name):
+            try:
+                storage.delete(stat.uri)
+            except NotFoundError:
+                continue
+            removed.append(stat.uri)
+    if removed:
+        log.warning(
+            "job %s: removed %d output(s) an earlier job of %s left without a manifest: %s",
+            spec.job_id,
+            len(removed),
+            spec.video_uri,
+            ", ".join(removed),
+        )
+    return removed
 
 
 def render_options(spec: JobSpec) -> RenderOptions:
