@@ -16,6 +16,7 @@ import pytest
 from tasks.cluster import Cluster, _alive
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import drop_video, free_port
+from tests.support.cli import vtrack
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +30,10 @@ def flower_tasks(port: int) -> dict[str, dict]:
         return json.loads(response.read())
 
 
-def vtrack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_a_broker_the_cluster_cannot_start_is_refused_in_one_line(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "VTRACK_BROKER_URL": f"redis://:pw@127.0.0.2:{port}/0"}
-    started = vtrack(env, "cluster", "start", "--dir", str(tmp_path / "cluster"))
+    started = vtrack("cluster", "start", "--dir", str(tmp_path / "cluster"), env=env)
     assert started.returncode != 0
     [line] = started.stderr.strip().splitlines()
     assert f"127.0.0.2:{port}" in line and "VTRACK_BROKER_URL" in line and "pw@" not in line
@@ -114,9 +104,9 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         assert next(iter(renders))["worker"].startswith("render@")
 
         # Submitted from the same shell, a job reaches the cluster's workers.
-        submitted = vtrack(env, "submit", str(video), "--annotations", f"{video}.json")
+        submitted = vtrack("submit", str(video), "--annotations", f"{video}.json", env=env)
         assert submitted.returncode == 0, submitted.stderr
-        waited = vtrack(env, "wait", submitted.stdout.split()[-1], "--timeout", "60")
+        waited = vtrack("wait", submitted.stdout.split()[-1], "--timeout", "60", env=env)
         assert waited.returncode == 0, waited.stderr
     finally:
         pids = cluster.pids()

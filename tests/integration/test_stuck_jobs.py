@@ -22,6 +22,7 @@ import redis
 
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.cli import vtrack
 from tests.support.redis_server import RedisServer, free_port, running_redis
 from tests.support.videos import write_test_video
 
@@ -30,17 +31,6 @@ pytestmark = pytest.mark.integration
 # Larger frames than the other service tests: each object takes a while to render, so a
 # test can catch the job between its first rendered object and its manifest.
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 640, 384
-
-
-def vtrack(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def service_env(server: RedisServer, root: Path, **extra: str) -> dict[str, str]:
@@ -129,7 +119,7 @@ def test_submit_with_no_broker_names_it_without_its_password_and_queues_nothing(
             "VTRACK_INPUT_ROOTS": str(tmp_path / "incoming"),
             "VTRACK_BROKER_URL": f"redis://:hunter2@127.0.0.1:{dead_port}/0",
         }
-        submitted = vtrack(env, "submit", str(video), "--annotations", f"{video}.json")
+        submitted = vtrack("submit", str(video), "--annotations", f"{video}.json", env=env)
 
         assert submitted.returncode == 2, submitted.stderr  # nothing ran
         lines = submitted.stderr.strip().splitlines()
@@ -160,7 +150,7 @@ def test_submit_with_no_broker_names_it_without_its_password_and_queues_nothing(
         assert "hunter2" not in api.stdout + api.stderr
 
     # Results unreachable too (Redis is down): nothing is written anywhere, one line.
-    submitted = vtrack(env, "submit", str(video), "--annotations", f"{video}.json")
+    submitted = vtrack("submit", str(video), "--annotations", f"{video}.json", env=env)
     assert submitted.returncode == 2, submitted.stderr
     [line] = submitted.stderr.strip().splitlines()
     assert "VTRACK_RESULT_BACKEND" in line and "nothing was started" in line
@@ -180,7 +170,7 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
         env = service_env(server, tmp_path, VTRACK_ANIMATION_FORMAT="webp")
         workers = start_workers(env, tmp_path, "first")
         try:
-            scanned = vtrack(env, "scan", str(incoming))
+            scanned = vtrack("scan", str(incoming), env=env)
             assert scanned.returncode == 0, scanned.stderr
             [job_id] = scanned.stdout.split()
 
@@ -195,7 +185,7 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
             assert any(path.suffix == ".webp" for path in partial)
 
             for command in (("wait", job_id, "--timeout", "30"), ("status", job_id)):
-                answer = vtrack(env, *command)
+                answer = vtrack(*command, env=env)
                 assert answer.returncode == 1, answer.stderr
                 [line] = answer.stderr.strip().splitlines()
                 assert f"job {job_id} was lost" in line
@@ -203,7 +193,7 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
                 assert "submit the video again" in line and "next scan" in line
                 assert "unknown id" not in line and "expired" not in line
             # An id that was never a job is told apart from a lost one.
-            unknown = vtrack(env, "status", "not-a-job")
+            unknown = vtrack("status", "not-a-job", env=env)
             assert unknown.returncode == 2 and "unknown id" in unknown.stderr
         finally:
             for worker in workers:
@@ -212,11 +202,11 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
         env = {**env, "VTRACK_ANIMATION_FORMAT": "gif"}
         workers = start_workers(env, tmp_path, "second")
         try:
-            rescanned = vtrack(env, "scan", str(incoming))
+            rescanned = vtrack("scan", str(incoming), env=env)
             assert rescanned.returncode == 0, rescanned.stderr
             [new_job] = rescanned.stdout.split()
             assert new_job != job_id
-            waited = vtrack(env, "wait", new_job, "--timeout", "90")
+            waited = vtrack("wait", new_job, "--timeout", "90", env=env)
             assert waited.returncode == 0, waited.stderr + workers[0].log()[-3000:]
         finally:
             for worker in workers:

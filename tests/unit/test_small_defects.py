@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,19 +16,10 @@ from tasks.cluster import ClusterPorts, cluster_ports
 from tasks.jobstore import JobRecord
 from tasks.runtime import local_roots
 from tests.conftest import REPO_ROOT
+from tests.support.cli import vtrack
 from workers.annotations.vi_json import parse_annotation_json
 from workers.errors import AnnotationFormatError, UnsafePathError
 from workers.storage import LocalStorage
-
-
-def vtrack(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_vtrack_version_comes_from_the_package_metadata() -> None:
