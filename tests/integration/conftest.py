@@ -1,14 +1,14 @@
-"""The service side on real Redis: its own databases (13, 14), workers, and the vtrack CLI.
+"""The service side on real Redis: a redis-server of its own, workers, and the vtrack CLI.
 
 The pipeline tests share databases 11/12 and one worker that is always running; the scan
 tests need to start and stop workers (a job "in flight" with no worker to take it, a
-queue lost with Redis), so they get databases and workers of their own.
+queue lost with Redis), so they get a Redis and workers of their own: a redis-server on a
+free port, which no other test session on the machine can reach.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,20 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.conftest import REDIS_HOST, REDIS_PORT, REPO_ROOT, WorkerProcess
+from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.private_redis import PrivateRedis
 from tests.support.videos import write_test_video
 
-SERVICE_BROKER_DB, SERVICE_RESULTS_DB = 13, 14
+SERVICE_BROKER_DB, SERVICE_RESULTS_DB = 0, 1
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -39,6 +33,7 @@ class Service:
 
     root: Path
     env: dict[str, str]
+    redis: PrivateRedis
 
     @property
     def incoming(self) -> Path:
@@ -69,7 +64,7 @@ class Service:
 
     def flush(self) -> None:
         for db in (SERVICE_BROKER_DB, SERVICE_RESULTS_DB):
-            redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+            self.redis.client(db).flushdb()
 
 
 def drop_video(folder: Path, name: str | None = None, frames: int = FRAMES) -> Path:
@@ -89,11 +84,12 @@ def drop_video(folder: Path, name: str | None = None, frames: int = FRAMES) -> P
 
 
 @pytest.fixture(scope="module")
-def service(redis_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service")
     for folder in ("incoming", "output"):
         (root / folder).mkdir()
-    base = f"redis://{REDIS_HOST}:{REDIS_PORT}"
+    private_redis = PrivateRedis(root / "redis").start()
+    base = private_redis.url
     env = {
         **os.environ,
         "VTRACK_BROKER_URL": f"{base}/{SERVICE_BROKER_DB}",
@@ -107,10 +103,11 @@ def service(redis_server: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "VTRACK_POLL_INITIAL_DELAY": "0.2",
         "VTRACK_POLL_MAX_DELAY": "1",
     }
-    svc = Service(root=root, env=env)
-    svc.flush()
-    yield svc
-    svc.flush()
+    svc = Service(root=root, env=env, redis=private_redis)
+    try:
+        yield svc
+    finally:
+        private_redis.stop()
 
 
 class ServiceWorker(WorkerProcess):

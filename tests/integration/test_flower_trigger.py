@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import Service, ServiceWorker, drop_video, free_port
+from tests.integration.conftest import Service, ServiceWorker, drop_video
+from tests.support.private_redis import free_port
 
 pytestmark = pytest.mark.integration
 

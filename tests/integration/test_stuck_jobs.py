@@ -14,16 +14,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.cli import vtrack
-from tests.support.redis_server import RedisServer, free_port, running_redis
+from tests.support.private_redis import PrivateRedis, free_port
 from tests.support.videos import write_test_video
 
 pytestmark = pytest.mark.integration
@@ -33,14 +33,14 @@ pytestmark = pytest.mark.integration
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 640, 384
 
 
-def service_env(server: RedisServer, root: Path, **extra: str) -> dict[str, str]:
+def service_env(server: PrivateRedis, root: Path, **extra: str) -> dict[str, str]:
     """A service on ``server``: scans ``root/incoming``, which is NOT in VTRACK_INPUT_ROOTS
     (a folder the operator names as a scan source is allowed by that alone)."""
     (root / "elsewhere").mkdir(exist_ok=True)
     return {
         **os.environ,
-        "VTRACK_BROKER_URL": server.url(0),
-        "VTRACK_RESULT_BACKEND": server.url(1),
+        "VTRACK_BROKER_URL": f"{server.url}/0",
+        "VTRACK_RESULT_BACKEND": f"{server.url}/1",
         "VTRACK_OUTPUT_ROOT": str(root / "output"),
         "VTRACK_ANNOTATION_ROOT": str(root / "output"),
         "VTRACK_INPUT_ROOTS": str(root / "elsewhere"),
@@ -55,6 +55,15 @@ def service_env(server: RedisServer, root: Path, **extra: str) -> dict[str, str]
         "VTRACK_MIN_FRAMES": "1",
         **extra,
     }
+
+
+@contextmanager
+def running_redis(folder: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def drop_video(folder: Path) -> Path:
@@ -100,8 +109,8 @@ def start_workers(env: dict[str, str], logs: Path, tag: str) -> list[WorkerProce
 # --- No broker ---------------------------------------------------------------------------
 
 
-def job_records(server: RedisServer) -> list[dict[str, str]]:
-    client = redis.Redis.from_url(server.url(1))
+def job_records(server: PrivateRedis) -> list[dict[str, str]]:
+    client = server.client(1)
     return [
         {k.decode(): json.loads(v) for k, v in client.hgetall(key).items()}
         for key in client.scan_iter("vtrack:job:*")
