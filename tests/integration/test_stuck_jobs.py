@@ -28,9 +28,7 @@ from tests.support.videos import write_test_video
 
 pytestmark = pytest.mark.integration
 
-# Larger frames than the other service tests: each object takes a while to render, so a
-# test can catch the job between its first rendered object and its manifest.
-FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 640, 384
+FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
 
 
 def service_env(server: PrivateRedis, root: Path, **extra: str) -> dict[str, str]:
@@ -94,6 +92,11 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def status_of(env: dict[str, str], job_id: str) -> str:
+    shown = vtrack("status", job_id, "--json", env=env)
+    return json.loads(shown.stdout)["status"] if shown.returncode == 0 else ""
 
 
 def start_workers(env: dict[str, str], logs: Path, tag: str) -> list[WorkerProcess]:
@@ -177,21 +180,23 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
         # The first run renders WebP animations; the operator switches to GIF before the
         # rescan, so the lost job's partial files cannot be mistaken for the new job's.
         env = service_env(server, tmp_path, VTRACK_ANIMATION_FORMAT="webp")
-        workers = start_workers(env, tmp_path, "first")
+        # No render worker yet: the job stops with its renders queued.
+        annotator = WorkerProcess("annotate", 1, "first-annotate", tmp_path / "a1.log", env=env)
+        workers = [annotator.wait_ready()]
         try:
             scanned = vtrack("scan", str(incoming), env=env)
             assert scanned.returncode == 0, scanned.stderr
             [job_id] = scanned.stdout.split()
-
-            # Between its first rendered object and its manifest, the job is frozen (its
-            # render worker stopped) and Redis crashes and comes back empty.
-            wait_until(lambda: rendered_files(output, video), 60, "a first rendered object")
-            os.killpg(workers[1].process.pid, signal.SIGSTOP)
-            assert not (output / f"{video.name}.manifest.json").exists()
+            wait_until(lambda: status_of(env, job_id) == "rendering", 60, "the renders queued")
+            # Every object is rendered, and the summary's task waits in the annotate queue,
+            # where no worker listens now, when Redis crashes and comes back empty.
+            annotator.stop()
+            renderer = WorkerProcess("render", 1, "first-render", tmp_path / "r1.log", env=env)
+            workers.append(renderer.wait_ready())
+            wait_until(lambda: len(rendered_files(output, video)) == 8, 60, "every render")
             server.restart()
-            workers[1].stop(signal.SIGKILL)
-            partial = rendered_files(output, video)
-            assert any(path.suffix == ".webp" for path in partial)
+            assert not (output / f"{video.name}.manifest.json").exists()
+            assert {path.suffix for path in rendered_files(output, video)} == {".webp", ".jpeg"}
 
             for command in (("wait", job_id, "--timeout", "30"), ("status", job_id)):
                 answer = vtrack(*command, env=env)
