@@ -112,6 +112,32 @@ class Settings(BaseSettings):
         3, ge=1, description="Videos annotated by the API at once across all workers."
     )
 
+    # --- vtrack vi-server: the Video Intelligence API served by vtrack (docs/vi-server.md)
+    vi_server_backend: Literal["local", "gcp"] = Field(
+        "local", description="Backend of the jobs that vtrack vi-server starts."
+    )
+    vi_server_api_key: str = Field(
+        "",
+        description=(
+            "API key every call to vtrack vi-server must carry (x-goog-api-key, as the client "
+            "sends client_options api_key); empty: no key, and loopback only."
+        ),
+    )
+    vi_server_tls_cert: str = Field(
+        "", description="PEM certificate chain file for vtrack vi-server; empty: plain gRPC."
+    )
+    vi_server_tls_key: str = Field(
+        "", description="PEM private key file of VTRACK_VI_SERVER_TLS_CERT."
+    )
+    vi_server_max_content_bytes: int = Field(
+        50_000_000,
+        ge=0,
+        description=(
+            "Largest video accepted inline (input_content) by vtrack vi-server; larger ones "
+            "must be given as an input_uri."
+        ),
+    )
+
     # --- Local backend: detector + tracker (docs/local-backend.md) --------------------
     local_min_confidence: float = Field(
         0.3,

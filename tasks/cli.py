@@ -23,6 +23,7 @@ from tasks.display import print_record
 from tasks.inprocess import run_video
 from tasks.jobstore import JobRecord
 from workers.errors import InputError, ServiceUnavailableError, VtrackError
+from workers.steps import describe_box_fixes
 from workers.uris import parse_uri
 
 EXIT_FAILED = 1
@@ -137,8 +138,19 @@ def run(
         fail("the job did not finish", EXIT_FAILED)
     if record.status == "failed":
         fail(record.error or "the job failed", EXIT_FAILED)
+    _print_box_fixes(record)
     _print_outcome(record)
     _exit_for(record.status)
+
+
+def _print_box_fixes(record: JobRecord) -> None:
+    """Say how many of the annotation's boxes had to be clipped or dropped (from the manifest)."""
+    if not record.manifest_uri:
+        return
+    manifest = json.loads(Path(record.manifest_uri).read_text(encoding="utf-8"))
+    clipped, dropped = manifest.get("boxes_clipped", 0), manifest.get("boxes_dropped", 0)
+    if clipped or dropped:
+        err_console.print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
 
 
 def _existing_local_file(value: str, what: str) -> Path:
@@ -252,6 +264,18 @@ def scan(source: str, max_jobs: int | None) -> None:
     err_console.print(report.describe(), highlight=False, soft_wrap=True)
     for job_id in report.job_ids:
         click.echo(job_id)
+
+
+@main.command("vi-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535))
+@guarded
+def vi_server(host: str, port: int) -> None:
+    """Serve the Video Intelligence API (AnnotateVideo, OBJECT_TRACKING) from vtrack's jobs."""
+    from config.settings import get_settings
+    from tasks.vi_server.server import serve
+
+    serve(get_settings(), host, port)
 
 
 @main.group()

@@ -23,7 +23,7 @@ from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
 from workers.annotations.model import Segment
 from workers.annotators.base import Operation
-from workers.errors import BackendError, TransientBackendError, VtrackError
+from workers.errors import BackendError, InputError, TransientBackendError, VtrackError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
@@ -254,4 +254,10 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
     dedup.job_failed(job_id, error)  # release the claim, note the failure
-    rt.jobs.update(job_id, status="failed", stage="failed", error=error)
+    rt.jobs.update(
+        job_id,
+        status="failed",
+        stage="failed",
+        error=error,
+        error_kind="input" if isinstance(exc, InputError) else "internal",
+    )

@@ -32,6 +32,9 @@ class JobRecord:
     stage: str = "queued"
     percent: float = 0.0
     error: str | None = None
+    # "input" when the job failed on what it was given (a missing file, not a video, bad
+    # annotations), "internal" for anything else: the one the user can fix, and ours.
+    error_kind: str | None = None
     objects_total: int = 0
     objects_done: int = 0
     manifest_uri: str | None = None

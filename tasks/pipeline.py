@@ -11,6 +11,8 @@ shapes can be compared in tests without a broker.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from celery import chain, chord
 from celery.canvas import Signature
 
@@ -47,14 +49,7 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
     """
     spec_dict = spec.to_dict()
     # The assembler needs the plan's video and counts, not every kept object's frames.
-    plan_summary = RenderPlan(
-        annotation_uri=plan.annotation_uri,
-        video=plan.video,
-        objects_total=plan.objects_total,
-        kept=(),
-        annotated_at=plan.annotated_at,
-        annotation_generation=plan.annotation_generation,
-    ).to_dict()
+    plan_summary = replace(plan, kept=()).to_dict()
     if not plan.kept:
         return app.signature(
             ASSEMBLE_SUMMARY, args=([],), kwargs={"spec": spec_dict, "plan": plan_summary}

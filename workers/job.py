@@ -98,6 +98,8 @@ class RenderPlan:
     kept: tuple[KeptObject, ...]
     annotated_at: float
     annotation_generation: str | None = None  # the annotation object's generation (gs://)
+    boxes_clipped: int = 0  # see VideoAnnotation: boxes clipped into the frame
+    boxes_dropped: int = 0  # frames dropped because their box was empty once clipped
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,8 @@ class RenderPlan:
             "kept": [obj.to_dict() for obj in self.kept],
             "annotated_at": self.annotated_at,
             "annotation_generation": self.annotation_generation,
+            "boxes_clipped": self.boxes_clipped,
+            "boxes_dropped": self.boxes_dropped,
         }
 
     @classmethod
@@ -118,6 +122,8 @@ class RenderPlan:
             kept=tuple(KeptObject.from_dict(obj) for obj in data.get("kept", ())),
             annotated_at=float(data["annotated_at"]),
             annotation_generation=data.get("annotation_generation"),
+            boxes_clipped=int(data.get("boxes_clipped", 0)),
+            boxes_dropped=int(data.get("boxes_dropped", 0)),
         )
 
 
@@ -140,6 +146,10 @@ class Manifest:
     errors: tuple[str, ...] = ()
     # Object generations (gs://) of the summary and the annotation JSON; null for local files.
     generations: dict[str, str | None] = field(default_factory=dict)
+    # Boxes of the backend's output clipped into the frame (and kept), and frames dropped
+    # because their box was empty once clipped (wholly outside the frame, or inverted).
+    boxes_clipped: int = 0
+    boxes_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -43,6 +43,13 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def describe_box_fixes(boxes_clipped: int, boxes_dropped: int) -> str:
+    """What reading the boxes into the frame took, for the job's log and ``vtrack run``."""
+    clipped = f"{boxes_clipped} box{'es' if boxes_clipped != 1 else ''} clipped into the frame"
+    dropped = f"{boxes_dropped} empty frame{'s' if boxes_dropped != 1 else ''} dropped"
+    return f"{clipped}, {dropped}"
+
+
 def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> Operation:
     """Check the inputs exist, then start the backend's operation."""
     parse_uri(spec.video_uri)  # unsupported schemes fail here, before anything starts
@@ -73,6 +80,9 @@ def plan_render(
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
+    if annotation.boxes_clipped or annotation.boxes_dropped:
+        fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
+        log.info("job %s: %s", spec.job_id, fixes)
     remove_partial_outputs(spec, storage)
     kept = select_objects(annotation, spec.min_confidence, spec.min_frames)
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
@@ -88,6 +98,8 @@ def plan_render(
         kept=kept,
         annotated_at=time.time(),
         annotation_generation=published.generation,
+        boxes_clipped=annotation.boxes_clipped,
+        boxes_dropped=annotation.boxes_dropped,
     )
 
 
@@ -238,6 +250,8 @@ def assemble_manifest(
         },
         errors=errors,
         generations={"summary": summary_generation, "annotation": plan.annotation_generation},
+        boxes_clipped=plan.boxes_clipped,
+        boxes_dropped=plan.boxes_dropped,
     )
     write_manifest(manifest, storage)
     return manifest

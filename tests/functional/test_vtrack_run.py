@@ -13,8 +13,10 @@ from PIL import Image
 
 from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.api_output import api_output
 from tests.support.videos import truncate_file, write_test_video
 from workers.annotations.model import VideoAnnotation
+from workers.annotations.vi_json import read_annotation_file
 
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
 
@@ -175,6 +177,58 @@ def test_an_unsupported_uri_scheme(tmp_path: Path, annotations: Path) -> None:
         "s3://bucket/clip.mp4", "--annotations", str(annotations), "--out", str(out)
     )
     _assert_failed_cleanly(code, stderr, out, "s3")
+
+
+def test_real_api_output_with_boxes_outside_the_frame_is_accepted_and_counted(
+    tmp_path: Path, video: Path
+) -> None:
+    """The API's own output_uri file, boxes past every edge: clipped, reported, rendered."""
+    output = api_output(21, objects=24, duration=3.9, input_uri="/bucket/clip.mp4")
+    api_file = tmp_path / "clip.api.json"
+    api_file.write_text(output.text("snake"), encoding="utf-8")
+    out = tmp_path / "out"
+
+    code, stdout, stderr = run(str(video), "--annotations", str(api_file), "--out", str(out))
+
+    assert code == 0, stderr
+    assert output.boxes_clipped > 0 and output.boxes_dropped > 0
+    assert (
+        f"annotations: {output.boxes_clipped} boxes clipped into the frame, "
+        f"{output.boxes_dropped} empty frames dropped"
+    ) in " ".join(stderr.split())
+    manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["boxes_clipped"] == output.boxes_clipped
+    assert manifest["boxes_dropped"] == output.boxes_dropped
+    assert manifest["objects_total"] == 24
+    # What was rendered is the clipped annotation, also the one published beside it.
+    published = read_annotation_file(manifest["annotation_uri"])
+    assert (published.boxes_clipped, published.boxes_dropped) == (0, 0)
+    frames_by_object = [obj.frame_count for obj in published.objects]
+    assert sum(frames_by_object) == output.frames - output.boxes_dropped
+    assert manifest["objects"], "some objects pass the default thresholds"
+    for obj in manifest["objects"]:
+        assert obj["status"] == "ok"
+        with Image.open(obj["animation_uri"]) as gif:
+            assert gif.n_frames == min(12, obj["frame_count"])
+
+
+def test_a_box_that_cannot_be_a_box_is_refused_with_its_place(tmp_path: Path, video: Path) -> None:
+    document = api_output(21, objects=3, duration=3.9).snake
+    document["annotation_results"][0]["object_annotations"][2]["frames"][4][
+        "normalized_bounding_box"
+    ]["top"] = float("nan")
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    out = tmp_path / "out"
+    code, _, stderr = run(str(video), "--annotations", str(bad), "--out", str(out))
+    _assert_failed_cleanly(
+        code,
+        stderr,
+        out,
+        "nan.json: annotation_results[0].object_annotations[2].frames[4]"
+        ".normalized_bounding_box.top: expected a finite number, found nan",
+    )
 
 
 def test_malformed_annotation_json(tmp_path: Path, video: Path) -> None:

@@ -36,6 +36,7 @@ from tasks.api import Job, JobFailed, make_spec, start_job
 from tasks.celery_app import app
 from tests.conftest import REPO_ROOT, SHARED_VIDEOS, WorkerProcess
 from tests.support.annotations import standard_annotation
+from tests.support.api_output import api_output
 from tests.support.fake_videointelligence import (
     INVALID_ARGUMENT,
     PERMISSION_DENIED,
@@ -175,6 +176,7 @@ def clip(stack: GcpStack, storage: Storage, tmp_path: Path) -> str:
     uri = f"gs://{stack.videos}/cameras/north/{name}"
     storage.upload_file(video, uri, "video/mp4")
     stack.fake.annotation = standard_annotation(uri, FRAMES, FPS, WIDTH, HEIGHT)
+    stack.fake.response_json = None
     stack.fake.set_scenario(Scenario(polls_until_done=4))
     return uri
 
@@ -533,6 +535,41 @@ def test_each_json_form_of_the_api_is_read_through_the_whole_pipeline(
     assert first_object["frames"][1][time_key] == second_time
     assert manifest["status"] == "completed"
     assert_standard_objects(manifest)
+
+
+# --- real API output: boxes past the frame ----------------------------------------------
+
+
+def test_api_output_with_boxes_outside_the_frame_is_clipped_counted_and_rendered(
+    stack: GcpStack, gcp_worker: WorkerProcess, clip: str, storage: Storage
+) -> None:
+    """What the API wrote is read whole: boxes past every edge, wholly outside, inverted."""
+    output = api_output(13, objects=30, duration=3.9)
+    stack.fake.response_json = output.text("camel")  # the client library carries it as is
+    stack.fake.set_scenario(Scenario(polls_until_done=2))
+
+    job = submit_gcp(stack, clip)
+    manifest = job.wait(timeout=JOB_TIMEOUT_S)
+
+    # The file the API wrote still holds the coordinates outside the frame.
+    written = storage.read_bytes(expected_outputs(stack, clip)["annotation"]).decode()
+    boxes = [
+        frame["normalized_bounding_box"]
+        for obj in json.loads(written)["annotation_results"][0]["object_annotations"]
+        for frame in obj["frames"]
+    ]
+    assert min(min(box.values()) for box in boxes) < -0.1
+    assert max(max(box.values()) for box in boxes) > 1.1
+    assert manifest["status"] == "completed"
+    assert manifest["objects_total"] == 30
+    assert manifest["boxes_clipped"] == output.boxes_clipped > 0
+    assert manifest["boxes_dropped"] == output.boxes_dropped > 0
+    line = (
+        f"job {job.id}: {output.boxes_clipped} boxes clipped into the frame, "
+        f"{output.boxes_dropped} empty frames dropped"
+    )
+    assert gcp_worker.log().count(line) == 1
+    assert manifest["objects"] and all(obj["status"] == "ok" for obj in manifest["objects"])
 
 
 # --- missing credentials ---------------------------------------------------------------

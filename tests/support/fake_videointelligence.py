@@ -15,6 +15,11 @@ over an insecure channel (``VTRACK_VI_ENDPOINT=127.0.0.1:PORT``):
   are in the response only when the request had no ``output_uri``, so a client that
   ignored the file would see no objects.
 
+What the fake "finds" is a :class:`VideoAnnotation` (``annotation``), or, to return what
+the real API returns untouched by vtrack's writer, an ``AnnotateVideoResponse`` JSON text
+(``response_json``, e.g. from :mod:`tests.support.api_output`: boxes past the frame and
+all), which only the client library reads.
+
 A :class:`Scenario` scripts the failures: transient errors for the first calls, a
 permanent error on every submission, an operation that finishes with an error status.
 
@@ -204,6 +209,20 @@ def response_message(annotation: VideoAnnotation, input_uri: str) -> Any:
     return vi.AnnotateVideoResponse.pb(response)
 
 
+def raw_response_message(response_json: str, input_uri: str) -> Any:
+    """An ``AnnotateVideoResponse`` JSON text, read by the client library alone, for ``input_uri``.
+
+    Nothing of vtrack touches it: what the API found (boxes past the frame, inverted
+    boxes...) reaches the output file as it is.
+    """
+    response = vi.AnnotateVideoResponse.pb(
+        vi.AnnotateVideoResponse.from_json(response_json, ignore_unknown_fields=True)
+    )
+    for result in response.annotation_results:
+        result.input_uri = input_uri
+    return response
+
+
 def render_output_json(response: Any, style: str) -> str:
     """The output file's text for ``response`` in ``style`` (see :class:`Scenario`)."""
     if style == "proto3":
@@ -260,6 +279,8 @@ class FakeVideoIntelligence:
 
     scenario: Scenario = field(default_factory=Scenario)
     annotation: VideoAnnotation = field(default_factory=sample_annotation)
+    # An AnnotateVideoResponse as JSON text: when set, returned instead of ``annotation``.
+    response_json: str | None = None
     write_output: OutputWriter | None = None
     port: int = 0
     calls: Counter[str] = field(default_factory=Counter)
@@ -374,7 +395,10 @@ class FakeVideoIntelligence:
             operation.error = status_pb2.Status(code=code.value[0], message=message)
             return
         input_uri = api_input_uri(operation.request.input_uri)
-        full = response_message(self.annotation, input_uri)
+        if self.response_json is not None:
+            full = raw_response_message(self.response_json, input_uri)
+        else:
+            full = response_message(self.annotation, input_uri)
         output_uri = operation.request.output_uri
         if not output_uri:
             operation.response = full

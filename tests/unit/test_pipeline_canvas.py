@@ -34,6 +34,8 @@ def make_plan(kept: int) -> RenderPlan:
         objects_total=kept + 2,
         kept=tuple(KeptObject(index=i, track=track) for i in range(1, kept + 1)),
         annotated_at=1.0,
+        boxes_clipped=70,
+        boxes_dropped=3,
     )
 
 
@@ -66,6 +68,9 @@ def test_render_canvas_is_one_render_per_kept_object_then_assemble() -> None:
     # The assembler gets counts and video info, not every object's frames again.
     assert canvas.body.kwargs["plan"]["kept"] == []
     assert canvas.body.kwargs["plan"]["objects_total"] == 5
+    # ...and what clipping the boxes into the frame took, for the manifest.
+    assert canvas.body.kwargs["plan"]["boxes_clipped"] == 70
+    assert canvas.body.kwargs["plan"]["boxes_dropped"] == 3
 
 
 def test_zero_kept_objects_go_straight_to_assemble() -> None:

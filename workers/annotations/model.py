@@ -13,6 +13,7 @@ frame: 0 is the left/top edge, 1 the right/bottom edge.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,18 @@ class NormalizedBox:
     def area(self) -> float:
         return self.width * self.height
 
+    @property
+    def is_empty(self) -> bool:
+        """No area: right not past left, or bottom not below top (an inverted box too)."""
+        return self.right <= self.left or self.bottom <= self.top
+
     def clipped(self) -> NormalizedBox:
-        """The box clipped to the frame, so small overshoots from a detector vanish."""
+        """The box clipped to the frame: the part of it that can be seen.
+
+        Detectors and the Video Intelligence API report boxes past the frame's edges (by
+        up to half a frame in real outputs); the visible part is what vtrack renders. A
+        box wholly outside the frame is empty once clipped (see :attr:`is_empty`).
+        """
         return NormalizedBox(
             left=min(max(self.left, 0.0), 1.0),
             top=min(max(self.top, 0.0), 1.0),
@@ -192,12 +203,19 @@ class VideoAnnotation:
     input_uri: str
     objects: tuple[ObjectTrack, ...] = field(default_factory=tuple)
     segment: Segment | None = None
+    # What reading the backend's boxes into the frame took: boxes clipped to the frame's
+    # edges (and kept), and frames dropped because their box was empty once clipped
+    # (wholly outside the frame, or inverted). A dropped frame is not counted as clipped.
+    boxes_clipped: int = 0
+    boxes_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "input_uri": self.input_uri,
             "objects": [obj.to_dict() for obj in self.objects],
             "segment": None if self.segment is None else self.segment.to_dict(),
+            "boxes_clipped": self.boxes_clipped,
+            "boxes_dropped": self.boxes_dropped,
         }
 
     @classmethod
@@ -207,4 +225,30 @@ class VideoAnnotation:
             input_uri=str(data.get("input_uri", "")),
             objects=tuple(ObjectTrack.from_dict(obj) for obj in data.get("objects", ())),
             segment=None if segment is None else Segment.from_dict(segment),
+            boxes_clipped=int(data.get("boxes_clipped", 0)),
+            boxes_dropped=int(data.get("boxes_dropped", 0)),
         )
+
+
+def fit_to_frame(frames: Iterable[TrackedFrame]) -> tuple[list[TrackedFrame], int, int]:
+    """``frames`` with their boxes clipped into the frame, and what that took.
+
+    Returns the frames kept (a box empty once clipped drops its frame, not the object),
+    how many of them had their box changed by clipping, and how many frames were dropped.
+    """
+    kept: list[TrackedFrame] = []
+    clipped = dropped = 0
+    for frame in frames:
+        box = frame.box
+        if 0.0 <= box.left < box.right <= 1.0 and 0.0 <= box.top < box.bottom <= 1.0:
+            kept.append(frame)  # inside the frame already: most boxes
+            continue
+        box = box.clipped()
+        if box.is_empty:
+            dropped += 1
+            continue
+        if box != frame.box:
+            clipped += 1
+            frame = TrackedFrame(time=frame.time, box=box)
+        kept.append(frame)
+    return kept, clipped, dropped

@@ -20,10 +20,24 @@ without ``left`` starts at 0, a frame without ``timeOffset`` is at 0 s, a missin
 confidence is 0, a missing ``entity.languageCode`` is ``""``. Fields vtrack does not use
 (``version``, the other feature's annotations, ``@type`` of the metadata...) are ignored.
 
-Anything that cannot be read raises :class:`~workers.errors.AnnotationFormatError`
-naming the file and the JSON path of the offending field, in the spelling the file
-uses, e.g. ``response.annotationResults[0].objectAnnotations[3].frames[12]
-.normalizedBoundingBox.left``.
+How the work is shared: the operation envelope and the bare-list forms are unwrapped by
+hand; each ``VideoAnnotationResults`` becomes the API's own message
+(``google.cloud.videointelligence_v1.VideoAnnotationResults``, built from the proto field
+names) which gives the field names, the nesting, the zero values and the float32 storage of
+the API; and :func:`_annotation` is the one place where those messages become the
+annotation model. By hand stays only what the library does not do: durations as
+``{seconds, nanos}`` objects with string seconds or as plain numbers, each value's type
+checked where its path is known, NaN and infinity refused, times and confidences in range.
+
+Boxes are clipped into the frame, as real outputs of the API carry coordinates past every
+edge (from about -0.6 to 1.3). A box that is empty once clipped (wholly outside the frame,
+or inverted: right <= left or bottom <= top) drops that one frame, not its object. The
+annotation counts both in ``boxes_clipped`` and ``boxes_dropped``.
+
+Only what cannot be a box or a time is refused: :class:`~workers.errors.AnnotationFormatError`
+names the file and the JSON path of the offending field, in the spelling the file uses,
+e.g. ``response.annotationResults[0].objectAnnotations[3].frames[12]
+.normalizedBoundingBox.left: expected a finite number, found nan``.
 
 The writer, :func:`dump_annotation_json`, writes the camelCase ``AnnotateVideoResponse``
 form that the API's own client library reads back (``AnnotateVideoResponse.from_json``).
@@ -31,14 +45,20 @@ form that the API's own client library reads back (``AnnotateVideoResponse.from_
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import numpy
+from google.cloud import videointelligence_v1 as vi
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from workers.annotations.model import (
     Entity,
@@ -47,24 +67,16 @@ from workers.annotations.model import (
     Segment,
     TrackedFrame,
     VideoAnnotation,
+    fit_to_frame,
 )
 from workers.errors import AnnotationFormatError, NotFoundError
-
-BOX_TOLERANCE = 0.01
-"""How far outside the frame (or how inverted) a box coordinate may be before it is an error.
-
-Detectors and trackers overshoot the frame by a pixel or two and store float32 values, so
-a coordinate within this distance of [0, 1] is clipped into it silently, and a box whose
-left passes its right (or top its bottom) by less than this is read as empty. Raising it
-accepts sloppier producers but hides more real faults; lowering it reports noise as errors.
-Pixel coordinates and swapped edges are far beyond it and always reported.
-"""
 
 _NANOS_PER_SECOND = 1_000_000_000
 _RESPONSE_TYPE_SUFFIX = ".AnnotateVideoResponse"
 _DURATION_TEXT = re.compile(r"(-)?(\d+)(?:\.(\d+))?s")
 _INT64_TEXT = re.compile(r"-?\d+")
 _ENVELOPE_KEYS = frozenset({"name", "metadata", "done", "response", "error"})
+_RESULTS_DESCRIPTOR: Descriptor = vi.VideoAnnotationResults.pb().DESCRIPTOR
 
 # google.rpc.Code names, so an operation's error reads as the API documents it.
 _RPC_CODE_NAMES = {
@@ -112,11 +124,11 @@ def parse_annotation_json(
     try:
         document = _decode(text)
         results, results_path = _locate_results(document)
-        parsed = [
-            _parse_result(result, _join(results_path, index))
-            for index, result in enumerate(results)
+        paths = [_join(results_path, index) for index in range(len(results))]
+        messages = [
+            _result_message(result, path) for result, path in zip(results, paths, strict=True)
         ]
-        return _merge(parsed, input_uri)
+        return _annotation(messages, results, paths, input_uri)
     except _FieldError as error:
         raise AnnotationFormatError(source, error.path, error.problem) from None
 
@@ -298,7 +310,7 @@ def _status_text(status: Any, path: str) -> str:
     return f"code {code}: {message}" if code is not None else str(message)
 
 
-# --- Field access and shapes -------------------------------------------------------------
+# --- Field access and shapes (the envelope, read by hand) ---------------------------------
 
 
 @cache
@@ -362,34 +374,31 @@ def _expect_int64(value: Any, path: str) -> int:
     raise _FieldError(path, f"expected a whole number, found {_describe(value)}")
 
 
-# --- Durations -----------------------------------------------------------------------------
+# --- Durations: the forms the library's messages do not take -------------------------------
 
 
-def _parse_duration(value: Any, path: str) -> float:
-    """A time offset in seconds from any of its JSON forms; ``None`` (omitted) is 0.
+def _duration(value: Any, path: str) -> dict[str, int]:
+    """A time offset from any of its JSON forms, as the ``Duration`` message's fields.
 
     Forms: ``"1.5s"`` (any number of fractional digits, rounded to the nanosecond),
     ``{"seconds": 1, "nanos": 500000000}`` (either key may be missing, ``seconds`` may be
     a string), or a plain number of seconds. Negative times are an error: every duration
     in this API is an offset from the start of the video.
     """
-    if value is None:
-        return 0.0
     if isinstance(value, str):
         nanos = _duration_text_nanos(value, path)
-        seconds = nanos / _NANOS_PER_SECOND
     elif isinstance(value, dict):
         nanos = _duration_object_nanos(value, path)
-        seconds = nanos / _NANOS_PER_SECOND
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = _expect_number(value, path)
+        nanos = round(_expect_number(value, path) * _NANOS_PER_SECOND)
     else:
         raise _FieldError(
             path, f'expected a duration like "1.5s" or {{"seconds": 1}}, found {_describe(value)}'
         )
-    if seconds < 0:
-        raise _FieldError(path, f"negative time {_format_duration(seconds)}")
-    return seconds
+    if nanos < 0:
+        raise _FieldError(path, f"negative time {_format_duration(nanos / _NANOS_PER_SECOND)}")
+    seconds, nanos = divmod(nanos, _NANOS_PER_SECOND)
+    return {"seconds": seconds, "nanos": nanos}
 
 
 def _duration_text_nanos(text: str, path: str) -> int:
@@ -430,157 +439,288 @@ def _format_duration(seconds: float) -> str:
     return f"{sign}{whole}.{nanos:09d}s"
 
 
-# --- The annotation messages -----------------------------------------------------------------
+# --- From JSON to the library's messages ----------------------------------------------------
+
+# The fields vtrack reads, per message of the API; the rest (other features' annotations,
+# ``version``...) is skipped unread, as the library's ``ignore_unknown_fields`` would.
+_READ_FIELDS: dict[str, frozenset[str]] = {
+    "VideoAnnotationResults": frozenset({"input_uri", "segment", "object_annotations"}),
+    "ObjectTrackingAnnotation": frozenset(
+        {"entity", "confidence", "frames", "segment", "track_id"}
+    ),
+    "Entity": frozenset({"entity_id", "description", "language_code"}),
+    "ObjectTrackingFrame": frozenset({"normalized_bounding_box", "time_offset"}),
+    "NormalizedBoundingBox": frozenset({"left", "top", "right", "bottom"}),
+    "VideoSegment": frozenset({"start_time_offset", "end_time_offset"}),
+}
+_DURATION_MESSAGE = "google.protobuf.Duration"
+_DURATION_KEYS = frozenset({"seconds", "nanos"})
+
+# What a field holds, for the walk below.
+_NUMBER, _INTEGER, _STRING, _DURATION, _MESSAGE, _MESSAGES, _OTHER = range(7)
+_SCALAR_KINDS = {
+    FieldDescriptor.TYPE_FLOAT: _NUMBER,
+    FieldDescriptor.TYPE_DOUBLE: _NUMBER,
+    FieldDescriptor.TYPE_INT64: _INTEGER,
+    FieldDescriptor.TYPE_INT32: _INTEGER,
+    FieldDescriptor.TYPE_STRING: _STRING,
+}
 
 
 @dataclass(frozen=True, slots=True)
-class _Result:
-    """One ``VideoAnnotationResults``, read."""
-
-    input_uri: str
-    input_uri_path: str
-    segment: Segment | None
-    objects: list[ObjectTrack]
+class _Field:
+    name: str  # the proto field name, the message's keyword argument
+    kind: int
+    message: Descriptor | None  # the nested message's descriptor, for _MESSAGE(S)
 
 
-def _parse_result(value: Any, path: str) -> _Result:
+_FIELDS_BY_KEY: dict[str, dict[str, _Field]] = {}
+
+
+def _fields_by_key(descriptor: Descriptor) -> dict[str, _Field]:
+    """The fields vtrack reads in ``descriptor``'s message, under both JSON spellings."""
+    table = _FIELDS_BY_KEY.get(descriptor.full_name)
+    if table is None:
+        wanted = _READ_FIELDS[descriptor.name]
+        table = {}
+        for field in descriptor.fields:
+            if field.name not in wanted:
+                continue
+            message = field.message_type
+            if message is None:
+                kind = _SCALAR_KINDS.get(field.type, _OTHER)
+            elif message.full_name == _DURATION_MESSAGE:
+                kind = _DURATION
+            else:
+                kind = _MESSAGES if field.is_repeated else _MESSAGE
+            entry = _Field(field.name, kind, message)
+            table[field.name] = entry  # snake_case: the files the API writes
+            table[field.json_name] = entry  # camelCase: proto3 JSON, the REST API
+        _FIELDS_BY_KEY[descriptor.full_name] = table
+    return table
+
+
+# A JSON path, built only when an error names it: (parent, step), the root a string.
+_Path = tuple[Any, str | int] | str
+
+
+def _path_text(path: _Path) -> str:
+    steps: list[str | int] = []
+    while isinstance(path, tuple):
+        path, step = path
+        steps.append(step)
+    text = path
+    for step in reversed(steps):
+        text = _join(text, step)
+    return text
+
+
+def _message_fields(node: Any, descriptor: Descriptor, path: _Path) -> dict[str, Any]:
+    """The JSON object ``node`` as the keyword arguments of ``descriptor``'s message.
+
+    Keys in either spelling become the message's field names; durations in any form
+    become ``{seconds, nanos}``; a null is left out (the zero value, as in proto3 JSON).
+    Each value's JSON type is checked against the field's type here, where the path in
+    the document's own spelling is known, so a wrong value is reported at its place
+    rather than as the library's "Failed to initialize" without one. Numbers must be
+    finite: NaN or infinity cannot be a box, a confidence or a time.
+
+    This walk runs over every value of the file, so the common case is checked inline and
+    the path is only spelled out for an error.
+    """
+    if type(node) is not dict:
+        raise _FieldError(_path_text(path), f"expected an object, found {_describe(node)}")
+    fields = _fields_by_key(descriptor)
+    values: dict[str, Any] = {}
+    for key, value in node.items():
+        field = fields.get(key)
+        if field is None or value is None:
+            continue
+        kind = field.kind
+        value_type = type(value)
+        if kind == _NUMBER:
+            if not (value_type is float and math.isfinite(value)) and value_type is not int:
+                _expect_number(value, _path_text((path, key)))  # raises
+            if field.name == "confidence" and not 0.0 <= value <= 1.0:
+                raise _FieldError(
+                    _path_text((path, key)), f"confidence {value!r} is outside [0, 1]"
+                )
+        elif kind == _DURATION:
+            is_plain = (
+                value_type is dict
+                and value.keys() <= _DURATION_KEYS
+                and type(value.get("seconds", 0)) is int
+                and type(value.get("nanos", 0)) is int
+                and value.get("seconds", 0) >= 0
+                and 0 <= value.get("nanos", 0) < _NANOS_PER_SECOND
+            )
+            if not is_plain:  # the API's own {seconds, nanos} goes straight to the library
+                value = _duration(value, _path_text((path, key)))
+        elif kind == _MESSAGES:
+            if value_type is not list:
+                _expect_list(value, _path_text((path, key)))  # raises
+            where = (path, key)
+            value = [
+                _message_fields(item, field.message, (where, index))
+                for index, item in enumerate(value)
+            ]
+        elif kind == _MESSAGE:
+            value = _message_fields(value, field.message, (path, key))
+        elif kind == _STRING:
+            if value_type is not str:
+                _expect_string(value, _path_text((path, key)))  # raises
+        elif kind == _INTEGER:
+            value = _expect_int64(value, _path_text((path, key)))
+        values[field.name] = value
+    if descriptor.name == "VideoSegment":
+        _check_segment(values, path)
+    return values
+
+
+def _check_segment(values: dict[str, Any], path: _Path) -> None:
+    start = _nanos(values.get("start_time_offset"))
+    end = _nanos(values.get("end_time_offset"))
+    if end < start:
+        raise _FieldError(
+            _path_text(path),
+            f"ends ({_format_duration(end / _NANOS_PER_SECOND)}) before it starts "
+            f"({_format_duration(start / _NANOS_PER_SECOND)})",
+        )
+
+
+def _nanos(duration: dict[str, int] | None) -> int:
+    if not duration:
+        return 0
+    return duration.get("seconds", 0) * _NANOS_PER_SECOND + duration.get("nanos", 0)
+
+
+def _result_message(value: Any, path: str) -> tuple[Any, list[int | None]]:
+    """One ``VideoAnnotationResults`` JSON object as the library's message (raw protobuf).
+
+    Also returns each object's ``track_id`` (None when absent), kept apart: in the message
+    it shares a ``oneof`` with the object's ``segment``, and a file holding both must not
+    lose either to the order of its keys.
+    """
     result = _expect_object(value, path)
     error, error_path = _field(result, "error", path)
     if error is not None and _status_is_error(error):
         raise _FieldError(error_path, f"the API reported: {_status_text(error, error_path)}")
-    uri_value, uri_path = _field(result, "inputUri", path)
-    input_uri = "" if uri_value is None else _expect_string(uri_value, uri_path)
-    segment_value, segment_path = _field(result, "segment", path)
-    segment = None if segment_value is None else _parse_segment(segment_value, segment_path)
-    objects_value, objects_path = _field(result, "objectAnnotations", path)
-    objects = [] if objects_value is None else _expect_list(objects_value, objects_path)
-    return _Result(
-        input_uri=input_uri,
-        input_uri_path=uri_path,
-        segment=segment,
-        objects=[_parse_object(obj, _join(objects_path, i)) for i, obj in enumerate(objects)],
-    )
+    fields = _message_fields(result, _RESULTS_DESCRIPTOR, path)
+    track_ids = [obj.pop("track_id", None) for obj in fields.get("object_annotations", ())]
+    try:
+        message = vi.VideoAnnotationResults(mapping=fields)
+    except (TypeError, ValueError) as exc:  # checked above; what is left is out of range
+        raise _FieldError(path, f"not a VideoAnnotationResults: {exc}") from None
+    return vi.VideoAnnotationResults.pb(message), track_ids
 
 
-def _parse_segment(value: Any, path: str) -> Segment:
-    segment = _expect_object(value, path)
-    start_value, start_path = _field(segment, "startTimeOffset", path)
-    end_value, end_path = _field(segment, "endTimeOffset", path)
-    start = _parse_duration(start_value, start_path)
-    end = _parse_duration(end_value, end_path)
-    if end < start:
-        raise _FieldError(
-            path,
-            f"ends ({_format_duration(end)}) before it starts ({_format_duration(start)})",
-        )
-    return Segment(start=start, end=end)
+# --- From the library's messages to the annotation model: the one place ---------------------
 
 
-def _parse_object(value: Any, path: str) -> ObjectTrack:
-    obj = _expect_object(value, path)
-    entity_value, entity_path = _field(obj, "entity", path)
-    entity = _parse_entity({} if entity_value is None else entity_value, entity_path)
-    confidence_value, confidence_path = _field(obj, "confidence", path)
-    confidence = _parse_confidence(confidence_value, confidence_path)
-    frames_value, frames_path = _field(obj, "frames", path)
-    frames = [] if frames_value is None else _expect_list(frames_value, frames_path)
-    parsed_frames = sorted(
-        (_parse_frame(frame, _join(frames_path, i)) for i, frame in enumerate(frames)),
-        key=lambda frame: frame.time,
-    )
-    segment_value, segment_path = _field(obj, "segment", path)
-    if segment_value is not None:
-        segment = _parse_segment(segment_value, segment_path)
-    elif parsed_frames:
-        segment = Segment(start=parsed_frames[0].time, end=parsed_frames[-1].time)
-    else:
-        segment = Segment(start=0.0, end=0.0)
-    track_id_value, track_id_path = _field(obj, "trackId", path)
-    track_id = None if track_id_value is None else _expect_int64(track_id_value, track_id_path)
-    return ObjectTrack(
-        entity=entity,
-        confidence=confidence,
-        segment=segment,
-        frames=tuple(parsed_frames),
-        track_id=track_id,
-    )
+def _annotation(
+    messages: list[tuple[Any, list[int | None]]],
+    documents: list[dict[str, Any]],
+    paths: list[str],
+    input_uri: str | None,
+) -> VideoAnnotation:
+    """One annotation from the results of one video (one result per requested segment).
 
-
-def _parse_entity(value: Any, path: str) -> Entity:
-    entity = _expect_object(value, path)
-    texts = {}
-    for camel in ("entityId", "description", "languageCode"):
-        text_value, text_path = _field(entity, camel, path)
-        texts[camel] = "" if text_value is None else _expect_string(text_value, text_path)
-    return Entity(
-        entity_id=texts["entityId"],
-        description=texts["description"],
-        language_code=texts["languageCode"],
-    )
-
-
-def _parse_confidence(value: Any, path: str) -> float:
-    if value is None:
-        return 0.0
-    confidence = _expect_number(value, path)
-    if not 0.0 <= confidence <= 1.0:
-        raise _FieldError(path, f"confidence {confidence!r} is outside [0, 1]")
-    return confidence
-
-
-def _parse_frame(value: Any, path: str) -> TrackedFrame:
-    frame = _expect_object(value, path)
-    box_value, box_path = _field(frame, "normalizedBoundingBox", path)
-    time_value, time_path = _field(frame, "timeOffset", path)
-    return TrackedFrame(
-        time=_parse_duration(time_value, time_path),
-        box=_parse_box({} if box_value is None else box_value, box_path),
-    )
-
-
-def _parse_box(value: Any, path: str) -> NormalizedBox:
-    """A normalized box, clipped to the frame; see :data:`BOX_TOLERANCE` for what is refused."""
-    box = _expect_object(value, path)
-    coordinates = {}
-    for name in ("left", "top", "right", "bottom"):
-        coordinate_path = _join(path, name)
-        raw = box.get(name)
-        coordinate = 0.0 if raw is None else _expect_number(raw, coordinate_path)
-        if not -BOX_TOLERANCE <= coordinate <= 1.0 + BOX_TOLERANCE:
+    Boxes are clipped into the frame; a frame whose box is empty once clipped is
+    dropped (see :func:`~workers.annotations.model.fit_to_frame`), and the annotation
+    counts both.
+    """
+    results = [result for result, _ in messages]
+    named = [
+        (result.input_uri, _field(document, "inputUri", path)[1])
+        for result, document, path in zip(results, documents, paths, strict=True)
+        if result.input_uri
+    ]
+    for other_uri, other_path in named[1:]:
+        if other_uri != named[0][0]:
             raise _FieldError(
-                coordinate_path, f"{coordinate!r} is outside the frame (normalized 0 to 1)"
+                other_path,
+                f"results for different videos in one document: {other_uri!r} "
+                f"after {named[0][0]!r}",
             )
-        coordinates[name] = min(max(coordinate, 0.0), 1.0)
-    left, top, right, bottom = (coordinates[k] for k in ("left", "top", "right", "bottom"))
-    if left > right + BOX_TOLERANCE:
-        raise _FieldError(path, f"left ({left!r}) is right of right ({right!r})")
-    if top > bottom + BOX_TOLERANCE:
-        raise _FieldError(path, f"top ({top!r}) is below bottom ({bottom!r})")
-    # A smaller inversion is rounding noise on an empty box: keep it empty, not inverted.
-    return NormalizedBox(left=left, top=top, right=max(left, right), bottom=max(top, bottom))
-
-
-def _merge(results: list[_Result], input_uri: str | None) -> VideoAnnotation:
-    """One annotation from the results of one video (one result per requested segment)."""
-    named = [result for result in results if result.input_uri]
-    for other in named[1:]:
-        if other.input_uri != named[0].input_uri:
-            raise _FieldError(
-                other.input_uri_path,
-                f"results for different videos in one document: {other.input_uri!r} "
-                f"after {named[0].input_uri!r}",
-            )
-    segments = [result.segment for result in results if result.segment is not None]
+    segments = [_segment(result.segment) for result in results if result.HasField("segment")]
     span = (
         Segment(start=min(s.start for s in segments), end=max(s.end for s in segments))
         if segments
         else None
     )
+    objects: list[ObjectTrack] = []
+    clipped = dropped = 0
+    for result, track_ids in messages:
+        for message, track_id in zip(result.object_annotations, track_ids, strict=True):
+            track, track_clipped, track_dropped = _object_track(message, track_id)
+            objects.append(track)
+            clipped += track_clipped
+            dropped += track_dropped
     return VideoAnnotation(
-        input_uri=input_uri if input_uri is not None else (named[0].input_uri if named else ""),
-        objects=tuple(track for result in results for track in result.objects),
+        input_uri=input_uri if input_uri is not None else (named[0][0] if named else ""),
+        objects=tuple(objects),
         segment=span,
+        boxes_clipped=clipped,
+        boxes_dropped=dropped,
     )
+
+
+def _object_track(message: Any, track_id: int | None) -> tuple[ObjectTrack, int, int]:
+    """An ``ObjectTrackingAnnotation`` as a track, with its boxes clipped and counted."""
+    coordinates: list[float] = []
+    times: list[float] = []
+    for frame in message.frames:
+        box = frame.normalized_bounding_box
+        coordinates += (box.left, box.top, box.right, box.bottom)
+        times.append(_seconds(frame.time_offset))
+    printed = iter(_as_printed(coordinates))
+    frames = sorted(
+        (TrackedFrame(time, NormalizedBox(*itertools.islice(printed, 4))) for time in times),
+        key=lambda frame: frame.time,
+    )
+    if message.HasField("segment"):
+        segment = _segment(message.segment)
+    elif frames:  # the span the API tracked the object over, dropped frames included
+        segment = Segment(start=frames[0].time, end=frames[-1].time)
+    else:
+        segment = Segment(start=0.0, end=0.0)
+    kept, clipped, dropped = fit_to_frame(frames)
+    entity = message.entity
+    track = ObjectTrack(
+        entity=Entity(
+            entity_id=entity.entity_id,
+            description=entity.description,
+            language_code=entity.language_code,
+        ),
+        confidence=_as_printed([message.confidence])[0],
+        segment=segment,
+        frames=tuple(kept),
+        track_id=track_id,
+    )
+    return track, clipped, dropped
+
+
+def _as_printed(values: list[float]) -> list[float]:
+    """float32 values of the API's messages as the shortest decimals that give them back.
+
+    Coordinates and confidences are float32 in the API: 0.5527344 in a file is stored as
+    0.552734375. Reading back the decimal the API printed (or that our writer wrote for a
+    float32-exact value) keeps values as users see them in the JSON, not with float32
+    noise in their 8th digit.
+    """
+    if not values:
+        return []
+    shortest = numpy.asarray(values, dtype=numpy.float32).astype(str)
+    return [float(text) for text in shortest.tolist()]
+
+
+def _seconds(duration: Any) -> float:
+    """A ``Duration`` in seconds, rounded once from its exact count of nanoseconds."""
+    return (duration.seconds * _NANOS_PER_SECOND + duration.nanos) / _NANOS_PER_SECOND
+
+
+def _segment(message: Any) -> Segment:
+    return Segment(start=_seconds(message.start_time_offset), end=_seconds(message.end_time_offset))
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -619,3 +759,30 @@ def _object_json(track: ObjectTrack) -> dict[str, Any]:
         for frame in track.frames
     ]
     return obj
+
+
+def dump_api_output_json(annotation: VideoAnnotation) -> str:
+    """``annotation`` as the file the API writes to a request's ``output_uri``.
+
+    That file differs from :func:`dump_annotation_json` in form only: proto field names
+    (``annotation_results``, ``time_offset``), durations as ``{"seconds", "nanos"}`` objects,
+    and zero parts of a duration left out (``{"nanos": 500000000}``, ``{}`` for zero), as
+    the API's own files are. Both forms read back alike.
+    """
+    document = json.loads(dump_annotation_json(annotation))
+    return json.dumps(_api_file_form(document), indent=2, ensure_ascii=False) + "\n"
+
+
+def _api_file_form(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {
+            re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): _api_file_form(item, name)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_api_file_form(item, key) for item in value]
+    if key.endswith("imeOffset"):  # timeOffset, startTimeOffset, endTimeOffset: "1.500s"
+        nanos = round(Decimal(value.removesuffix("s")) * 1_000_000_000)
+        parts = {"seconds": nanos // 1_000_000_000, "nanos": nanos % 1_000_000_000}
+        return {name: number for name, number in parts.items() if number}
+    return value
