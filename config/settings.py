@@ -80,6 +80,23 @@ class Settings(BaseSettings):
         ge=0,
         description="Largest video a worker downloads from a bucket, in bytes (0: no limit).",
     )
+    max_video_pixels: int = Field(
+        7680 * 4320,
+        ge=0,
+        description=(
+            "Largest frame (width x height) a job accepts, checked when the video is probed; "
+            "0: no limit. The default is 8K UHD; one decoded frame costs 3 bytes a pixel, so "
+            "raising it raises the memory a worker process needs."
+        ),
+    )
+    max_video_seconds: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description=(
+            "Longest video a job accepts, in seconds, checked when the video is probed; 0: no "
+            "limit. Keep it well under what VTRACK_JOB_TIMEOUT lets the backend track."
+        ),
+    )
 
     # --- Google Cloud backend (docs/gcp-backend.md) ----------------------------------
     vi_endpoint: str = Field(
@@ -246,6 +263,15 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(
         960, ge=1, description="Seconds after which a task's worker process is killed."
     )
+    task_max_deliveries: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Times a task may be handed to a worker process that dies running it (killed, out "
+            "of memory, crashed decoder) before it fails as a poison message. Higher rides out "
+            "more worker losses; lower stops a task that crashes its worker sooner."
+        ),
+    )
     broker_visibility_timeout: int = Field(
         0,
         ge=0,
@@ -322,6 +348,42 @@ class Settings(BaseSettings):
             "re-running jobs that will fail again."
         ),
     )
+
+    # --- Upload events: vtrack listen and vtrack watch (docs/operations.md) -----------------
+    pubsub_subscription: str = Field(
+        "",
+        description=(
+            "Pub/Sub subscription (projects/P/subscriptions/S) receiving a bucket's Cloud "
+            "Storage notifications, for vtrack listen when it is given none."
+        ),
+    )
+    listen_prefixes: str = Field(
+        "",
+        description=(
+            "Comma-separated object name prefixes vtrack listen acts on (videos/, "
+            "incoming/cam1/); empty means every object of the allowed buckets."
+        ),
+    )
+    listen_max_messages: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Notifications vtrack listen holds at once (Pub/Sub flow control); more keeps "
+            "up with bursts of uploads, fewer leaves the rest to other listeners."
+        ),
+    )
+    watch_stable_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "vtrack watch submits a file not closed after writing once its size has not "
+            "changed for this many seconds; longer is safer with slow copies, shorter starts "
+            "sooner."
+        ),
+    )
+
+    def listen_prefix_list(self) -> tuple[str, ...]:
+        return tuple(prefix.strip() for prefix in self.listen_prefixes.split(",") if prefix.strip())
 
     def scan_source_list(self) -> list[str]:
         return [source.strip() for source in self.scan_sources.split(",") if source.strip()]

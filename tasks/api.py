@@ -21,7 +21,7 @@ from typing import Any
 
 from config.celery import results_ttl
 from config.settings import Settings
-from tasks import dedup, lost, runtime
+from tasks import lost, runtime
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
 from tasks.pipeline import job_canvas
@@ -153,6 +153,8 @@ def make_spec(
         summary_max_width=settings.summary_max_width,
         summary_max_height=settings.summary_max_height,
         max_video_bytes=settings.max_video_bytes or None,
+        max_video_pixels=settings.max_video_pixels or None,
+        max_video_seconds=settings.max_video_seconds or None,
         submitted_at=time.time(),
     )
 
@@ -176,19 +178,20 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
     it; no job is left behind (a record already written is marked failed).
     """
     rt = runtime.current()
+    claims = rt.claims()
     with _results_reached("nothing was started"):
-        in_flight = dedup.claim_video(spec, version)
-        if in_flight is not None:
-            return Job(in_flight)
+        if claims is not None:
+            in_flight = claims.claim(spec.video_uri, spec.job_id, version)
+            if in_flight is not None:
+                return Job(in_flight)
         try:
-            if rt.redis_client is not None and dedup.enabled():
+            if rt.redis_client is not None:
                 lost.mark_epoch(rt.redis_client)
             rt.jobs.create(
                 JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend)
             )
         except BaseException:
-            with contextlib.suppress(Exception):
-                dedup.release_claim(spec)
+            _release_claim(spec)
             raise
     try:
         with lost.reaching(
@@ -201,10 +204,17 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None) -> Job:
     return Job(spec.job_id)
 
 
+def _release_claim(spec: JobSpec) -> None:
+    """Give the video's claim back (the job will not run); never raises."""
+    claims = runtime.current().claims()
+    if claims is not None:
+        with contextlib.suppress(Exception):
+            claims.release(spec.video_uri, spec.job_id)
+
+
 def _not_started(spec: JobSpec, exc: BaseException) -> None:
     """Undo what :func:`start_job` did for a job whose canvas could not be sent."""
-    with contextlib.suppress(Exception):
-        dedup.release_claim(spec)
+    _release_claim(spec)
     if isinstance(exc, ServiceUnavailableError):
         with contextlib.suppress(Exception):
             runtime.current().jobs.update(

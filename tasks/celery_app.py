@@ -10,12 +10,19 @@ from celery.utils.log import get_logger
 
 from config.celery import RENDER_QUEUE, celery_config
 from config.settings import get_settings
+from tasks.deliveries import DeliveryCountedTask
 
 logger = get_logger(__name__)
 
 # tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
 # tasks.progress reports job stages as task states for Flower.
-app = Celery("vtrack", include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress"])
+# Every task counts its deliveries: one that kills its worker process every time fails after
+# VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
+app = Celery(
+    "vtrack",
+    include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress"],
+    task_cls=DeliveryCountedTask,
+)
 app.conf.update(celery_config(get_settings()))
 
 

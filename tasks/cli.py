@@ -266,6 +266,48 @@ def scan(source: str, max_jobs: int | None) -> None:
         click.echo(job_id)
 
 
+def _log_to_stderr() -> None:
+    """Long-running commands report progress as timestamped log lines."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.argument("subscription", required=False)
+@guarded
+def listen(subscription: str | None) -> None:
+    """Start a job for each video uploaded to a bucket, from its Cloud Storage notifications
+    on a Pub/Sub SUBSCRIPTION (projects/P/subscriptions/S; default VTRACK_PUBSUB_SUBSCRIPTION).
+    Runs until SIGTERM or Ctrl-C."""
+    from config.settings import get_settings
+    from tasks.listen import listen as run_listener
+
+    settings = get_settings()
+    chosen = subscription or settings.pubsub_subscription
+    if not chosen:
+        raise InputError("give a SUBSCRIPTION or set VTRACK_PUBSUB_SUBSCRIPTION")
+    _log_to_stderr()
+    run_listener(chosen, settings)
+
+
+@main.command()
+@click.argument(
+    "folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@guarded
+def watch(folders: tuple[Path, ...]) -> None:
+    """Start a job for each video copied into FOLDERS once it is complete; videos already
+    there are handled as a scan would. Runs until SIGTERM or Ctrl-C."""
+    from config.settings import get_settings
+    from tasks.watch import watch as run_watcher
+
+    _log_to_stderr()
+    run_watcher(list(folders), get_settings())
+
+
 @main.command("vi-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535))

@@ -16,7 +16,7 @@ from celery.utils.log import get_task_logger
 
 from config.celery import longest_countdown
 from config.settings import get_settings
-from tasks import dedup, local_backend, runtime
+from tasks import local_backend, runtime
 from tasks.celery_app import app
 from tasks.pipeline import render_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
@@ -210,7 +210,7 @@ def assemble_summary(
         [ObjectResult.from_dict(result) for result in results],
         rt.storage,
     )
-    dedup.job_completed(job, manifest.manifest_uri)  # stamp for scans, release the claim
+    _mark_done(rt, job, manifest.manifest_uri)
     outputs = [
         uri
         for uri in (
@@ -253,7 +253,7 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
     rt = runtime.current()
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
-    dedup.job_failed(job_id, error)  # release the claim, note the failure
+    _release_failed(rt, job_id, error)
     rt.jobs.update(
         job_id,
         status="failed",
@@ -261,3 +261,30 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
         error=error,
         error_kind="input" if isinstance(exc, InputError) else "internal",
     )
+
+
+def _mark_done(rt: runtime.Runtime, job: JobSpec, manifest_uri: str) -> None:
+    """Stamp the manifest with the video version for scans and events; release the claim.
+
+    Never raises: the manifest is written and the job is done; at worst a later scan
+    processes the video again.
+    """
+    claims = rt.claims()
+    if claims is None:
+        return
+    try:
+        claims.mark_done(job.video_uri, job.job_id, job.output_root, manifest_uri)
+    except Exception:
+        log.exception("job %s: could not record its completion for scans", job.job_id)
+
+
+def _release_failed(rt: runtime.Runtime, job_id: str, error: str) -> None:
+    """Release the failed job's claim and note the failure, so scans wait before retrying."""
+    claims = rt.claims()
+    record = rt.jobs.get(job_id)
+    if claims is None or record is None or not record.video_uri:
+        return
+    try:
+        claims.release(record.video_uri, job_id, error=error)
+    except Exception:
+        log.exception("job %s: could not release its in-flight claim", job_id)

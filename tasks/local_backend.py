@@ -27,7 +27,7 @@ from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import BackendError, VtrackError
 from workers.local.backend import LocalTrackingOptions, plan_segments, stitch_segments
-from workers.media.video import probe_video
+from workers.media.video import VideoLimits, probe_video
 from workers.storage import Storage
 
 TRACK_SEGMENT = "vtrack.track_segment"
@@ -82,8 +82,15 @@ class LocalSegmentsAnnotator:
         self._lock = threading.Lock()
 
     def start(self, request: AnnotateRequest) -> Operation:
-        with self._storage.local_copy(request.video_uri) as path:
+        with self._storage.local_copy(
+            request.video_uri, max_bytes=self._settings.max_video_bytes or None
+        ) as path:
             info = probe_video(path)
+        # Refused here, before hours of tracking, not only when the render is planned.
+        VideoLimits(
+            max_pixels=self._settings.max_video_pixels or None,
+            max_seconds=self._settings.max_video_seconds or None,
+        ).check(info, request.video_uri)
         overlap = self._settings.segment_overlap
         segments = plan_segments(info, self._settings.segment_seconds, overlap)
         options = self._options.to_dict()

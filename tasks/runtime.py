@@ -16,6 +16,7 @@ from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks.jobstore import JobStore, RedisJobStore
 from workers.annotators import Annotator, build_annotator
+from workers.service.claims import Claims
 from workers.service.quotas import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, open_storage
 
@@ -32,6 +33,7 @@ class Runtime:
     annotators: dict[str, Annotator] = field(default_factory=dict)
     limiters: dict[str, SubmissionLimiter | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _claims: Claims | None = None
 
     def annotator(self, name: str) -> Annotator:
         with self.lock:
@@ -49,6 +51,33 @@ class Runtime:
                     self.redis_client, QuotaLimits.from_settings(self.settings)
                 )
             return self.limiters[backend]
+
+    def claims(self) -> Claims | None:
+        """Claims on videos, shared through Redis by every process of the service.
+
+        None in ``vtrack run`` (one process, no Redis): nothing to share, nothing stamped.
+        """
+        if self.redis_client is None:
+            return None
+        with self.lock:
+            if self._claims is None:
+                self._claims = Claims(
+                    self.redis_client,
+                    self.storage,
+                    ttl_seconds=claim_ttl(self.settings),
+                    job_ended=self._job_ended,
+                    retry_failed_after=self.settings.scan_retry_failed_after,
+                )
+            return self._claims
+
+    def _job_ended(self, job_id: str) -> bool | None:
+        record = self.jobs.get(job_id)
+        return None if record is None else record.finished
+
+
+def claim_ttl(settings: Settings) -> int:
+    """Longer than a job can take: waiting for annotations, then the tasks after it."""
+    return settings.job_timeout + 4 * settings.task_time_limit
 
 
 _current: Runtime | None = None

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks import dedup, runtime
+from tasks import runtime
 from tasks.api import make_spec, start_job
 from tasks.celery_app import app
 from workers.errors import VtrackError
@@ -74,6 +74,43 @@ class ScanReport:
         )
 
 
+@dataclass(frozen=True)
+class VideoOutcome:
+    """What became of one found video: a job started (``reason`` None) or why not."""
+
+    video_uri: str
+    job_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.reason is None
+
+
+def start_video_job(video: ObjectStat, min_age: float = 0.0) -> VideoOutcome:
+    """Start a job for a found ``video`` unless it needs none: the one path of scans,
+    ``vtrack listen`` and ``vtrack watch``.
+
+    Nothing starts for a video whose manifest was made from this version (its stamp), one
+    with a job in flight (its claim), one whose job failed lately for this version, or a
+    local file modified less than ``min_age`` seconds ago (maybe still being written).
+    """
+    rt = runtime.current()
+    if scanning.still_being_written(video, min_age):
+        return VideoOutcome(video.uri, reason=SKIP_BEING_WRITTEN)
+    claims = rt.claims()
+    if claims is not None:
+        if claims.is_done(video, rt.settings.output_root):
+            return VideoOutcome(video.uri, reason=SKIP_PROCESSED)
+        if claims.failed_recently(video):
+            return VideoOutcome(video.uri, reason=SKIP_RECENTLY_FAILED)
+    spec = make_spec(video.uri, **_job_options(video))
+    job = start_job(spec, VideoVersion.of(video))
+    if job.id != spec.job_id:
+        return VideoOutcome(video.uri, job_id=job.id, reason=SKIP_IN_FLIGHT)
+    return VideoOutcome(video.uri, job_id=job.id)
+
+
 def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
     """Start jobs for the videos of ``source`` that need one, oldest first, at most ``max_jobs``.
 
@@ -87,38 +124,18 @@ def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
     report = ScanReport(source=source)
     videos = scanning.list_videos(rt.storage, source)
     report.videos = len(videos)
-    now = time.time()
     for position, video in enumerate(videos):
         if len(report.started) >= limit:
             report.skipped[SKIP_OVER_LIMIT] += len(videos) - position
             break
-        reason = _reason_to_skip(video, now)
-        if reason is not None:
-            report.skipped[reason] += 1
+        outcome = start_video_job(video, settings.scan_min_age)
+        if outcome.reason is not None or outcome.job_id is None:
+            report.skipped[outcome.reason or SKIP_IN_FLIGHT] += 1
             continue
-        spec = make_spec(video.uri, **_job_options(video))
-        job = start_job(spec, VideoVersion.of(video))
-        if job.id != spec.job_id:
-            report.skipped[SKIP_IN_FLIGHT] += 1
-            continue
-        log.info("scan of %s started job %s for %s", source, job.id, video.uri)
-        report.started.append(StartedJob(video_uri=video.uri, job_id=job.id))
+        log.info("scan of %s started job %s for %s", source, outcome.job_id, video.uri)
+        report.started.append(StartedJob(video_uri=video.uri, job_id=outcome.job_id))
     report.seconds = time.monotonic() - started_at
     return report
-
-
-def _reason_to_skip(video: ObjectStat, now: float) -> str | None:
-    rt = runtime.current()
-    settings = rt.settings
-    if scanning.still_being_written(video, settings.scan_min_age, now):
-        return SKIP_BEING_WRITTEN
-    if scanning.is_processed(rt.storage, settings.output_root, video):
-        return SKIP_PROCESSED
-    if dedup.enabled():
-        failure = dedup.registry().failure(video.uri)
-        if failure is not None and failure.version.same_as(VideoVersion.of(video)):
-            return SKIP_RECENTLY_FAILED
-    return None
 
 
 def _job_options(video: ObjectStat) -> dict[str, Any]:

@@ -105,8 +105,10 @@ class WorkerProcess:
         log_path: Path,
         extra_env: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
-        """``env`` replaces the test session's environment; ``extra_env`` adds to it."""
+        """``env`` replaces the test session's environment; ``extra_env`` adds to it;
+        ``extra_args`` are added to the ``celery worker`` command line."""
         self.log_path = log_path
         self._log = log_path.open("wb")
         command = [
@@ -123,6 +125,7 @@ class WorkerProcess:
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",
+            *extra_args,
         ]
         self.process = subprocess.Popen(
             command,

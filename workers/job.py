@@ -35,6 +35,8 @@ class JobSpec:
     summary_max_width: int = 1920
     summary_max_height: int = 1080
     max_video_bytes: int | None = None
+    max_video_pixels: int | None = None
+    max_video_seconds: float | None = None
     submitted_at: float = 0.0
     backend_options: dict[str, Any] = field(default_factory=dict)
 

@@ -26,7 +26,7 @@ from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import NotFoundError, VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import RenderOptions, assemble_summary_grid, render_object
-from workers.media.video import VideoInfo, probe_video
+from workers.media.video import VideoInfo, VideoLimits, probe_video
 from workers.storage import Storage
 from workers.uris import parse_uri
 
@@ -79,6 +79,7 @@ def plan_render(
     """
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
         info = probe_video(video_path)
+    video_limits(spec).check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     if annotation.boxes_clipped or annotation.boxes_dropped:
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
@@ -134,6 +135,10 @@ def remove_partial_outputs(spec: JobSpec, storage: Storage) -> list[str]:
             ", ".join(removed),
         )
     return removed
+
+
+def video_limits(spec: JobSpec) -> VideoLimits:
+    return VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
 
 
 def render_options(spec: JobSpec) -> RenderOptions:

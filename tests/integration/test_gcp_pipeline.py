@@ -260,10 +260,9 @@ def assert_standard_objects(manifest: dict[str, object]) -> None:
 def test_vtrack_submit_produces_every_output_in_the_buckets(
     stack: GcpStack, gcp_worker: WorkerProcess, clip: str, storage: Storage, tmp_path: Path
 ) -> None:
-    # Enough polls that the job outlasts the CLI's own exit (about 2 s on a loaded
-    # machine), so the watcher below sees it while it runs.
-    polls = 10
-    stack.fake.set_scenario(Scenario(polls_until_done=polls))
+    # Enough polls (about 5 s) that the operation still runs once the submitting process
+    # has exited, even on a loaded machine: the test watches the progress a user would see.
+    stack.fake.set_scenario(Scenario(polls_until_done=12))
     submitted = vtrack(stack, "submit", clip)
     assert submitted.returncode == 0, submitted.stderr
     job = Job(submitted.stdout.strip().splitlines()[-1])
@@ -284,7 +283,7 @@ def test_vtrack_submit_produces_every_output_in_the_buckets(
     request = stack.fake.requests[-1]
     assert request.input_uri == clip and request.output_uri == outputs["annotation"]
     assert stack.fake.calls["AnnotateVideo"] == 1
-    assert stack.fake.calls["GetOperation"] == polls
+    assert stack.fake.calls["GetOperation"] == 12
 
     manifest = json.loads(storage.read_bytes(outputs["manifest"]))
     assert manifest["status"] == "completed" and manifest["backend"] == "gcp"

@@ -130,3 +130,18 @@ def truncate_file(path: Path, fraction: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
     return path
+
+
+def corrupt_middle(path: Path, start: float = 0.4, end: float = 0.6, seed: int = 1) -> Path:
+    """Overwrite the bytes between ``start`` and ``end`` (fractions of the size) with noise.
+
+    The container's index (at the front, with ``faststart``) stays intact, so the file
+    probes whole, but the frames coded in that stretch cannot be decoded.
+    """
+    data = bytearray(path.read_bytes())
+    first, last = int(len(data) * start), int(len(data) * end)
+    data[first:last] = (
+        np.random.default_rng(seed).integers(0, 256, last - first, np.uint8).tobytes()
+    )
+    path.write_bytes(bytes(data))
+    return path

@@ -32,9 +32,13 @@ def option(command: list[str], name: str) -> str | None:
     return None
 
 
+# Services outside the local cluster: the listener needs a Pub/Sub subscription.
+EVENT_SERVICES = {"listener"}
+
+
 def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", *SERVICE_COMMANDS}
+    assert set(services) == {"redis", *SERVICE_COMMANDS, *EVENT_SERVICES}
     for name, base in SERVICE_COMMANDS.items():
         command = services[name]["command"]
         assert command[: len(base)] == list(base), f"{name} runs something else than locally"
@@ -42,7 +46,7 @@ def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
 
 def test_commands_name_real_modules_and_queues(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        if name == "redis":
+        if name == "redis" or name in EVENT_SERVICES:
             continue
         command = service["command"]
         assert command[0] == "celery"
@@ -113,3 +117,18 @@ def test_dockerfile_is_slim_headless_and_provisions_the_model() -> None:
     for folder in ("config", "workers", "tasks"):
         assert Path(REPO_ROOT / folder).is_dir()
         assert f"COPY {folder} ./{folder}" in dockerfile
+
+
+def test_the_listener_runs_vtrack_listen_only_when_asked_for(compose: dict[str, Any]) -> None:
+    from tasks.cli import main
+
+    listener = compose["services"]["listener"]
+    program, command = listener["command"][0], listener["command"][1]
+    assert program == "vtrack" and command in main.commands
+    # No subscription argument: it comes from VTRACK_PUBSUB_SUBSCRIPTION in .env.
+    assert listener["command"] == ["vtrack", "listen"]
+    assert listener["profiles"] == ["events"], "a plain `up` must not start it unconfigured"
+    assert listener["env_file"] == ".env"
+    assert listener["depends_on"]["redis"]["condition"] == "service_healthy"
+    grace = listener["stop_grace_period"]
+    assert int(grace.removesuffix("s")) >= 30, "SIGTERM must leave time to finish messages"

@@ -164,6 +164,40 @@ def probe_video(path: Path) -> VideoInfo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    """The largest video a job accepts (``VTRACK_MAX_VIDEO_PIXELS``, ``VTRACK_MAX_VIDEO_SECONDS``).
+
+    Checked on the probe's measurements, before a frame is decoded: a frame of ``pixels``
+    costs 3 bytes a pixel in every decoding process, and a video's length is what the
+    tracking time grows with. ``None`` is no limit.
+    """
+
+    max_pixels: int | None = None
+    max_seconds: float | None = None
+
+    def check(self, info: VideoInfo, source: str) -> None:
+        """Raise :class:`VideoError` (one line naming the setting) when ``info`` is over a limit."""
+        pixels = info.width * info.height
+        if self.max_pixels and pixels > self.max_pixels:
+            raise VideoError(
+                f"{source}: {info.width}x{info.height} frames ({pixels:,} pixels) are over the "
+                f"limit of {self.max_pixels:,} pixels (VTRACK_MAX_VIDEO_PIXELS)"
+            )
+        if self.max_seconds and info.duration > self.max_seconds:
+            raise VideoError(
+                f"{source}: {_describe_seconds(info.duration)} long, over the limit of "
+                f"{_describe_seconds(self.max_seconds)} (VTRACK_MAX_VIDEO_SECONDS)"
+            )
+
+
+def _describe_seconds(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def frame_times(path: Path) -> tuple[float, ...]:
     """Every frame's time in seconds, in presentation order, from the packets (no decoding)."""
     with _open_video(path) as container:

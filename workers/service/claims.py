@@ -1,30 +1,53 @@
-"""Which videos have a job in flight, and which failed lately: small Redis keys with TTLs.
+"""One owner for "is this video already done, or in flight?": claim, release, mark done, is done.
 
-``vtrack:inflight:<video uri>`` is set with ``SET NX`` when a job is started for a video and
-deleted when the job ends (completed or failed), so a second scan, or a second submit of
-the same video, finds the running job instead of starting another. Its TTL bounds how long
-a lost job (a worker killed before it could release the key) blocks the video.
+Every way a job starts (``vtrack submit`` and the Python API, scans, ``vtrack listen``,
+``vtrack watch``, the HTTP trigger) asks the same :class:`Claims`:
 
-``vtrack:failed:<video uri>`` remembers for a while that a job for this version of the
-video failed, so a scan does not start a doomed job again at every beat.
+* :meth:`Claims.is_done`: the output root holds a manifest made from this version of the
+  video (its *source stamp*, ``VIDEO.source.json``, names the version; see
+  :mod:`workers.service.scanning`). Scans, the listener and the watcher start nothing then.
+* :meth:`Claims.claim`: ``vtrack:inflight:<video uri>`` is set with ``SET NX`` before a job
+  is sent, so a second scan, a redelivered event or a second submit finds the job in flight
+  instead of starting another. Its TTL bounds how long a lost job (a worker killed before
+  it could release the key) blocks the video; a claim whose job has ended, or whose job
+  record never appeared, is taken over.
+* :meth:`Claims.mark_done`: the job's last task writes the stamp, then releases the claim.
+* :meth:`Claims.release`: a job that could not be sent, or that failed, gives the claim
+  back; a failure is remembered (``vtrack:failed:<video uri>``) for a while, so scans and
+  events do not start a doomed job again for the same version (:meth:`Claims.failed_recently`).
+
+Claims live in Redis (the result backend's, next to the job records): a Redis restarted
+without persistence loses the queued messages and the claims together, so the next scan
+starts the lost jobs again (no manifest exists for them). Nothing here knows Celery: what a
+job's state is comes from the ``job_ended`` callable the caller gives.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from workers.errors import StorageError
-from workers.service.scanning import VideoVersion
+from workers.service import scanning
+from workers.service.scanning import SourceStamp, VideoVersion
+from workers.storage import ObjectStat, Storage
 from workers.uris import parse_uri
+
+log = logging.getLogger(__name__)
 
 INFLIGHT_PREFIX = "vtrack:inflight:"
 FAILED_PREFIX = "vtrack:failed:"
 CLAIM_ATTEMPTS = 3
+# A claim whose job record does not exist yet is young: the record is written just after
+# the claim. Older than this with no record, the job was lost (its record expired or the
+# results were wiped) and the claim is stale.
+CLAIM_GRACE_SECONDS = 120.0
 
 # Delete or replace the key only when it still holds what the caller saw: a job that lost
 # its key to a newer one must not release the newer job's key.
@@ -38,6 +61,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return false
 """
+
+# job id -> True when its job has ended (completed or failed), False while it runs, None
+# when no record of it exists.
+JobEnded = Callable[[str], bool | None]
 
 
 def video_key(video_uri: str) -> str:
@@ -79,46 +106,96 @@ class FailureNote:
     version: VideoVersion
 
 
-class InflightRegistry:
-    """In-flight claims and failure notes in one Redis database.
+class Claims:
+    """Claims on videos in one Redis database, and the stamps jobs leave in ``storage``.
 
-    ``ttl_seconds`` must exceed the longest a job can run, or a scan may start a second job
-    for a video whose first job is merely slow; a longer TTL only delays the retry of a job
-    that was lost without releasing its key.
+    ``ttl_seconds`` must exceed the longest a job can run, or a second job may start for a
+    video whose first job is merely slow; a longer TTL only delays the retry of a job that
+    was lost without releasing its key. ``retry_failed_after``: how long a failed version
+    is left alone (0: not at all).
     """
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        storage: Storage,
+        *,
+        ttl_seconds: int,
+        job_ended: JobEnded,
+        retry_failed_after: int = 0,
+        grace_seconds: float = CLAIM_GRACE_SECONDS,
+    ) -> None:
         self._redis = client
+        self._storage = storage
+        self._job_ended = job_ended
         self.ttl_seconds = ttl_seconds
+        self.retry_failed_after = retry_failed_after
+        self.grace_seconds = grace_seconds
         self._delete_if = client.register_script(_COMPARE_AND_DELETE)
         self._set_if = client.register_script(_COMPARE_AND_SET)
 
-    # --- Claims -------------------------------------------------------------------------
+    # --- The interface ------------------------------------------------------------------
 
-    def claim(
-        self, video_uri: str, job_id: str, version: VideoVersion | None = None
-    ) -> Claim | None:
-        """Claim the video for ``job_id``: None when claimed, else the claim that holds it."""
-        mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
-        key = INFLIGHT_PREFIX + video_key(video_uri)
-        # A holder may release between our SET and our GET: then try again.
+    def is_done(self, video: ObjectStat, output_root: str) -> bool:
+        """Whether ``output_root`` holds a manifest made from this version of ``video``."""
+        return scanning.is_processed(self._storage, output_root, video)
+
+    def failed_recently(self, video: ObjectStat) -> bool:
+        """Whether a job for this very version of ``video`` failed lately."""
+        note = self.failure(video.uri)
+        return note is not None and note.version.same_as(VideoVersion.of(video))
+
+    def claim(self, video_uri: str, job_id: str, version: VideoVersion | None = None) -> str | None:
+        """Claim the video for ``job_id``: None when claimed, else the id of the job in flight.
+
+        ``version`` is the video version the caller saw (recorded in the stamp when the job
+        completes). A claim left by a job that has ended, or lost, is taken over.
+        """
         for _ in range(CLAIM_ATTEMPTS):
-            if self._redis.set(key, mine.encode(), nx=True, ex=self.ttl_seconds):
+            holder = self._set_new(video_uri, job_id, version)
+            if holder is None:
                 return None
-            holder = self.holder(video_uri)
-            if holder is not None:
-                return holder
+            if not self._is_stale(holder):
+                return holder.job_id
+            if self._take_over(video_uri, holder, job_id, version):
+                log.warning("took over the stale claim of job %s on %s", holder.job_id, video_uri)
+                return None
         raise StorageError(f"{video_uri}: could not claim it, its in-flight key keeps changing")
 
-    def take_over(
-        self, video_uri: str, stale: Claim, job_id: str, version: VideoVersion | None = None
-    ) -> bool:
-        """Replace ``stale`` (a claim whose job has ended) by one for ``job_id``, atomically."""
-        mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
-        key = INFLIGHT_PREFIX + video_key(video_uri)
-        return bool(self._set_if(keys=[key], args=[stale.raw, mine.encode(), self.ttl_seconds]))
+    def release(self, video_uri: str, job_id: str, error: str | None = None) -> None:
+        """Give back ``job_id``'s claim (if it still holds it); ``error``: the job failed,
+        and the failure of the claimed version is remembered."""
+        if error is not None and self.retry_failed_after > 0:
+            version = self._claimed_version(video_uri, job_id)
+            if version is not None:
+                value = json.dumps({"job_id": job_id, "error": error, "version": version.to_dict()})
+                self._redis.set(
+                    FAILED_PREFIX + video_key(video_uri), value, ex=self.retry_failed_after
+                )
+        holder = self.holder(video_uri)
+        if holder is None or holder.job_id != job_id:
+            return
+        self._delete_if(keys=[INFLIGHT_PREFIX + video_key(video_uri)], args=[holder.raw])
+
+    def mark_done(self, video_uri: str, job_id: str, output_root: str, manifest_uri: str) -> None:
+        """Stamp the manifest with the version it was made from, then release the claim."""
+        version = self._claimed_version(video_uri, job_id)
+        if version is not None:
+            stamp = SourceStamp(
+                video_uri=video_uri,
+                version=version,
+                job_id=job_id,
+                manifest_uri=manifest_uri,
+                recorded_at=time.time(),
+            )
+            scanning.write_stamp(self._storage, output_root, stamp)
+        self._redis.delete(FAILED_PREFIX + video_key(video_uri))
+        self.release(video_uri, job_id)
+
+    # --- Reading the keys ---------------------------------------------------------------
 
     def holder(self, video_uri: str) -> Claim | None:
+        """The claim on the video now, if any."""
         raw = self._redis.get(INFLIGHT_PREFIX + video_key(video_uri))
         if raw is None:
             return None
@@ -126,24 +203,6 @@ class InflightRegistry:
             return Claim.decode(raw)
         except (ValueError, KeyError, TypeError):
             return Claim(job_id="", claimed_at=0.0, raw=raw)  # unreadable: treated as stale
-
-    def release(self, video_uri: str, job_id: str) -> bool:
-        """Delete the claim if ``job_id`` still holds it; True when something was deleted."""
-        holder = self.holder(video_uri)
-        if holder is None or holder.job_id != job_id:
-            return False
-        key = INFLIGHT_PREFIX + video_key(video_uri)
-        return bool(self._delete_if(keys=[key], args=[holder.raw]))
-
-    # --- Failures -----------------------------------------------------------------------
-
-    def note_failure(
-        self, video_uri: str, job_id: str, version: VideoVersion, error: str, ttl_seconds: int
-    ) -> None:
-        if ttl_seconds <= 0:
-            return
-        value = json.dumps({"job_id": job_id, "error": error, "version": version.to_dict()})
-        self._redis.set(FAILED_PREFIX + video_key(video_uri), value, ex=ttl_seconds)
 
     def failure(self, video_uri: str) -> FailureNote | None:
         raw = self._redis.get(FAILED_PREFIX + video_key(video_uri))
@@ -159,5 +218,43 @@ class InflightRegistry:
         except (ValueError, KeyError, TypeError):
             return None
 
-    def forget_failure(self, video_uri: str) -> None:
-        self._redis.delete(FAILED_PREFIX + video_key(video_uri))
+    # --- Inside -------------------------------------------------------------------------
+
+    def _set_new(self, video_uri: str, job_id: str, version: VideoVersion | None) -> Claim | None:
+        """SET NX a claim for ``job_id``: None when set, else the claim that holds the key."""
+        mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
+        key = INFLIGHT_PREFIX + video_key(video_uri)
+        for _ in range(CLAIM_ATTEMPTS):  # a holder may release between our SET and our GET
+            if self._redis.set(key, mine.encode(), nx=True, ex=self.ttl_seconds):
+                return None
+            holder = self.holder(video_uri)
+            if holder is not None:
+                return holder
+        raise StorageError(f"{video_uri}: could not claim it, its in-flight key keeps changing")
+
+    def _take_over(
+        self, video_uri: str, stale: Claim, job_id: str, version: VideoVersion | None
+    ) -> bool:
+        """Replace ``stale`` by a claim for ``job_id``, atomically."""
+        mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
+        key = INFLIGHT_PREFIX + video_key(video_uri)
+        return bool(self._set_if(keys=[key], args=[stale.raw, mine.encode(), self.ttl_seconds]))
+
+    def _is_stale(self, claim: Claim) -> bool:
+        if not claim.job_id:
+            return True
+        ended = self._job_ended(claim.job_id)
+        if ended is None:
+            return time.time() - claim.claimed_at > self.grace_seconds
+        return ended
+
+    def _claimed_version(self, video_uri: str, job_id: str) -> VideoVersion | None:
+        """The version the job was started for, or, when nobody recorded it, the video's now."""
+        holder = self.holder(video_uri)
+        if holder is not None and holder.job_id == job_id and holder.version is not None:
+            return holder.version
+        try:
+            return VideoVersion.of(self._storage.stat(video_uri))
+        except Exception as exc:  # the video may be gone; the job's outcome stands regardless
+            log.warning("cannot stat %s to record its version: %s", video_uri, exc)
+            return None

@@ -1,0 +1,79 @@
+"""A bound on redeliveries: a task whose worker process dies every time it runs fails, once.
+
+Tasks are acknowledged late and re-queued when their worker process is lost
+(``task_acks_late`` with ``task_reject_on_worker_lost``): a render worker killed in the
+middle of a chord loses nothing. The price is that a message that itself kills the process
+(a decoder crash, memory blown by one input) would be delivered again forever, and Redis
+keeps no delivery count of its own. So every task counts its deliveries in Redis, under its
+id and retry number, before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fails with
+:class:`PoisonMessageError` instead of running, which acknowledges the message and runs the
+job's error callback like any other failure.
+
+A delivery is counted per (task name, task id, retry number): ``self.retry`` re-sends a task
+under the same id with one more retry, which is a new attempt, not a redelivery; and a task
+that replaces itself (``poll`` with its render chord) hands its id to the chord's body, a
+different task.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from workers.errors import VtrackError
+
+log = logging.getLogger(__name__)
+
+DELIVERIES_KEY_PREFIX = "vtrack:deliveries:"
+
+
+class PoisonMessageError(VtrackError):
+    """A task whose worker process died each time it ran; it is not run again."""
+
+
+def deliveries_key(task_name: str, task_id: str, retries: int) -> str:
+    return f"{DELIVERIES_KEY_PREFIX}{task_name}:{task_id}:{retries}"
+
+
+class DeliveryCountedTask(Task):  # type: ignore[misc]
+    """The base of vtrack's tasks: counts deliveries, refuses to run past the limit."""
+
+    # Its one-line reason is the news: the traceback would only show this class's __call__.
+    throws = (PoisonMessageError,)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        if request.id and not request.is_eager and request.delivery_info is not None:
+            self._count_delivery(request.id, int(request.retries or 0))
+        return super().__call__(*args, **kwargs)
+
+    def _count_delivery(self, task_id: str, retries: int) -> None:
+        from config.celery import results_ttl
+        from tasks import runtime
+
+        rt = runtime.current()
+        client = rt.redis_client
+        if client is None:
+            return
+        key = deliveries_key(self.name, task_id, retries)
+        with client.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, results_ttl(rt.settings))
+            count = int(pipe.execute()[0])
+        limit = rt.settings.task_max_deliveries
+        if count > limit:
+            raise PoisonMessageError(
+                f"{self.name} was given up after its worker process died {count - 1} times "
+                f"running it (killed, out of memory or crashed); VTRACK_TASK_MAX_DELIVERIES "
+                f"is {limit}"
+            )
+        if count > 1:
+            log.warning(
+                "%s[%s] delivered again (delivery %d of at most %d): its worker process died",
+                self.name,
+                task_id,
+                count,
+                limit,
+            )

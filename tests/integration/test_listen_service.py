@@ -1,0 +1,241 @@
+"""``vtrack listen`` against Google's Pub/Sub emulator, gcp-storage-emulator and real workers.
+
+A video is uploaded to the storage emulator, then the notification Cloud Storage would
+publish for it goes to the Pub/Sub emulator; the listener (the real ``vtrack listen``
+process) starts the job and a worker makes the manifest. Messages that need nothing are
+acknowledged: after the listener stops, the subscription delivers nothing again (its ack
+deadline is 10 s, so an unacknowledged message would come back within the pull's wait).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, WorkerProcess
+from tests.integration.conftest import FPS, FRAMES, HEIGHT, WIDTH
+from tests.support.annotations import standard_annotation
+from tests.support.cli_process import VtrackProcess
+from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
+from tests.support.private_redis import PrivateRedis, free_port
+from tests.support.pubsub_emulator import (
+    create_topic_and_subscription,
+    finalize_notification,
+    find_emulator,
+    publish,
+    pull_now,
+    running_pubsub_emulator,
+    using_pubsub_emulator,
+)
+from tests.support.videos import write_test_video
+from workers import naming
+from workers.annotations.vi_json import dump_annotation_json
+from workers.storage import ObjectStat, open_storage
+
+pytestmark = pytest.mark.integration
+
+ACK_DEADLINE_S = 10
+LISTENING = "listening on"
+JOB_TIMEOUT_S = 90.0
+
+
+@dataclass
+class Stack:
+    videos: str  # the allowed bucket
+    outputs: str
+    env: dict[str, str]
+    root: Path
+
+    @property
+    def output_root(self) -> str:
+        return f"gs://{self.outputs}/results"
+
+    def manifest_uri(self, video_uri: str) -> str:
+        return naming.manifest_uri(self.output_root, video_uri)
+
+
+@pytest.fixture(scope="module")
+def pubsub_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    launcher, why = find_emulator()
+    if launcher is None:
+        pytest.skip(why)
+    log = tmp_path_factory.mktemp("pubsub") / "emulator.log"
+    with running_pubsub_emulator(launcher, log) as host, using_pubsub_emulator(host):
+        yield host
+
+
+@pytest.fixture(scope="module")
+def stack(pubsub_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("listen")
+    private_redis = PrivateRedis(root / "redis").start()
+    try:
+        with running_gcs_emulator() as gcs, using_gcs_emulator(gcs):
+            videos, outputs = create_bucket(gcs), create_bucket(gcs)
+            env = {
+                **os.environ,
+                "VTRACK_BROKER_URL": f"{private_redis.url}/0",
+                "VTRACK_RESULT_BACKEND": f"{private_redis.url}/1",
+                "VTRACK_OUTPUT_ROOT": f"gs://{outputs}/results",
+                "VTRACK_ANNOTATION_ROOT": f"gs://{outputs}/annotations",
+                "VTRACK_INPUT_ROOTS": str(root),
+                "VTRACK_BACKEND": "file",
+                "VTRACK_SCAN_SIDECAR_ANNOTATIONS": "true",
+                "VTRACK_ALLOWED_BUCKETS": videos,
+                "VTRACK_LISTEN_PREFIXES": "uploads/",
+            }
+            worker = WorkerProcess("annotate,render", 2, "listen-worker", root / "worker.log",
+                                   env=env)  # fmt: skip
+            try:
+                worker.wait_ready()
+                yield Stack(videos=videos, outputs=outputs, env=env, root=root)
+            finally:
+                worker.stop()
+    finally:
+        private_redis.stop()
+
+
+def upload_video(stack: Stack, name: str) -> tuple[ObjectStat, ObjectStat]:
+    """A short test video and its sidecar annotation (uploaded first) in the videos bucket."""
+    storage = open_storage([stack.root])
+    local = write_test_video(
+        stack.root / f"{uuid.uuid4().hex[:8]}.mp4",
+        frames=FRAMES,
+        fps=FPS,
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    uri = f"gs://{stack.videos}/{name}"
+    annotation = standard_annotation(uri, FRAMES, FPS, WIDTH, HEIGHT)
+    sidecar = storage.write_bytes(
+        f"{uri}.json", dump_annotation_json(annotation).encode(), "application/json"
+    )
+    return storage.upload_file(local, uri, "video/mp4"), sidecar
+
+
+def wait_for_manifest(stack: Stack, video_uri: str) -> dict:
+    storage = open_storage([])
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not storage.exists(stack.manifest_uri(video_uri)):
+        assert time.monotonic() < deadline, f"no manifest for {video_uri}"
+        time.sleep(0.5)
+    return json.loads(storage.read_bytes(stack.manifest_uri(video_uri)))
+
+
+def notify(topic: str, video: ObjectStat, **options: object) -> None:
+    bucket, name = video.uri.removeprefix("gs://").split("/", 1)
+    assert video.generation is not None
+    data, attributes = finalize_notification(
+        bucket, name, video.generation, video.size, video.content_type or "", **options
+    )
+    publish(topic, data, attributes)
+
+
+def test_an_upload_notification_makes_one_job_and_the_rest_are_acknowledged(
+    stack: Stack, tmp_path: Path
+) -> None:
+    topic, subscription = create_topic_and_subscription(f"uploads-{uuid.uuid4().hex[:8]}")
+    listener = VtrackProcess(
+        ["listen", subscription], stack.env, tmp_path / "listener.log", LISTENING
+    )
+    try:
+        video, sidecar = upload_video(stack, "uploads/street.mp4")
+        notify(topic, sidecar)  # the annotation uploaded first: not a video
+        notify(topic, video)
+        notify(topic, video)  # redelivered while the job is in flight
+        listener.wait_for("started job")
+        manifest = wait_for_manifest(stack, video.uri)
+        assert manifest["status"] == "completed" and manifest["video_uri"] == video.uri
+
+        notify(topic, video)  # a generation already processed
+        notify(topic, video, payload=False)  # the same, as a NONE-payload notification
+        publish(topic, b"", {"eventType": "OBJECT_FINALIZE", "bucketId": stack.videos})
+        _, attributes = finalize_notification(stack.videos, "uploads/x.mp4", "1", 1, "video/mp4")
+        publish(topic, b"{not json", attributes)
+        notify(topic, video, event_type="OBJECT_DELETE")
+        elsewhere, _ = upload_video(stack, "other/street.mp4")  # outside VTRACK_LISTEN_PREFIXES
+        notify(topic, elsewhere)
+        listener.wait_for("duplicate:", count=3)
+        listener.wait_for("malformed:", count=2)
+        listener.wait_for("ignored:", count=3)
+    finally:
+        code = listener.stop()
+    log = listener.log()
+    assert code == 0, log
+    assert log.count("started job") == 1
+    assert f"started job {manifest['job_id']} for {video.uri}" in log
+    assert "in_flight" in log and "processed" in log
+    assert "no objectId, objectGeneration, payloadFormat attribute" in log
+    assert "not a video (application/json)" in log and "not under VTRACK_LISTEN_PREFIXES" in log
+    assert "Traceback" not in log
+    assert "stopped; messages: 3 duplicate, 3 ignored, 2 malformed, 1 started" in log
+    # Everything was acknowledged: nothing comes back once the ack deadline has passed.
+    assert pull_now(subscription, ACK_DEADLINE_S + 2) == []
+    # A scan finds the video done: the listener's job left the same stamp scans read.
+    storage = open_storage([])
+    assert not storage.exists(stack.manifest_uri(elsewhere.uri))
+    scan = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "scan", f"gs://{stack.videos}/uploads"],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert scan.returncode == 0 and scan.stdout.split() == [], scan.stderr
+    assert "1 processed" in scan.stderr
+
+
+def test_a_message_that_meets_a_broker_down_is_delivered_again(
+    stack: Stack, tmp_path: Path
+) -> None:
+    topic, subscription = create_topic_and_subscription(f"outage-{uuid.uuid4().hex[:8]}")
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    down = {**stack.env, "VTRACK_BROKER_URL": dead, "VTRACK_RESULT_BACKEND": dead}
+    outage = VtrackProcess(["listen", subscription], down, tmp_path / "outage.log", LISTENING)
+    try:
+        video, _ = upload_video(stack, "uploads/during-outage.mp4")
+        notify(topic, video)
+        outage.wait_for("not acknowledged, will be delivered again", count=2)
+    finally:
+        assert outage.stop() == 0, outage.log()
+    assert "started job" not in outage.log() and "Traceback" not in outage.log()
+
+    recovered = VtrackProcess(
+        ["listen", subscription], stack.env, tmp_path / "recovered.log", LISTENING
+    )
+    try:
+        try:
+            # A redelivery that reached the first listener as it closed waits out the
+            # stream's 60 s lease before it comes back.
+            recovered.wait_for("started job", timeout=150)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nThe first listener's log:\n{outage.log()}") from None
+        manifest = wait_for_manifest(stack, video.uri)
+    finally:
+        recovered.stop()
+    assert manifest["status"] == "completed"
+    assert f"started job {manifest['job_id']} for {video.uri}" in recovered.log()
+
+
+def test_a_subscription_that_does_not_exist_is_one_line_and_exit_code_1(stack: Stack) -> None:
+    missing = f"projects/vtrack-test/subscriptions/missing-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "listen", missing],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"error: {missing}: " in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,57 @@
+"""A long-running ``vtrack`` command (``listen``, ``watch``) as a user runs it, for tests.
+
+It runs in its own process group with its output in a log file, is ready once its log
+shows a given line, and is stopped with SIGTERM (SIGKILL only if it hangs), by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+class VtrackProcess:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, ready: str) -> None:
+        self.name = args[0]
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tasks.cli", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_for(ready)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
+        """Until ``text`` appears ``count`` times in the log; fails with the log otherwise."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if self.process.poll() is not None:
+                raise AssertionError(f"vtrack {self.name} exited:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {count} x {text!r} after {timeout}s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as an orchestrator stops it; the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
