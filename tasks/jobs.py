@@ -39,7 +39,7 @@ EXPECTED_ERRORS = (VtrackError,)
 # Transient backend errors are retried by Celery itself: a jittered backoff doubling from
 # TRANSIENT_BACKOFF_SECONDS up to TRANSIENT_BACKOFF_MAX_SECONDS (kept below the broker's
 # visibility timeout, see config.celery.longest_countdown), at most TRANSIENT_RETRIES in a
-# row. Celery counts them in ``request.retries``; a poll that got an answer resets it.
+# row (counted from the last wait that was not a failure, see _bound_transient_retries).
 TRANSIENT_RETRIES = 8
 TRANSIENT_BACKOFF_SECONDS = 2
 TRANSIENT_BACKOFF_MAX_SECONDS = 60
@@ -54,22 +54,26 @@ TRANSIENT_RETRY: dict[str, Any] = {
 }
 
 
-def _requeue(
-    task: Any, countdown: float, kwargs: dict[str, Any] | None = None, *, answered: bool
-) -> Exception:
+def _requeue(task: Any, countdown: float, kwargs: dict[str, Any]) -> Exception:
     """The ``Retry`` that sends ``task`` again after ``countdown`` seconds (to be raised).
 
-    Used for waits that are not failures: a poll of an operation still running
-    (``answered``: the backend replied, so the count of transient failures in a row starts
-    again) and a wait for quota room (the count is left as it is). The countdown is capped
-    below the broker's visibility timeout, or Redis would hand the held message to a second
-    worker and the step would run twice.
+    Used for waits that are not failures: a poll of an operation still running, a wait for
+    quota room. Celery counts every re-queue in ``request.retries`` (each is a new attempt
+    for the delivery counter); ``kwargs`` carry ``answered_at``, the count from which
+    transient failures in a row are counted again (see :func:`_bound_transient_retries`).
+    The countdown is capped below the broker's visibility timeout, or Redis would hand the
+    held message to a second worker and the step would run twice.
     """
     capped = min(countdown, longest_countdown(runtime.current().settings))
-    # Celery's retry() sends request.retries + 1: set it so the new message carries the
-    # count wanted (0 after an answer, unchanged for a quota wait).
-    task.request.retries = -1 if answered else task.request.retries - 1
-    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs)
+    # Not a failure: never refused by max_retries.
+    retries = task.request.retries + 1
+    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs, max_retries=retries)
+
+
+def _bound_transient_retries(task: Any, answered_at: int) -> None:
+    """Let Celery's autoretry give up after TRANSIENT_RETRIES failures in a row since the
+    last wait that was not a failure (``answered_at`` re-queues into the task's life)."""
+    task.override_max_retries = answered_at + TRANSIENT_RETRIES
 
 
 def _eager_wait(task: Any, countdown: float) -> float:
@@ -83,12 +87,13 @@ def _eager_wait(task: Any, countdown: float) -> float:
 @app.task(
     name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
 )
-def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
     Backends with a shared quota wait here, re-queued, until the quota has room.
     """
+    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     rt = runtime.current()
     limiter = rt.limiter(job.backend)
@@ -96,7 +101,8 @@ def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            raise _requeue(self, wait + random.uniform(0, 1), answered=False)
+            again = {"answered_at": self.request.retries + 1}
+            raise _requeue(self, wait + random.uniform(0, 1), again)
     rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
@@ -111,12 +117,19 @@ def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.task(name="vtrack.poll", bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
-def poll(self: Any, operation: dict[str, Any], spec: dict[str, Any], checks: int = 0) -> Any:
+def poll(
+    self: Any,
+    operation: dict[str, Any],
+    spec: dict[str, Any],
+    checks: int = 0,
+    answered_at: int = 0,
+) -> Any:
     """Check the operation; re-queue with a countdown until done, then fan out the renders.
 
     ``checks`` counts the answers that said "still running": the wait before the next check
     grows with it alone, so transient errors in between do not lengthen later waits.
     """
+    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     op = Operation.from_dict(operation)
     rt = runtime.current()
@@ -129,16 +142,16 @@ def poll(self: Any, operation: dict[str, Any], spec: dict[str, Any], checks: int
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            raise _requeue(
-                self, wait + random.uniform(0, 1), {"spec": spec, "checks": checks}, answered=False
-            )
+            again = {"spec": spec, "checks": checks, "answered_at": self.request.retries + 1}
+            raise _requeue(self, wait + random.uniform(0, 1), again)
     status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
         delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
-        raise _requeue(self, delay, {"spec": spec, "checks": checks + 1}, answered=True)
+        again = {"spec": spec, "checks": checks + 1, "answered_at": self.request.retries + 1}
+        raise _requeue(self, delay, again)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
