@@ -43,6 +43,22 @@ def results_ttl(settings: Settings) -> int:
     return max(settings.job_timeout * 4, 24 * 3600)
 
 
+def visibility_timeout(settings: Settings) -> int:
+    """Seconds a message a worker took stays hidden from others before Redis re-delivers it."""
+    margin = VISIBILITY_MARGIN_SECONDS
+    return settings.broker_visibility_timeout or settings.task_time_limit + margin
+
+
+def longest_countdown(settings: Settings) -> float:
+    """The longest a task may be re-queued for (a poll, a retry, a quota wait).
+
+    A re-queued message is held by a worker, unacknowledged, until its countdown ends; held
+    longer than the visibility timeout, Redis hands it to a second worker and the step runs
+    twice. Half the timeout leaves the other half for the task's own run.
+    """
+    return visibility_timeout(settings) / 2
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for these settings (``app.conf.update(celery_config(s))``)."""
     # Imported here: reading results_ttl (vtrack status) must not load kombu and Celery.
@@ -50,9 +66,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
     from config.beat import beat_schedule
 
-    visibility_timeout = (
-        settings.broker_visibility_timeout or settings.task_time_limit + VISIBILITY_MARGIN_SECONDS
-    )
+    visibility_timeout_s = visibility_timeout(settings)
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -77,14 +91,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_extended": True,
         "task_track_started": True,
         "broker_transport_options": {
-            "visibility_timeout": visibility_timeout,
+            "visibility_timeout": visibility_timeout_s,
             # Workers look for messages whose visibility timeout has passed every few
             # seconds (kombu's default is every 100 s), so a dead worker's tasks come back
             # soon after the timeout.
-            "unacked_restore_interval": min(10, max(1, visibility_timeout // 3)),
+            "unacked_restore_interval": min(10, max(1, visibility_timeout_s // 3)),
             "unacked_restore_throttle": 1,
         },
-        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
         # Events for Flower: task names, states and progress.
         "worker_send_task_events": True,

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         ".",
         description=(
             "Comma-separated local folders that submitted local videos and annotation "
-            "files must lie in; anything outside them is refused."
+            "files must lie in; anything outside them is refused. Local VTRACK_SCAN_SOURCES "
+            "folders are allowed too."
         ),
     )
 
@@ -309,7 +310,8 @@ class Settings(BaseSettings):
         description=(
             "Seconds after which Redis hands the messages a dead (killed) worker had taken to "
             "another worker; 0 means VTRACK_TASK_TIME_LIMIT plus 5 minutes. Shorter recovers "
-            "sooner, but it must exceed the longest task and retry countdown or tasks run twice."
+            "sooner, but it must exceed the longest task or that task runs twice; poll and "
+            "retry countdowns are kept below half of it."
         ),
     )
     job_timeout: int = Field(

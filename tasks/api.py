@@ -13,16 +13,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from tasks import runtime
+from config.celery import results_ttl
+from tasks import lost, runtime
 from tasks.jobstore import JobRecord
 from tasks.specs import default_min_confidence, make_spec
-from workers.errors import VtrackError
+from workers.errors import ServiceUnavailableError, VtrackError
 from workers.job import JobSpec
 from workers.service.scanning import VideoVersion
 
@@ -56,6 +58,18 @@ class JobFinished(VtrackError):
     """The job has already ended: there is nothing to cancel."""
 
 
+class JobLost(JobFailed):
+    """The job's record was lost with Redis (restarted without persistence, or flushed):
+    the job cannot finish. The message says what to do."""
+
+
+def _results_reached(consequence: str = "") -> contextlib.AbstractContextManager[None]:
+    settings = runtime.current().settings
+    return lost.reaching(
+        "result backend", "VTRACK_RESULT_BACKEND", settings.result_backend, consequence
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     """A handle on a submitted job: its id, its status, and a way to wait for its manifest."""
@@ -68,14 +82,22 @@ class Job:
         A completed job whose record has expired (or was lost with Redis) is still known
         to the catalog, which answers instead.
         """
-        record = runtime.current().jobs.get(self.id)
-        if record is None:
+        rt = runtime.current()
+        with _results_reached():
+            record = rt.jobs.get(self.id)
+            if record is not None:
+                return record
             from tasks.catalog import catalog_record
 
             record = catalog_record(self.id)
-        if record is None:
-            raise JobNotFound(f"no job {self.id} (unknown id, or its record has expired)")
-        return record
+            if record is not None:
+                return record
+            if rt.redis_client is None:
+                raise JobNotFound(f"no job {self.id}: unknown id")
+            ttl = results_ttl(rt.settings)
+            reason = lost.why_missing(rt.redis_client, self.id, ttl)
+        message = lost.missing_message(self.id, reason, ttl)
+        raise JobLost(message) if reason == lost.LOST else JobNotFound(message)
 
     def manifest(self) -> dict[str, Any] | None:
         """The job's manifest once it has completed (None before, or when it failed)."""
@@ -152,30 +174,60 @@ def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = 
     nothing is started (``job.id != spec.job_id``). ``version`` is the video version the
     caller saw (scans pass it; it is recorded beside the manifest when the job completes).
     ``source`` says how the job was started (cli, api, scan, event or web), for job lists.
+
+    An unreachable result backend or broker raises :class:`ServiceUnavailableError` naming
+    it; no job is left behind (a record already written is marked failed).
     """
     from tasks.pipeline import job_canvas
 
     rt = runtime.current()
-    claims = rt.claims()
-    if claims is not None:
-        in_flight = claims.claim(spec.video_uri, spec.job_id, version)
-        if in_flight is not None:
-            return Job(in_flight)
-    try:
-        rt.jobs.create(
-            JobRecord(
-                job_id=spec.job_id,
-                video_uri=spec.video_uri,
-                backend=spec.backend,
-                source=source,
-            )
-        )
-        job_canvas(spec).apply_async()
-    except BaseException:
+    with _results_reached("nothing was started"):
+        claims = rt.claims()
         if claims is not None:
-            claims.release(spec.video_uri, spec.job_id)
+            in_flight = claims.claim(spec.video_uri, spec.job_id, version)
+            if in_flight is not None:
+                return Job(in_flight)
+        try:
+            if rt.redis_client is not None:
+                lost.mark_epoch(rt.redis_client)
+            rt.jobs.create(
+                JobRecord(
+                    job_id=spec.job_id,
+                    video_uri=spec.video_uri,
+                    backend=spec.backend,
+                    source=source,
+                )
+            )
+        except BaseException:
+            _release_claim(spec)
+            raise
+    try:
+        with lost.reaching(
+            "broker", "VTRACK_BROKER_URL", rt.settings.broker_url, "nothing was queued"
+        ):
+            job_canvas(spec).apply_async()
+    except BaseException as exc:
+        _not_started(spec, exc)
         raise
     return Job(spec.job_id)
+
+
+def _release_claim(spec: JobSpec) -> None:
+    """Give the video's claim back (the job will not run); never raises."""
+    claims = runtime.current().claims()
+    if claims is not None:
+        with contextlib.suppress(Exception):
+            claims.release(spec.video_uri, spec.job_id)
+
+
+def _not_started(spec: JobSpec, exc: BaseException) -> None:
+    """Undo what :func:`start_job` did for a job whose canvas could not be sent."""
+    _release_claim(spec)
+    if isinstance(exc, ServiceUnavailableError):
+        with contextlib.suppress(Exception):
+            runtime.current().jobs.update(
+                spec.job_id, status="failed", stage="not queued", error=str(exc)
+            )
 
 
 def submit(video_uri: str, *, source: str = "api", **options: Any) -> Job:

@@ -1,6 +1,7 @@
 """The ``vtrack`` command line.
 
-Exit codes: 0 the job completed; 1 the job failed; 2 bad input or usage (nothing ran);
+Exit codes: 0 the job completed; 1 the job failed (or was lost); 2 bad input, usage, or
+no broker or result backend to reach (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
 
 Start-up time matters for a command line: each command imports what it uses inside its
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from workers.errors import InputError, VtrackError
+from workers.errors import InputError, ServiceUnavailableError, VtrackError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -68,7 +69,10 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
                 traceback.print_exc()
             if type(exc).__name__ == "JobFailed":  # tasks.api's, not imported for every command
                 fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError) or type(exc).__name__ in ("JobNotFound", "JobFinished"):
+            if isinstance(exc, InputError | ServiceUnavailableError) or type(exc).__name__ in (
+                "JobNotFound",
+                "JobFinished",
+            ):
                 fail(str(exc), EXIT_BAD_INPUT)
             if isinstance(exc, VtrackError):
                 fail(str(exc), EXIT_FAILED)
@@ -82,6 +86,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vtrack", prog_name="vtrack")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug: bool) -> None:
     """vtrack: which objects appear in a video, tracked, rendered and summarized."""
@@ -257,31 +262,15 @@ def submit(
 @guarded
 def status(job_id: str, as_json: bool) -> None:
     """Show a job's stage, progress, errors and outputs."""
-    from rich.table import Table
-
     from tasks.api import Job
 
     record = Job(job_id).status()
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
         return
-    table = Table(show_header=False, box=None)
-    table.add_row("job", record.job_id)
-    table.add_row("video", record.video_uri)
-    table.add_row("backend", record.backend)
-    if record.source:
-        table.add_row("started by", record.source)
-    table.add_row("status", record.status)
-    table.add_row("stage", f"{record.stage} ({record.percent:.0f}%)")
-    if record.objects_total:
-        table.add_row("objects", f"{record.objects_done} of {record.objects_total} rendered")
-    if record.error:
-        table.add_row("error", record.error)
-    if record.manifest_uri:
-        table.add_row("manifest", record.manifest_uri)
-    for output in record.outputs:
-        table.add_row("output", output)
-    consoles()[1].print(table)
+    from tasks.display import print_record
+
+    print_record(record, consoles()[1])
 
 
 @main.command()
@@ -467,18 +456,31 @@ _cluster_dir = click.option(
 
 @cluster.command("start")
 @_cluster_dir
-@click.option("--redis-port", default=6379, show_default=True, help="Started unless one answers.")
+@click.option(
+    "--redis-port",
+    type=int,
+    default=None,
+    help="Use (or start) Redis on 127.0.0.1:PORT instead of VTRACK_BROKER_URL's.",
+)
 @click.option("--flower-port", default=5555, show_default=True)
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
 @guarded
-def cluster_start(run_dir: str, redis_port: int, flower_port: int, timeout: float) -> None:
-    """Start the services in the background, bound to 127.0.0.1; returns once all are ready."""
-    from tasks.cluster import Cluster, ClusterPorts
+def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeout: float) -> None:
+    """Start the services in the background, bound to 127.0.0.1; returns once all are ready.
 
-    ports = ClusterPorts(redis=redis_port, flower=flower_port)
+    They use VTRACK_BROKER_URL and VTRACK_RESULT_BACKEND; a Redis is started on the broker's
+    local port when none answers there.
+    """
+    from config.settings import get_settings
+    from tasks.cluster import Cluster, cluster_ports
+
+    settings = get_settings()
+    ports = cluster_ports(settings, redis_port, flower_port)
     pids = Cluster(Path(run_dir), ports).start(timeout=timeout)
     for service, pid in pids.items():
         err_print(f"{service:<16} pid {pid}", highlight=False)
+    for line in ports.describe(settings):
+        err_print(line, highlight=False, soft_wrap=True)
     err_print(f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False)
 
 

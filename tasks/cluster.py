@@ -4,9 +4,16 @@
 runs the same commands (tests/unit/test_compose.py checks they agree). Locally the
 services are: a ``redis-server`` (started when nothing answers on the port and
 ``redis-server`` is installed; append-only persistence in the cluster's folder), the
-annotate and render workers, beat and Flower, all bound to 127.0.0.1. Each runs in its own
-process group; their pids are kept in ``DIR/pids.json`` and ``stop`` ends exactly those.
-Logs go to ``DIR/logs/SERVICE.log``.
+annotate and render workers, beat and Flower, all bound to 127.0.0.1. The services use the
+Redis of ``VTRACK_BROKER_URL`` and ``VTRACK_RESULT_BACKEND`` (so a ``vtrack submit`` from
+the same shell reaches them), or the one on ``--redis-port`` when it is given. Each runs in
+its own process group; their pids are kept in ``DIR/pids.json`` and ``stop`` ends exactly
+those. Logs go to ``DIR/logs/SERVICE.log``.
+
+``celery multi`` is not used: it manages workers only (Redis, beat and Flower would still
+need this code, so there would be two ways of starting and stopping services), and it
+detaches them, so a worker that fails at start is seen only in its log; here every service
+is a child of one start, waited for until ready and stopped by its process group.
 """
 
 from __future__ import annotations
@@ -25,7 +32,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+from kombu.utils.url import maybe_sanitize_url
+
+from config.settings import Settings
 from workers.errors import ConfigurationError
 
 # What each service runs, as in docker-compose.yml (the compose file may add options after
@@ -51,20 +62,69 @@ PID_FILE = "pids.json"
 STOP_TIMEOUT_SECONDS = 30.0
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 @dataclass(frozen=True)
 class ClusterPorts:
+    """Where the cluster's services meet: its Redis (broker and results) and Flower's port.
+
+    With ``broker_url`` and ``result_backend`` empty, the Redis is 127.0.0.1:``redis``
+    (databases ``broker_db`` and ``results_db``); :meth:`from_settings` takes them from
+    ``VTRACK_BROKER_URL`` and ``VTRACK_RESULT_BACKEND`` instead.
+    """
+
     redis: int = 6379
     flower: int = 5555
     broker_db: int = 0
     results_db: int = 1
+    broker_url: str = ""
+    result_backend: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, flower: int = 5555) -> ClusterPorts:
+        """The settings' broker and result backend; a local Redis is started on the
+        broker's port when nothing answers there."""
+        port = urlparse(settings.broker_url).port or 6379
+        return cls(
+            redis=port,
+            flower=flower,
+            broker_url=settings.broker_url,
+            result_backend=settings.result_backend,
+        )
+
+    def urls(self) -> dict[str, str]:
+        """The broker's and the result backend's URLs, by the setting that holds each."""
+        base = f"redis://127.0.0.1:{self.redis}"
+        return {
+            "VTRACK_BROKER_URL": self.broker_url or f"{base}/{self.broker_db}",
+            "VTRACK_RESULT_BACKEND": self.result_backend or f"{base}/{self.results_db}",
+        }
 
     def environment(self) -> dict[str, str]:
         """The settings every service gets so they all use the cluster's Redis."""
-        base = f"redis://127.0.0.1:{self.redis}"
-        return {
-            "VTRACK_BROKER_URL": f"{base}/{self.broker_db}",
-            "VTRACK_RESULT_BACKEND": f"{base}/{self.results_db}",
+        return self.urls()
+
+    def describe(self, settings: Settings) -> list[str]:
+        """Where the cluster's Redis is; a note where ``settings`` (this shell's) differ."""
+        shell = {
+            "VTRACK_BROKER_URL": settings.broker_url,
+            "VTRACK_RESULT_BACKEND": settings.result_backend,
         }
+        lines = []
+        for setting, url in self.urls().items():
+            line = f"{setting}={maybe_sanitize_url(url)}"
+            if shell[setting] != url:
+                line += "  (not this shell's: export it before vtrack submit)"
+            lines.append(line)
+        return lines
+
+
+def cluster_ports(settings: Settings, redis_port: int | None, flower_port: int) -> ClusterPorts:
+    """``--redis-port`` when given, else the settings' broker and result backend."""
+    if redis_port is not None:
+        return ClusterPorts(redis=redis_port, flower=flower_port)
+    return ClusterPorts.from_settings(settings, flower_port)
 
 
 def local_command(service: str, run_dir: Path, ports: ClusterPorts) -> list[str]:
@@ -78,13 +138,39 @@ def local_command(service: str, run_dir: Path, ports: ClusterPorts) -> list[str]
     return command
 
 
-def redis_answers(port: int) -> bool:
+def redis_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a Redis answers there (one asking for a password answers too)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+        with socket.create_connection((host, port), timeout=1) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
+            reply = conn.recv(64)
     except OSError:
         return False
+    return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+
+
+def redis_to_start(ports: ClusterPorts) -> int | None:
+    """The local port to start a Redis on, if one of the cluster's URLs has none answering.
+
+    Raises :class:`ConfigurationError` (one line) when a URL that does not answer cannot be
+    served by a Redis the cluster starts: another host, another local port than the
+    broker's, or a password.
+    """
+    start: int | None = None
+    for setting, url in ports.urls().items():
+        parts = urlparse(url)
+        host, port = parts.hostname or "localhost", parts.port or 6379
+        if redis_answers(port, host):
+            continue
+        shown = maybe_sanitize_url(url)
+        if host not in LOCAL_HOSTS or port != ports.redis or parts.password:
+            raise ConfigurationError(
+                f"nothing answers at {shown} ({setting}) and the cluster can only start a "
+                f"Redis without a password on 127.0.0.1:{ports.redis}: start that Redis "
+                f"first, or change {setting}"
+            )
+        start = port
+    return start
 
 
 class Cluster:
@@ -105,9 +191,10 @@ class Cluster:
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         environment = {**(env if env is not None else os.environ), **self.ports.environment()}
+        redis_port = redis_to_start(self.ports)
         pids: dict[str, int] = {}
         try:
-            if not redis_answers(self.ports.redis):
+            if redis_port is not None:
                 pids["redis"] = self._start_redis()
                 self._save(pids)
             for service in SERVICE_COMMANDS:

@@ -7,6 +7,7 @@ and annotations, never frames or arrays. Progress goes to the job record
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -16,6 +17,8 @@ from celery.exceptions import ChordError, Ignore
 from celery.result import AsyncResult
 from celery.utils.log import get_task_logger
 
+from config.celery import longest_countdown
+from config.settings import get_settings
 from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
 from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
@@ -23,27 +26,58 @@ from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators.base import Operation
-from workers.errors import BackendError, InputError, TransientBackendError
+from workers.errors import BackendError, InputError, TransientBackendError, VtrackError
 from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
 from workers.media.video import VideoInfo
-from workers.service.backoff import poll_delay, retry_delay
+from workers.service.backoff import poll_delay
 
 log = get_task_logger(__name__)
 
-TRANSIENT_RETRY_BASE_SECONDS = 2.0
-TRANSIENT_RETRY_CAP_SECONDS = 60.0
+# Our own errors (bad input, a refused file, a backend's refusal) are expected: Celery logs
+# them as one line with no traceback (``throws``), and job_failed records them. Anything
+# else escaping a task is a bug and keeps its traceback in the worker's log.
+EXPECTED_ERRORS = (VtrackError,)
+
+# Transient backend errors are retried by Celery itself: a jittered backoff doubling from
+# TRANSIENT_BACKOFF_SECONDS up to TRANSIENT_BACKOFF_MAX_SECONDS (kept below the broker's
+# visibility timeout, see config.celery.longest_countdown), at most TRANSIENT_RETRIES in a
+# row (counted from the last wait that was not a failure, see _bound_transient_retries).
 TRANSIENT_RETRIES = 8
+TRANSIENT_BACKOFF_SECONDS = 2
+TRANSIENT_BACKOFF_MAX_SECONDS = 60
+TRANSIENT_RETRY: dict[str, Any] = {
+    "autoretry_for": (TransientBackendError,),
+    "retry_backoff": TRANSIENT_BACKOFF_SECONDS,
+    "retry_backoff_max": max(
+        1, int(min(TRANSIENT_BACKOFF_MAX_SECONDS, longest_countdown(get_settings())))
+    ),
+    "retry_jitter": True,
+    "max_retries": TRANSIENT_RETRIES,
+}
 
 
-def _retry_transient(task: Any, exc: TransientBackendError, attempt: int, **retry: Any) -> Any:
-    """Re-queue ``task`` after a jittered backoff, or give up after a bounded number of tries."""
-    if attempt >= TRANSIENT_RETRIES:
-        raise BackendError(f"gave up after {attempt} transient failures: {exc}") from exc
-    countdown = retry_delay(attempt, TRANSIENT_RETRY_BASE_SECONDS, TRANSIENT_RETRY_CAP_SECONDS)
-    log.warning("transient failure (%s), retrying in %.1fs", exc, countdown)
-    return task.retry(exc=exc, countdown=_eager_wait(task, countdown), **retry)
+def _requeue(task: Any, countdown: float, kwargs: dict[str, Any]) -> Exception:
+    """The ``Retry`` that sends ``task`` again after ``countdown`` seconds (to be raised).
+
+    Used for waits that are not failures: a poll of an operation still running, a wait for
+    quota room. Celery counts every re-queue in ``request.retries`` (each is a new attempt
+    for the delivery counter); ``kwargs`` carry ``answered_at``, the count from which
+    transient failures in a row are counted again (see :func:`_bound_transient_retries`).
+    The countdown is capped below the broker's visibility timeout, or Redis would hand the
+    held message to a second worker and the step would run twice.
+    """
+    capped = min(countdown, longest_countdown(runtime.current().settings))
+    # Not a failure: never refused by max_retries.
+    retries = task.request.retries + 1
+    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs, max_retries=retries)
+
+
+def _bound_transient_retries(task: Any, answered_at: int) -> None:
+    """Let Celery's autoretry give up after TRANSIENT_RETRIES failures in a row since the
+    last wait that was not a failure (``answered_at`` re-queues into the task's life)."""
+    task.override_max_retries = answered_at + TRANSIENT_RETRIES
 
 
 def stop_if_cancelled(job_id: str) -> None:
@@ -67,13 +101,16 @@ def _eager_wait(task: Any, countdown: float) -> float:
     return countdown
 
 
-@app.task(name="vtrack.annotate", bind=True, acks_late=False, max_retries=None)
-def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> dict[str, Any]:
+@app.task(
+    name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
+)
+def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
     Backends with a shared quota wait here, re-queued, until the quota has room.
     """
+    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
@@ -82,17 +119,13 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            raise self.retry(countdown=_eager_wait(self, wait + random.uniform(0, 1)))
+            again = {"answered_at": self.request.retries + 1}
+            raise _requeue(self, wait + random.uniform(0, 1), again)
     rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
-    except TransientBackendError as exc:
-        return _retry_transient(
-            self,
-            exc,
-            transient_failures,
-            kwargs={"transient_failures": transient_failures + 1},
-        )
+    except TransientBackendError:
+        raise  # retried by Celery (TRANSIENT_RETRY); the quota slot stays held meanwhile
     except Exception:
         if limiter is not None:
             limiter.release(job.job_id)
@@ -103,11 +136,20 @@ def annotate(self: Any, spec: dict[str, Any], transient_failures: int = 0) -> di
     return operation.to_dict()
 
 
-@app.task(name="vtrack.poll", bind=True, max_retries=None)
+@app.task(name="vtrack.poll", bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
 def poll(
-    self: Any, operation: dict[str, Any], spec: dict[str, Any], transient_failures: int = 0
+    self: Any,
+    operation: dict[str, Any],
+    spec: dict[str, Any],
+    checks: int = 0,
+    answered_at: int = 0,
 ) -> Any:
-    """Check the operation; re-queue with a countdown until done, then fan out the renders."""
+    """Check the operation; re-queue with a countdown until done, then fan out the renders.
+
+    ``checks`` counts the answers that said "still running": the wait before the next check
+    grows with it alone, so transient errors in between do not lengthen later waits.
+    """
+    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     op = Operation.from_dict(operation)
@@ -121,29 +163,16 @@ def poll(
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            raise self.retry(
-                countdown=_eager_wait(self, wait + random.uniform(0, 1)),
-                kwargs={"spec": spec, "transient_failures": transient_failures},
-            )
-    try:
-        status = rt.annotator(op.backend).check(op)
-    except TransientBackendError as exc:
-        return _retry_transient(
-            self,
-            exc,
-            transient_failures,
-            kwargs={"spec": spec, "transient_failures": transient_failures + 1},
-        )
+            again = {"spec": spec, "checks": checks, "answered_at": self.request.retries + 1}
+            raise _requeue(self, wait + random.uniform(0, 1), again)
+    status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
-        delay = poll_delay(
-            self.request.retries, rt.settings.poll_initial_delay, rt.settings.poll_max_delay
-        )
-        raise self.retry(
-            countdown=_eager_wait(self, delay), kwargs={"spec": spec, "transient_failures": 0}
-        )
+        delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
+        again = {"spec": spec, "checks": checks + 1, "answered_at": self.request.retries + 1}
+        raise _requeue(self, delay, again)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
@@ -178,7 +207,7 @@ def _fan_out_renders(
     return task.replace(render_canvas(job, plan))
 
 
-@app.task(name="vtrack.stitch", bind=True)
+@app.task(name="vtrack.stitch", bind=True, throws=EXPECTED_ERRORS)
 def stitch(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], operation: dict[str, Any]
 ) -> Any:
@@ -190,7 +219,7 @@ def stitch(
     return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, bind=True)
+@app.task(name=local_backend.TRACK_SEGMENT, bind=True, throws=EXPECTED_ERRORS)
 def track_segment(
     self: Any,
     video_uri: str,
@@ -215,7 +244,7 @@ def track_segment(
     return annotation.to_dict()
 
 
-@app.task(name="vtrack.render_batch", bind=True)
+@app.task(name="vtrack.render_batch", bind=True, throws=EXPECTED_ERRORS)
 def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[Any]:
     """Render a batch of objects from one decode pass; failures come back as failed results."""
     job = JobSpec.from_dict(spec)
@@ -230,7 +259,7 @@ def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -
     return [result.to_dict() for result in results]
 
 
-@app.task(name="vtrack.render_object", bind=True)
+@app.task(name="vtrack.render_object", bind=True, throws=EXPECTED_ERRORS)
 def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     """Render one object (messages queued before render batches existed)."""
     job = JobSpec.from_dict(spec)
@@ -249,7 +278,7 @@ def _flatten(results: list[Any]) -> list[dict[str, Any]]:
     return flat
 
 
-@app.task(name="vtrack.assemble_summary", bind=True)
+@app.task(name="vtrack.assemble_summary", bind=True, throws=EXPECTED_ERRORS)
 def assemble_summary(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
 ) -> dict[str, Any]:
@@ -291,21 +320,34 @@ def assemble_summary(
 
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
-    """Error callback of every task of a job: record the failure where users look."""
+    """Error callback of every task of a job: record the failure where users look.
+
+    One line in the worker's log: a warning for expected errors (bad input, a backend's
+    refusal), an error for anything else (whose traceback Celery logged with the task).
+    A task stopped by a cancel leaves the job cancelled, not failed.
+    """
     exc = _root_cause(exc)
     rt = runtime.current()
     record = rt.jobs.get(job_id)
     if record is not None and record.status == "cancelled":
-        return  # a task stopped by the cancel: the job is cancelled, not failed
-    log.error("job %s failed: %s", job_id, exc)
+        return
+    error = steps.describe_error(exc)
+    if isinstance(exc, TransientBackendError):
+        error = f"{error} (still failing after {TRANSIENT_RETRIES} retries)"
+    log.log(
+        logging.WARNING if isinstance(exc, EXPECTED_ERRORS) else logging.ERROR,
+        "job %s failed: %s",
+        job_id,
+        error,
+    )
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
-    _release_failed(rt, job_id, steps.describe_error(exc))
+    _release_failed(rt, job_id, error)
     rt.jobs.update(
         job_id,
         status="failed",
         stage="failed",
-        error=steps.describe_error(exc),
+        error=error,
         error_kind="input" if isinstance(exc, InputError) else "internal",
     )
 

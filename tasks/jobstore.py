@@ -172,7 +172,9 @@ class RedisJobStore:
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self._redis.hgetall(self._key(job_id))
-        if not raw:
+        if b"job_id" not in raw:
+            # Nothing, or only the fields a task of a lost job wrote after Redis lost the
+            # record (its progress): no record either way.
             return None
         data = {key.decode(): json.loads(value) for key, value in raw.items()}
         return JobRecord.from_dict(data)

@@ -33,7 +33,7 @@ from config.settings import Settings
 from tasks import runtime
 from tasks.scan import start_video_job
 from workers.annotators.gcp_client import parse_bucket_list
-from workers.errors import ConfigurationError, InputError, StorageError
+from workers.errors import ConfigurationError, InputError, ServiceUnavailableError, StorageError
 from workers.service import scanning
 from workers.service.notifications import (
     FINALIZE,
@@ -55,6 +55,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     OperationalError,  # the broker cannot be reached
+    ServiceUnavailableError,  # the same, as start_job reports it
     StorageError,  # the bucket did not answer (a missing object is handled before)
     OSError,
 )

@@ -91,8 +91,16 @@ _build_lock = threading.Lock()
 
 
 def local_roots(settings: Settings) -> list[str]:
-    """Local folders this process may read and write: inputs, annotations and outputs."""
-    return [*settings.input_root_list(), settings.output_root, settings.annotation_root]
+    """Local folders this process may read and write: inputs, annotations and outputs.
+
+    The folders of ``VTRACK_SCAN_SOURCES`` are inputs too: the operator named them.
+    """
+    return [
+        *settings.input_root_list(),
+        *settings.scan_source_list(),
+        settings.output_root,
+        settings.annotation_root,
+    ]
 
 
 def video_cache(settings: Settings) -> VideoCache | None:

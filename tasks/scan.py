@@ -20,6 +20,7 @@ from typing import Any
 from tasks import runtime
 from tasks.api import make_spec, start_job
 from tasks.celery_app import app
+from workers.errors import VtrackError
 from workers.service import scanning
 from workers.service.scanning import VideoVersion
 from workers.storage import ObjectStat
@@ -115,7 +116,7 @@ def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
     """Start jobs for the videos of ``source`` that need one, oldest first, at most ``max_jobs``.
 
     ``max_jobs`` defaults to ``VTRACK_SCAN_MAX_JOBS``. Local sources must lie within
-    ``VTRACK_INPUT_ROOTS`` (the storage refuses anything else).
+    ``VTRACK_INPUT_ROOTS`` or ``VTRACK_SCAN_SOURCES`` (the storage refuses anything else).
     """
     started_at = time.monotonic()
     rt = runtime.current()
@@ -148,9 +149,13 @@ def _job_options(video: ObjectStat) -> dict[str, Any]:
     return {}
 
 
-@app.task(name="vtrack.scan_source")
+@app.task(name="vtrack.scan_source", throws=(VtrackError,))
 def scan_source_task(source: str, max_jobs: int | None = None) -> dict[str, Any]:
-    """Beat's entry: scan one source; the result lists the jobs started and why others were not."""
+    """Beat's entry: scan one source; the result lists the jobs started and why others were not.
+
+    A source that cannot be listed (a refused bucket, a missing folder) is an expected
+    error: one line in the worker's log, no traceback.
+    """
     report = scan_source(source, max_jobs)
     log.info("%s", report.describe())
     return report.to_dict()

@@ -6,13 +6,13 @@ does not need Celery loaded to do it.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 from config.settings import Settings
 from workers.errors import InputError
 from workers.job import JobSpec
-from workers.uris import parse_uri
+from workers.uris import LOCAL_SCHEME, parse_uri
 
 
 def default_min_confidence(settings: Settings, backend: str) -> float:
@@ -45,9 +45,10 @@ def make_spec(
         from tasks import runtime
 
         settings = runtime.current().settings
-    parse_uri(video_uri)  # an unsupported scheme is refused before anything is queued
+    # An unsupported scheme is refused here, before anything is queued.
+    video_uri = normalized_uri(video_uri)
     if annotations_uri:
-        parse_uri(annotations_uri)
+        annotations_uri = normalized_uri(annotations_uri)
     chosen_backend = backend or ("file" if annotations_uri else settings.backend)
     if chosen_backend == "file" and not annotations_uri:
         raise InputError("the file backend needs an annotation file (--annotations)")
@@ -62,7 +63,7 @@ def make_spec(
     if frames < 1:
         raise InputError(f"min frames must be at least 1, not {frames}")
     return JobSpec(
-        job_id=job_id or str(uuid.uuid4()),
+        job_id=job_id or _new_job_id(),
         video_uri=video_uri,
         backend=chosen_backend,
         output_root=settings.output_root,
@@ -82,3 +83,17 @@ def make_spec(
         render_batch_size=settings.render_batch_size,
         submitted_at=time.time(),
     )
+
+
+def normalized_uri(uri: str) -> str:
+    """``uri`` as stored in a job: local paths absolute, with no ``.`` or ``..`` left."""
+    parsed = parse_uri(uri)
+    if parsed.scheme == LOCAL_SCHEME:
+        return os.path.normpath(parsed.path)
+    return str(parsed)
+
+
+def _new_job_id() -> str:
+    from tasks.lost import new_job_id  # time-ordered ids tell a lost job from an unknown one
+
+    return new_job_id()

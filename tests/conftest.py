@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# ../shared/data beside the clone (as in CI); VTRACK_TEST_SHARED_DATA points elsewhere (a
+# git worktree whose parent folder has no shared/).
+SHARED_DATA = Path(
+    os.environ.get("VTRACK_TEST_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data"
+)
 SHARED_VIDEOS = SHARED_DATA / "videos"
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")

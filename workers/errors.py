@@ -57,3 +57,10 @@ class TransientBackendError(VtrackError):
 
 class ConfigurationError(VtrackError):
     """A setting is missing or wrong; the message names the setting."""
+
+
+class ServiceUnavailableError(VtrackError):
+    """The broker or the result backend cannot be reached: nothing was started.
+
+    The message names the URL (without its password) and the setting that holds it.
+    """

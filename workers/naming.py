@@ -70,3 +70,17 @@ def cell_uri(
 ) -> str:
     name = object_name(index, entity, confidence, frame_count)
     return join_uri(output_root, f"{video_stem(video_uri)}.{name}.jpeg")
+
+
+def output_folder(output_root: str, video_uri: str) -> str:
+    """The folder (or ``gs://`` prefix) that holds every output of this video."""
+    return join_uri(output_root, video_stem(video_uri)).rsplit("/", 1)[0]
+
+
+def rendered_output_pattern(video_uri: str) -> re.Pattern[str]:
+    """File names of what a job renders for this video before its manifest: the objects'
+    cells and animations and the summary grid (not the annotations, not the manifest)."""
+    name = re.escape(video_stem(video_uri).rsplit("/", 1)[-1])
+    return re.compile(
+        rf"{name}\.(\d{{3}}_.+_pct\d+_fr\d+\.(gif|webp|jpeg)|summary_pct\d+_fr\d+\.jpeg)"
+    )

@@ -24,7 +24,7 @@ from workers.annotations.model import VideoAnnotation
 from workers.annotations.selection import check_annotation_fits, select_objects
 from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
-from workers.errors import VtrackError
+from workers.errors import NotFoundError, VtrackError
 from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import (
     RenderedObject,
@@ -99,6 +99,7 @@ def plan_render(
     if annotation.boxes_clipped or annotation.boxes_dropped:
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
         log.info("job %s: %s", spec.job_id, fixes)
+    remove_partial_outputs(spec, storage)
     kept = tuple(
         obj.with_frames(pick_frames(obj.track.frames, spec.animation_frames))
         for obj in select_objects(annotation, spec.min_confidence, spec.min_frames)
@@ -119,6 +120,39 @@ def plan_render(
         boxes_clipped=annotation.boxes_clipped,
         boxes_dropped=annotation.boxes_dropped,
     )
+
+
+def remove_partial_outputs(spec: JobSpec, storage: Storage) -> list[str]:
+    """Remove what an earlier job of this video rendered without finishing; their URIs.
+
+    A job that could not finish (lost with Redis, or failed after some objects were
+    rendered) leaves cells, animations, maybe a summary, and no manifest. While the video
+    has no manifest, no file of its outputs belongs to anything, so the next job of the
+    video (resubmitted, or started again by a scan) removes them before it renders its own.
+    A video with a manifest keeps everything: those files are a finished job's.
+    """
+    if storage.exists(naming.manifest_uri(spec.output_root, spec.video_uri)):
+        return []
+    folder = naming.output_folder(spec.output_root, spec.video_uri)
+    pattern = naming.rendered_output_pattern(spec.video_uri)
+    removed = []
+    for stat in list(storage.list(folder)):
+        parent, _, name = stat.uri.rpartition("/")
+        if parent == folder and pattern.fullmatch(name):
+            try:
+                storage.delete(stat.uri)
+            except NotFoundError:
+                continue
+            removed.append(stat.uri)
+    if removed:
+        log.warning(
+            "job %s: removed %d output(s) an earlier job of %s left without a manifest: %s",
+            spec.job_id,
+            len(removed),
+            spec.video_uri,
+            ", ".join(removed),
+        )
+    return removed
 
 
 def video_limits(spec: JobSpec) -> VideoLimits:

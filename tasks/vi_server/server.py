@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
@@ -29,6 +28,7 @@ from config.celery import results_ttl
 from config.settings import Settings
 from tasks import runtime
 from tasks.api import make_spec, start_job
+from tasks.lost import new_job_id
 from tasks.vi_server.operations import (
     ANNOTATED_STATUSES,
     OperationBook,
@@ -116,7 +116,7 @@ class VideoIntelligenceService:
             )
         if request.output_uri:
             parse_uri(request.output_uri)
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()  # time-ordered: a job lost with Redis is told from an unknown one
         if request.input_content:
             video_uri = self._store_upload(job_id, request.input_content)
         else:

@@ -16,6 +16,7 @@ import pytest
 from tasks.cluster import Cluster, _alive
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import drop_video
+from tests.support.cli import vtrack
 from tests.support.private_redis import free_port
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,16 @@ def flower_tasks(port: int) -> dict[str, dict]:
     request.add_header("Authorization", "Basic " + base64.b64encode(AUTH.encode()).decode())
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def test_a_broker_the_cluster_cannot_start_is_refused_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "VTRACK_BROKER_URL": f"redis://:pw@127.0.0.2:{port}/0"}
+    started = vtrack("cluster", "start", "--dir", str(tmp_path / "cluster"), env=env)
+    assert started.returncode != 0
+    [line] = started.stderr.strip().splitlines()
+    assert f"127.0.0.2:{port}" in line and "VTRACK_BROKER_URL" in line and "pw@" not in line
+    assert Cluster(tmp_path / "cluster").running() == {}
 
 
 def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
@@ -46,10 +57,14 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         "VTRACK_ANNOTATION_ROOT": str(output),
         "VTRACK_POLL_INITIAL_DELAY": "0.2",
         "FLOWER_BASIC_AUTH": AUTH,
+        # The shell's broker and result backend: nothing answers there yet, so the
+        # cluster starts its Redis on that port, and a vtrack submit from here reaches it.
+        "VTRACK_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "VTRACK_RESULT_BACKEND": f"redis://127.0.0.1:{redis_port}/1",
     }
     start = [
         sys.executable, "-m", "tasks.cli", "cluster", "start", "--dir", str(run_dir),
-        "--redis-port", str(redis_port), "--flower-port", str(flower_port),
+        "--flower-port", str(flower_port),
     ]  # fmt: skip
     cluster = Cluster(run_dir)
     try:
@@ -88,6 +103,12 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         renders = [t for t in tasks if t["name"] == "vtrack.render_batch"]
         assert {t["worker"] for t in renders} == {next(iter(renders))["worker"]}
         assert next(iter(renders))["worker"].startswith("render@")
+
+        # Submitted from the same shell, a job reaches the cluster's workers.
+        submitted = vtrack("submit", str(video), "--annotations", f"{video}.json", env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        waited = vtrack("wait", submitted.stdout.split()[-1], "--timeout", "60", env=env)
+        assert waited.returncode == 0, waited.stderr
     finally:
         pids = cluster.pids()
         stopped = subprocess.run(

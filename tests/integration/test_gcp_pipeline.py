@@ -15,6 +15,7 @@ own workers, since it kills them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -421,6 +422,63 @@ def test_a_worker_stopped_while_polling_is_replaced_and_the_job_completes(
     assert stack.fake.calls["GetOperation"] >= polls
     log = successor.log()
     assert "Task vtrack.poll[" in log and "Task vtrack.annotate[" not in log
+
+
+# --- 5b. waits longer than the visibility timeout; transient errors between polls -------
+
+
+def test_a_poll_wait_longer_than_the_visibility_timeout_never_runs_a_step_twice(
+    stack: GcpStack, module_worker: ModuleWorker, clip: str
+) -> None:
+    module_worker.stop()
+    polls = 4
+    stack.fake.set_scenario(Scenario(polls_until_done=polls))
+    # Polls asked to wait 6 s on a broker that hands a message held 2 s to another worker:
+    # a worker holds a re-queued poll until its countdown ends, so uncapped, each wait
+    # would start a second poll of the job, and the first two would both fan out renders.
+    worker = stack.start_worker(
+        "visibility",
+        VTRACK_BROKER_VISIBILITY_TIMEOUT="2",
+        VTRACK_POLL_INITIAL_DELAY="6",
+        VTRACK_POLL_MAX_DELAY="6",
+    )
+    try:
+        job = submit_gcp(stack, clip)
+        manifest = job.wait(timeout=JOB_TIMEOUT_S)
+        time.sleep(4)  # a duplicate would surface within two more visibility timeouts
+    finally:
+        worker.stop()
+    assert manifest["status"] == "completed"
+    assert_standard_objects(manifest)
+    assert stack.fake.calls["AnnotateVideo"] == 1
+    assert stack.fake.calls["GetOperation"] == polls
+    record = job.status()
+    assert record.objects_done == record.objects_total == 2
+    log = worker.log()
+    assert len(re.findall(r"Task vtrack\.annotate\[[^\]]+\] succeeded", log)) == 1
+    assert len(re.findall(r"Task vtrack\.render_object\[[^\]]+\] succeeded", log)) == 2
+    assert len(re.findall(r"Task vtrack\.assemble_summary\[[^\]]+\] succeeded", log)) == 1
+
+
+def test_transient_errors_do_not_lengthen_the_later_waits_between_polls(
+    stack: GcpStack, module_worker: ModuleWorker, clip: str
+) -> None:
+    module_worker.stop()
+    stack.fake.set_scenario(Scenario(polls_until_done=3, poll_errors=(INTERNAL_ERROR,) * 3))
+    worker = stack.start_worker(
+        "intervals", VTRACK_POLL_INITIAL_DELAY="1", VTRACK_POLL_MAX_DELAY="16"
+    )
+    try:
+        manifest = submit_gcp(stack, clip).wait(timeout=JOB_TIMEOUT_S)
+    finally:
+        worker.stop()
+    assert manifest["status"] == "completed"
+    assert stack.fake.calls["GetOperation"] == 6  # three failures, three answers
+    answered = stack.fake.answered_polls
+    gaps = [later - earlier for earlier, later in itertools.pairwise(answered)]
+    # After the first and second answers the schedule waits 1 s, then 2 s. Had the three
+    # failures before them counted as polls, it would have waited 8 s, then 16 s.
+    assert len(gaps) == 2 and 0.9 <= gaps[0] < 4 and 1.9 <= gaps[1] < 6, gaps
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:

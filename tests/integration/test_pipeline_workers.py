@@ -194,3 +194,44 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
         job.wait(timeout=120)
     assert "ChordError" not in str(failed.value) and "Dependency" not in str(failed.value)
     assert job.status().stage == "failed"
+
+
+def _not_a_video(folder: Path) -> Path:
+    path = folder / f"notes-{uuid.uuid4().hex[:8]}.mp4"
+    path.write_text("meeting notes, not a video\n" * 50)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("missing video, local backend", "no such file"),
+        ("not a video, local backend", "not a video"),
+        ("not a video, file backend", "not a video"),
+    ],
+)
+def test_bad_input_is_one_warning_line_in_the_worker_log_and_no_traceback(
+    celery_worker: WorkerProcess, session_dirs: dict[str, Path], case: str, reason: str
+) -> None:
+    folder = session_dirs["input"]
+    if case.startswith("missing"):
+        video = folder / f"gone-{uuid.uuid4().hex[:8]}.mp4"
+    else:
+        video = _not_a_video(folder)
+    options: dict[str, str] = {"backend": "local"}
+    if case.endswith("file backend"):
+        annotation = standard_annotation(str(video), FRAMES, FPS, WIDTH, HEIGHT)
+        options = {"annotations_uri": str(write_annotation(video.with_suffix(".json"), annotation))}
+    log_start = len(celery_worker.log())
+
+    job = submit(str(video), **options)
+    with pytest.raises(JobFailed, match=reason):
+        job.wait(timeout=120)
+
+    new_lines = celery_worker.log()[log_start:].splitlines()
+    assert not [line for line in new_lines if "Traceback" in line or "unexpected" in line], (
+        "\n".join(new_lines)
+    )
+    warnings = [line for line in new_lines if "WARNING" in line and job.id in line]
+    assert len(warnings) == 1, "\n".join(new_lines)
+    assert reason in warnings[0] and video.name in warnings[0]

@@ -63,7 +63,8 @@ def test_a_job_lost_with_redis_is_started_again_by_the_next_scan(
     video = drop_video(service.incoming / "lost")
     [lost_job] = service.scan()
     service.flush()  # Redis restarted without persistence: queue, job record and claim gone
-    assert service.vtrack("status", lost_job).returncode == 2
+    status = service.vtrack("status", lost_job)
+    assert status.returncode == 1 and f"job {lost_job} was lost" in status.stderr
 
     [new_job] = service.scan()
     assert new_job != lost_job

@@ -46,6 +46,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -284,6 +285,8 @@ class FakeVideoIntelligence:
     port: int = 0
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[Any] = field(default_factory=list)
+    # time.monotonic() of each GetOperation that was answered (not failed by the scenario).
+    answered_polls: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -300,6 +303,7 @@ class FakeVideoIntelligence:
         with self._lock:
             self.scenario = scenario
             self.calls.clear()
+            self.answered_polls.clear()
 
     def operation_names(self) -> list[str]:
         with self._lock:
@@ -375,6 +379,7 @@ class FakeVideoIntelligence:
         if operation is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Operation {request.name} not found")
         with self._lock:
+            self.answered_polls.append(time.monotonic())
             if not operation.done:
                 operation.polls += 1
                 if operation.polls >= scenario.polls_until_done:

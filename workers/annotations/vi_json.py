@@ -225,7 +225,9 @@ def _decode(text: str | bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
-        raise _FieldError("", f"not JSON: {error.msg} at {where}") from None
+        # Some messages end with "at" already ("Unterminated string starting at").
+        joint = " " if error.msg.endswith(" at") else " at "
+        raise _FieldError("", f"not JSON: {error.msg}{joint}{where}") from None
     except UnicodeDecodeError as error:
         raise _FieldError("", f"not UTF-8 text: bad byte at offset {error.start}") from None
     except RecursionError:

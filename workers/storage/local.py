@@ -41,7 +41,10 @@ class LocalStorage:
     """
 
     def __init__(self, roots: Sequence[Path | str]) -> None:
-        self._roots = tuple(Path(os.path.realpath(parse_uri(str(root)).path)) for root in roots)
+        # A folder named twice (the input and output roots are often the same) counts once.
+        self._roots = tuple(
+            dict.fromkeys(Path(os.path.realpath(parse_uri(str(root)).path)) for root in roots)
+        )
 
     @property
     def roots(self) -> tuple[Path, ...]:

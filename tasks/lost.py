@@ -1,0 +1,109 @@
+"""Telling a lost job from an unknown id, and naming an unreachable Redis.
+
+A job record can be missing for three reasons: the id was never a job, the record expired
+(records are kept ``config.celery.results_ttl``), or Redis lost it (restarted without
+persistence, or flushed). Two facts separate them:
+
+* job ids are time-ordered UUIDs (version 7: the first 48 bits are the submission time in
+  milliseconds), so the id itself says when the job was submitted;
+* the job store's *epoch*, a key written (``SET NX``, no expiry) at the first submission
+  into an empty Redis, says since when that Redis has kept its records.
+
+A record missing for an id submitted before the epoch, or with no epoch at all, was lost
+with Redis; one missing for an id older than the records' lifetime expired; anything else
+is unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
+
+from workers.errors import ServiceUnavailableError
+
+EPOCH_KEY = "vtrack:jobstore:epoch"
+# Clocks of the machines that submit jobs may differ by this much.
+CLOCK_SLACK_SECONDS = 5.0
+
+UNKNOWN = "unknown"
+EXPIRED = "expired"
+LOST = "lost"
+
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+
+
+def new_job_id(now: float | None = None) -> str:
+    """A random UUID whose first 48 bits are the time in milliseconds (UUID version 7)."""
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def submitted_at(job_id: str) -> float | None:
+    """When the job was submitted, from its id; None for ids that carry no time."""
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return (parsed.int >> 80) / 1000.0
+
+
+def mark_epoch(client: redis.Redis) -> None:
+    """Note when this Redis started keeping job records, unless it already knows."""
+    client.set(EPOCH_KEY, repr(time.time()), nx=True)
+
+
+def why_missing(client: redis.Redis, job_id: str, ttl_seconds: int) -> str:
+    """Why ``job_id`` has no record: :data:`LOST`, :data:`EXPIRED` or :data:`UNKNOWN`."""
+    submitted = submitted_at(job_id)
+    if submitted is None or submitted > time.time() + CLOCK_SLACK_SECONDS:
+        return UNKNOWN
+    raw = client.get(EPOCH_KEY)
+    if raw is None or float(raw) > submitted + CLOCK_SLACK_SECONDS:
+        return LOST
+    if time.time() - submitted > ttl_seconds:
+        return EXPIRED
+    return UNKNOWN
+
+
+def missing_message(job_id: str, reason: str, ttl_seconds: int) -> str:
+    """One line for a user who asked about a job with no record: what happened, what to do."""
+    if reason == LOST:
+        return (
+            f"job {job_id} was lost: Redis was restarted without persistence or flushed "
+            "after it was submitted, and its record and queued tasks went with it; submit "
+            "the video again (a video in a scanned folder or bucket is started again by "
+            "the next scan)"
+        )
+    if reason == EXPIRED:
+        return f"no job {job_id}: its record expired (records are kept {ttl_seconds}s)"
+    return f"no job {job_id}: unknown id"
+
+
+@contextmanager
+def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterator[None]:
+    """Turn a connection failure to ``url`` into one line naming it (no password) and its
+    setting, followed by ``consequence`` (what did or did not happen)."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise ServiceUnavailableError(
+            f"cannot reach the {what} at {maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
+            + (f"; {consequence}" if consequence else "")
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.rstrip(".")
