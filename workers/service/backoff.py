@@ -1,8 +1,8 @@
-"""How long to wait before asking again whether a running operation is done.
-
-Retries of failed calls use Celery's own backoff (``retry_backoff`` in ``tasks.jobs``)."""
+"""How long to wait before asking again: polling a running operation, retrying a catalog write."""
 
 from __future__ import annotations
+
+import random
 
 
 def poll_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -12,3 +12,13 @@ def poll_delay(attempt: int, initial: float, maximum: float) -> float:
     long ones cost at most one check per ``maximum`` seconds.
     """
     return min(maximum, initial * (2 ** min(attempt, 30)))
+
+
+def retry_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based).
+
+    Jitter spreads the retries of many workers hit by the same outage, so they do not
+    come back at the same moment and trip the quota again.
+    """
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    return (rng or random).uniform(ceiling / 2, ceiling)
