@@ -44,6 +44,14 @@ class TaskProgressJobStore:
             if record is not None:
                 report_progress(record)
 
+    def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
+        return self.inner.tracking_progress(job_id, number, total, fraction)
+
+    def list(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[JobRecord], int]:
+        return self.inner.list(status=status, offset=offset, limit=limit)
+
     def object_done(self, job_id: str) -> int:
         done = self.inner.object_done(job_id)
         record = self.inner.get(job_id)
