@@ -57,6 +57,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 TICK_SECONDS = 0.2
 
 
+# Longest wait for watchdog's threads to stop before the watcher returns regardless.
+STOP_WAIT_SECONDS = 5.0
+
+
 @dataclass
 class _Pending:
     signature: tuple[int, int]  # size, mtime in ns
@@ -145,6 +149,9 @@ class Watcher:
 
     def run(self) -> Counter[str]:
         observer = Observer()
+        # watchdog's inotify reader can stay blocked in read() after stop() (it then never
+        # returns): daemon threads, and a bounded wait below, let the process exit anyway.
+        observer.daemon = True
         handler = _Handler(self._events)
         for folder in self.folders:
             observer.schedule(handler, str(folder), recursive=True)
@@ -166,8 +173,10 @@ class Watcher:
                         break
                     self._handle(path)
         finally:
-            observer.stop()
-            observer.join(timeout=10)
+            stopper = threading.Thread(target=observer.stop, name="watch-stop", daemon=True)
+            stopper.start()
+            stopper.join(timeout=STOP_WAIT_SECONDS)
+            observer.join(timeout=STOP_WAIT_SECONDS)
         return Counter(self.counts)
 
     def stop(self) -> None:
