@@ -196,5 +196,6 @@ def test_jobs_page_updates_progress_while_a_job_runs(stack: Stack, page: Any) ->
     page.wait_for_function(
         "el => el.textContent.trim() === 'cancelled'",
         arg=row.locator(".badge").element_handle(),
+        timeout=120_000,  # the cancel asks the workers which tasks they hold first
     )
     assert page.evaluate("window.loadedOnce") is True
