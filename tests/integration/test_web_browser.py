@@ -171,8 +171,10 @@ def test_search_page_lists_the_dog_clip(stack: Stack, page: Any) -> None:
 def test_jobs_page_updates_progress_while_a_job_runs(stack: Stack, page: Any) -> None:
     page.goto(stack.web.url + "/")
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+    # Five minutes of video: about a hundred tracking segments, so that on a quiet machine
+    # the job still runs well past the three progress changes and the cancel below.
     video = write_test_video(
-        stack.incoming / "running.mp4", frames=300, fps=10, width=WIDTH, height=HEIGHT
+        stack.incoming / "running.mp4", frames=3000, fps=10, width=WIDTH, height=HEIGHT
     )
     with stack.client() as client:
         job_id = submit(client, video, annotations_uri=None)  # the local tracker: segments
@@ -192,7 +194,8 @@ def test_jobs_page_updates_progress_while_a_job_runs(stack: Stack, page: Any) ->
         assert len(set(seen)) == len(seen), seen
         assert any("tracking" in text or "rendering" in text for text in seen), seen
         assert page.evaluate("window.loadedOnce") is True
-        client.delete(f"/api/jobs/{job_id}")
+        cancelled = client.delete(f"/api/jobs/{job_id}")
+        assert cancelled.status_code == 200, cancelled.text  # 409 once the job has ended
     page.wait_for_function(
         "el => el.textContent.trim() === 'cancelled'",
         arg=row.locator(".badge").element_handle(),
