@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run vtrack's tests: set up .venv, make sure a Redis answers on 127.0.0.1:6379, that an
-# installed PostgreSQL runs (catalog tests), and that Debian's chromium (browser tests) and
-# the Pub/Sub emulator (listen tests) are installed when apt-get can, run pytest.
+# installed PostgreSQL runs (catalog tests), and that Debian's chromium (browser tests),
+# the Pub/Sub emulator (listen tests) and docker-compose (compose file tests) are installed
+# when apt-get can, run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,4 +11,5 @@ bash scripts/ensure-redis.sh
 bash scripts/ensure-pubsub-emulator.sh
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
+bash scripts/ensure-docker-compose.sh
 exec .venv/bin/python -m pytest "$@"
