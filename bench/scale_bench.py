@@ -428,22 +428,28 @@ def case_startup(files: dict[str, Path], work: Path, runs: int) -> list[list[str
     with own_redis() as redis_url:
         env = service_env(redis_url, work, work / "startup-out")
         script = str(Path(sys.executable).with_name("vtrack"))
+        submitted: list[str] = []
         for label, args in (
-            ("`vtrack --help`", ["--help"]),
-            ("`vtrack status` (unknown job)", ["status", "no-such-job"]),
+            ("`vtrack --help`", lambda: ["--help"]),
+            ("`vtrack status` (unknown job)", lambda: ["status", "no-such-job"]),
             (
                 "`vtrack submit` (sends the job)",
-                ["submit", str(files["dog"]), "--annotations", str(files["dog_json"])],
+                lambda: ["submit", str(files["dog"]), "--annotations", str(files["dog_json"])],
             ),
+            ("`vtrack status` (the job just sent)", lambda: ["status", submitted[-1]]),
         ):
             walls, cpus = [], []
             for _ in range(5):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
-                subprocess.run([script, *args], cwd=REPO, env=env, capture_output=True, check=False)
+                done = subprocess.run(
+                    [script, *args()], cwd=REPO, env=env, capture_output=True, text=True
+                )
                 walls.append(time.perf_counter() - started)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+                if args()[0] == "submit" and done.returncode == 0:
+                    submitted.append(done.stdout.split()[-1])
             rows.append(
                 [
                     f"start-up: {label}",

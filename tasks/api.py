@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.celery import results_ttl
 from tasks import lost, runtime
@@ -27,6 +27,9 @@ from tasks.specs import default_min_confidence, make_spec
 from workers.errors import ServiceUnavailableError, VtrackError
 from workers.job import JobSpec
 from workers.service.scanning import VideoVersion
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 __all__ = [
     "Job",
@@ -87,9 +90,7 @@ class Job:
             record = rt.jobs.get(self.id)
             if record is not None:
                 return record
-            from tasks.catalog import catalog_record
-
-            record = catalog_record(self.id)
+            record = _catalog_record(rt.settings, self.id)
             if record is not None:
                 return record
             if rt.redis_client is None:
@@ -270,6 +271,18 @@ def list_jobs(
         records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
         total += len(extra)
     return records[offset : offset + limit], total
+
+
+def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
+    """The catalog's record of ``job_id``; a catalog not created yet is not opened (nor
+    created), so ``vtrack status`` of an unknown id does not load the database layer."""
+    from workers.catalog.location import catalog_absent, catalog_url
+
+    if catalog_absent(catalog_url(settings.catalog_url, settings.output_root)):
+        return None
+    from tasks.catalog import catalog_record
+
+    return catalog_record(job_id)
 
 
 def cancel_job(job_id: str) -> JobRecord:

@@ -39,9 +39,9 @@ _catalogs: dict[str, Catalog] = {}
 
 
 def catalog_url(settings: Settings) -> str:
-    from workers.catalog import default_catalog_url
+    from workers.catalog import location
 
-    return settings.catalog_url or default_catalog_url(settings.output_root)
+    return location.catalog_url(settings.catalog_url, settings.output_root)
 
 
 def current_catalog() -> Catalog:

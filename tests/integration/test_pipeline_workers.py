@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,22 @@ def test_unknown_job_id_is_a_clear_error(redis_server: None) -> None:
     assert "no job no-such-job" in result.stderr
     with pytest.raises(Exception, match="no job"):
         get_job("no-such-job").status()
+
+
+def test_status_of_an_unknown_id_creates_no_catalog(redis_server: None, tmp_path: Path) -> None:
+    """Asking does not write: no catalog file appears in an output folder that had none."""
+    output = tmp_path / "output"
+    output.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "status", "no-such-job"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "VTRACK_OUTPUT_ROOT": str(output), "VTRACK_CATALOG_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "no job no-such-job" in result.stderr
+    assert list(output.iterdir()) == []
 
 
 def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(

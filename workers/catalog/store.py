@@ -24,23 +24,12 @@ from workers.catalog.schema import catalog_jobs, catalog_objects, ensure_schema
 from workers.errors import VtrackError
 from workers.job import Manifest
 from workers.storage import Storage
-from workers.uris import parse_uri
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
-# Hidden: the web app never serves hidden files from the output folder.
-DEFAULT_CATALOG_FILE = ".vtrack-catalog.sqlite3"
 # SQLite allows one writer at a time: a worker finding the file locked waits this long.
 SQLITE_BUSY_SECONDS = 30
-
-
-def default_catalog_url(output_root: str, cwd: Path | None = None) -> str:
-    """SQLite in a file inside the output folder, or in the working directory when the
-    outputs are in a bucket."""
-    parsed = parse_uri(output_root)
-    folder = parsed.local_path() if parsed.is_local else (cwd or Path.cwd())
-    return f"sqlite:///{(folder / DEFAULT_CATALOG_FILE).absolute()}"
 
 
 def normalize_entity(label: str) -> str:
