@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, get_settings
-from tasks.jobstore import JobRecord, JobStore, MemoryJobStore
+from tasks.jobstore import JobRecord, JobStore, MemoryJobStore, finished_fields
 from tasks.local_backend import LocalSegmentsAnnotator, SegmentProgress, stitch_operation
 from tasks.specs import make_spec
 from workers import steps
@@ -148,26 +148,7 @@ class InProcessJob:
             results = self._render(plan.kept, storage, pool)
         self.jobs.update(self.spec.job_id, status="assembling", stage="assembling the summary")
         manifest = steps.assemble_manifest(self.spec, plan, results, storage)
-        outputs = [
-            uri
-            for uri in (
-                *(obj.animation_uri for obj in manifest.objects),
-                *(obj.cell_uri for obj in manifest.objects),
-                manifest.summary_uri,
-                manifest.manifest_uri,
-            )
-            if uri is not None
-        ]
-        self.jobs.update(
-            self.spec.job_id,
-            status=manifest.status,
-            stage="done",
-            percent=100.0,
-            manifest_uri=manifest.manifest_uri,
-            summary_uri=manifest.summary_uri,
-            outputs=outputs,
-            error="; ".join(manifest.errors) or None,
-        )
+        self.jobs.update(self.spec.job_id, **finished_fields(manifest))
 
     def _annotate(
         self, storage: Storage, pool: _Pool

@@ -21,6 +21,7 @@ from config.celery import longest_countdown
 from config.settings import get_settings
 from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
+from tasks.jobstore import finished_fields
 from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
@@ -295,26 +296,7 @@ def assemble_summary(
     )
     _mark_done(rt, job, manifest.manifest_uri)
     catalog.record_completed(manifest)  # never fails the job; retried when the database is down
-    outputs = [
-        uri
-        for uri in (
-            *(obj.animation_uri for obj in manifest.objects),
-            *(obj.cell_uri for obj in manifest.objects),
-            manifest.summary_uri,
-            manifest.manifest_uri,
-        )
-        if uri is not None
-    ]
-    rt.jobs.update(
-        job.job_id,
-        status=manifest.status,
-        stage="done",
-        percent=100.0,
-        manifest_uri=manifest.manifest_uri,
-        summary_uri=manifest.summary_uri,
-        outputs=outputs,
-        error="; ".join(manifest.errors) or None,
-    )
+    rt.jobs.update(job.job_id, **finished_fields(manifest))
     return manifest.to_dict()
 
 

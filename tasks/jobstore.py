@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
+
+if TYPE_CHECKING:
+    from workers.job import Manifest
 
 TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 KEY_PREFIX = "vtrack:job:"
@@ -100,6 +103,29 @@ class JobStore(Protocol):
     def list(
         self, *, status: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[JobRecord], int]: ...
+
+
+def finished_fields(manifest: Manifest) -> dict[str, Any]:
+    """The record's fields once ``manifest`` is written: its status and every output."""
+    outputs = [
+        uri
+        for uri in (
+            *(obj.animation_uri for obj in manifest.objects),
+            *(obj.cell_uri for obj in manifest.objects),
+            manifest.summary_uri,
+            manifest.manifest_uri,
+        )
+        if uri is not None
+    ]
+    return {
+        "status": manifest.status,
+        "stage": "done",
+        "percent": 100.0,
+        "manifest_uri": manifest.manifest_uri,
+        "summary_uri": manifest.summary_uri,
+        "outputs": outputs,
+        "error": "; ".join(manifest.errors) or None,
+    }
 
 
 def rendering_percent(done: int, total: int) -> float:

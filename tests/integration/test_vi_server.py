@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -179,10 +180,12 @@ def test_annotate_video_finds_the_person_and_the_dog_and_writes_output_uri(stack
     assert len(ours.objects) == len(objects)
 
 
-def test_results_are_in_the_response_without_output_uri(stack: Stack) -> None:
+def annotate_test_video(stack: Stack, frames: int) -> tuple[Path, Any, Any]:
+    """A test pattern video of ``frames`` at 10 fps sent for OBJECT_TRACKING, without an
+    output_uri: the video, the client, the operation."""
     video = write_test_video(
         SESSION_DIR / "input" / f"vi-{uuid.uuid4().hex[:6]}.mp4",
-        frames=20,
+        frames=frames,
         fps=10,
         width=160,
         height=96,
@@ -191,6 +194,11 @@ def test_results_are_in_the_response_without_output_uri(stack: Stack) -> None:
     operation = client.annotate_video(
         request={"features": [OBJECT_TRACKING], "input_uri": str(video)}
     )
+    return video, client, operation
+
+
+def test_results_are_in_the_response_without_output_uri(stack: Stack) -> None:
+    video, client, operation = annotate_test_video(stack, frames=20)
     response = operation.result(timeout=OPERATION_TIMEOUT_S)
     result = response.annotation_results[0]
     assert result.input_uri == str(video)
@@ -232,6 +240,37 @@ def test_a_file_that_is_not_a_video_ends_the_operation_with_an_error(stack: Stac
         operation.result(timeout=OPERATION_TIMEOUT_S)
     assert failed.value.grpc_status_code == grpc.StatusCode.INVALID_ARGUMENT
     assert fake.name in str(failed.value)
+    assert "Traceback" not in stack.server.log()
+
+
+def test_cancel_ends_the_operation_and_the_job_behind_it(stack: Stack) -> None:
+    # Five minutes of video: still tracking when the cancel arrives, even on an idle machine.
+    _, _, operation = annotate_test_video(stack, frames=3000)
+    deadline = time.monotonic() + 60
+    # Until the job is tracking (there are tasks to stop); done() refreshes the operation.
+    while not operation.done() and progress_of(operation) == 0:
+        assert time.monotonic() < deadline, "no progress after 60 s"
+        time.sleep(0.2)
+    assert not operation.done(), "the operation ended before it could be cancelled"
+    operation.cancel()
+    assert operation.cancelled()
+    with pytest.raises(api_exceptions.GoogleAPICallError) as ended:
+        operation.result(timeout=30)
+    assert ended.value.grpc_status_code == grpc.StatusCode.CANCELLED
+    job_id = operation.operation.name.rsplit("/", 1)[-1]
+    status = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "status", job_id, "--json"],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["status"] == "cancelled"
+    # Cancelling an operation that is over is accepted and changes nothing, as the API does.
+    operation.cancel()
+    assert operation.cancelled()
     assert "Traceback" not in stack.server.log()
 
 
