@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy
-from google.cloud import videointelligence_v1 as vi
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from workers.annotations.model import (
@@ -76,7 +75,6 @@ _RESPONSE_TYPE_SUFFIX = ".AnnotateVideoResponse"
 _DURATION_TEXT = re.compile(r"(-)?(\d+)(?:\.(\d+))?s")
 _INT64_TEXT = re.compile(r"-?\d+")
 _ENVELOPE_KEYS = frozenset({"name", "metadata", "done", "response", "error"})
-_RESULTS_DESCRIPTOR: Descriptor = vi.VideoAnnotationResults.pb().DESCRIPTOR
 
 # google.rpc.Code names, so an operation's error reads as the API documents it.
 _RPC_CODE_NAMES = {
@@ -605,13 +603,23 @@ def _result_message(value: Any, path: str) -> tuple[Any, list[int | None]]:
     error, error_path = _field(result, "error", path)
     if error is not None and _status_is_error(error):
         raise _FieldError(error_path, f"the API reported: {_status_text(error, error_path)}")
-    fields = _message_fields(result, _RESULTS_DESCRIPTOR, path)
+    results_type = _results_type()
+    fields = _message_fields(result, results_type.pb().DESCRIPTOR, path)
     track_ids = [obj.pop("track_id", None) for obj in fields.get("object_annotations", ())]
     try:
-        message = vi.VideoAnnotationResults(mapping=fields)
+        message = results_type(mapping=fields)
     except (TypeError, ValueError) as exc:  # checked above; what is left is out of range
         raise _FieldError(path, f"not a VideoAnnotationResults: {exc}") from None
-    return vi.VideoAnnotationResults.pb(message), track_ids
+    return results_type.pb(message), track_ids
+
+
+@cache
+def _results_type() -> Any:
+    """The client library's ``VideoAnnotationResults``, imported on first read: the
+    library takes a tenth of a second to load, and writers and renderers never need it."""
+    from google.cloud import videointelligence_v1
+
+    return videointelligence_v1.VideoAnnotationResults
 
 
 # --- From the library's messages to the annotation model: the one place ---------------------

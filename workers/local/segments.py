@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from workers.annotations.model import ObjectTrack, Segment, TrackedFrame
 from workers.local.labels import compatible_labels
@@ -103,6 +102,9 @@ def match_across_boundary(
         for j, second in enumerate(later):
             value = overlap_similarity(first, second, window, rules)
             similarity[i, j] = value if value is not None else 0.0
+    # Imported here: scipy.optimize takes a quarter second to load, and only stitching needs it.
+    from scipy.optimize import linear_sum_assignment
+
     rows, columns = linear_sum_assignment(similarity, maximize=True)
     return [(int(i), int(j)) for i, j in zip(rows, columns, strict=True) if similarity[i, j] > 0]
 
