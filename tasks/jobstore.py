@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
+if TYPE_CHECKING:  # vtrack run keeps its records in memory: it never loads the Redis client
+    import redis
 
-if TYPE_CHECKING:
     from workers.job import Manifest
 
 TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})

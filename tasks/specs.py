@@ -94,6 +94,6 @@ def normalized_uri(uri: str) -> str:
 
 
 def _new_job_id() -> str:
-    from tasks.lost import new_job_id  # time-ordered ids tell a lost job from an unknown one
+    from tasks.job_ids import new_job_id  # time-ordered: a lost job told from an unknown id
 
     return new_job_id()

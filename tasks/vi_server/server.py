@@ -28,7 +28,7 @@ from config.celery import results_ttl
 from config.settings import Settings
 from tasks import runtime
 from tasks.api import make_spec, start_job
-from tasks.lost import new_job_id
+from tasks.job_ids import new_job_id
 from tasks.vi_server.operations import (
     ANNOTATED_STATUSES,
     OperationBook,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from tasks import lost
+from tasks import job_ids
 from tasks.api import make_spec
 from tasks.cluster import ClusterPorts, cluster_ports
 from tasks.jobstore import JobRecord
@@ -33,7 +33,7 @@ def test_status_shows_the_percent_once_and_whole_paths_when_piped(redis_server: 
 
     long_path = "/srv/videos/" + "/".join(f"camera-{n:02}-north-entrance" for n in range(6))
     record = JobRecord(
-        job_id=lost.new_job_id(),
+        job_id=job_ids.new_job_id(),
         video_uri=f"{long_path}/clip.mp4",
         backend="local",
         status="annotating",
@@ -94,11 +94,11 @@ def test_video_uris_are_stored_absolute_and_normalized(
 
 
 def test_job_ids_carry_their_submission_time() -> None:
-    job_id = lost.new_job_id(now=1_700_000_000.123)
+    job_id = job_ids.new_job_id(now=1_700_000_000.123)
     assert uuid.UUID(job_id).version == 7
-    assert lost.submitted_at(job_id) == pytest.approx(1_700_000_000.123, abs=0.001)
-    assert lost.submitted_at(str(uuid.uuid4())) is None
-    assert lost.submitted_at("not-a-job") is None
+    assert job_ids.submitted_at(job_id) == pytest.approx(1_700_000_000.123, abs=0.001)
+    assert job_ids.submitted_at(str(uuid.uuid4())) is None
+    assert job_ids.submitted_at("not-a-job") is None
 
 
 def test_the_readme_names_every_test_setting_the_conftest_reads() -> None:
