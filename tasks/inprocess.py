@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,9 @@ def run_processes(settings: Settings, requested: int | None = None) -> int:
 
 
 # Fewer objects than this render in vtrack run's own process: starting a process of the
-# pool (importing PyAV, Pillow, NumPy: about half a second) costs more than it saves.
+# pool (importing PyAV, Pillow, NumPy: about half a second) costs more than it saves. Their
+# batches still run side by side, in threads: decoding, scaling and GIF encoding release
+# the GIL.
 RUN_POOL_MIN_OBJECTS = 24
 
 # Most objects one batch of vtrack run holds decoded frames for: 64 objects x 12 frames at
@@ -187,9 +189,10 @@ class InProcessJob:
 class _Pool:
     """Runs the parallel steps inline (one process) or in worker processes."""
 
-    def __init__(self, executor: Executor | None, events: Any) -> None:
+    def __init__(self, executor: Executor | None, events: Any, threads: int = 1) -> None:
         self._executor = executor
         self._events = events
+        self._threads = threads
 
     def track(
         self,
@@ -237,13 +240,14 @@ class _Pool:
     ) -> list[ObjectResult]:
         objects = sum(len(batch) for batch in batches)
         if self._executor is None or len(batches) == 1 or objects < RUN_POOL_MIN_OBJECTS:
-            return [
-                result
-                for batch in batches
-                for result in steps.render_kept_objects(
+
+            def render(batch: Sequence[KeptObject]) -> list[ObjectResult]:
+                return steps.render_kept_objects(
                     job, batch, storage, on_done=lambda _: jobs.object_done(job.job_id)
                 )
-            ]
+
+            with ThreadPoolExecutor(max_workers=self._threads) as threads:
+                return [result for part in threads.map(render, batches) for result in part]
         spec_dict = job.to_dict()
         futures = [
             self._executor.submit(_render_in_worker, spec_dict, [kept.to_dict() for kept in batch])
@@ -270,7 +274,7 @@ def _pool(processes: int, roots: Sequence[str]) -> Iterator[_Pool]:
         initializer=_init_worker,
         initargs=(list(roots), events),
     ) as executor:
-        yield _Pool(executor, events)
+        yield _Pool(executor, events, threads=processes)
 
 
 @contextmanager
