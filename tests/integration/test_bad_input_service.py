@@ -8,6 +8,7 @@ end. See docs/faults.md.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -76,7 +77,9 @@ def test_a_corrupt_middle_fails_the_objects_it_spoils_and_says_why(
     failed = [obj for obj in manifest["objects"] if obj["status"] == "failed"]
     assert failed
     for obj in failed:
-        assert obj["error"] == f"{video}: cannot decode: invalid data found when processing input"
+        # The damaged packets are skipped; the frames they held are what is missing.
+        assert re.fullmatch(rf"{re.escape(str(video))}: could not decode the frame at [\d.]+s",
+                            obj["error"]), obj["error"]  # fmt: skip
 
 
 def test_paths_out_of_the_input_roots_are_refused(

@@ -256,3 +256,17 @@ def corrupt_middle(path: Path, start: float = 0.4, end: float = 0.6, seed: int =
     )
     path.write_bytes(bytes(data))
     return path
+
+
+def damage_spots(
+    path: Path, at: Sequence[float] = (0.3, 0.5, 0.7), size: int = 400, seed: int = 1
+) -> Path:
+    """Overwrite ``size`` bytes with noise at each fraction ``at`` of the file: a few damaged
+    packets spread over a video, as a flaky disk or a broken upload leaves them."""
+    data = bytearray(path.read_bytes())
+    noise = np.random.default_rng(seed)
+    for fraction in at:
+        first = int(len(data) * fraction)
+        data[first : first + size] = noise.integers(0, 256, size, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path

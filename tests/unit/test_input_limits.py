@@ -9,6 +9,7 @@ sends hours of tracking to the workers.
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,4 +143,6 @@ def test_a_video_whose_middle_is_corrupt_reports_each_object_it_cannot_render(
     failed = [obj for obj in manifest["objects"] if obj["status"] == "failed"]
     assert failed, manifest["objects"]
     for obj in failed:
-        assert obj["error"] == f"{video}: cannot decode: invalid data found when processing input"
+        # The damaged packets are skipped; the frames they held are what is missing.
+        assert re.fullmatch(rf"{re.escape(str(video))}: could not decode the frame at [\d.]+s",
+                            obj["error"]), obj["error"]  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 from tests.support.videos import (
     BOX_COLOUR,
     box_at,
+    damage_spots,
     read_frame_index,
     read_scaled_frame_index,
     truncate_file,
@@ -209,3 +210,26 @@ def test_real_video_probe_and_extract() -> None:
     decoded = {f.index: f.image for f in iter_frames(DOG, start=8.25, end=8.4, max_width=480)}
     for frame in frames[2:4]:
         assert np.array_equal(np.asarray(frame.image), decoded[round(frame.time * info.fps)])
+
+
+def test_damaged_packets_cost_their_frames_not_the_video(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = damage_spots(write_test_video(tmp_path / "damaged.mp4", frames=200, fps=10))
+    with caplog.at_level("WARNING", logger="workers.media.video"):
+        frames = list(iter_frames(video))
+    assert 180 <= len(frames) < 200
+    assert [frame.index for frame in frames] == sorted({frame.index for frame in frames})
+    warnings = [r.getMessage() for r in caplog.records if r.name == "workers.media.video"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"{video}: skipped ") and "damaged packet" in warnings[0]
+
+
+def test_a_video_that_is_mostly_damage_is_refused(tmp_path: Path) -> None:
+    video = write_test_video(tmp_path / "ruined.mp4", frames=200, fps=10)
+    damage_spots(video, at=[n / 100 for n in range(12, 98, 2)], size=2000)
+    with pytest.raises(VideoError, match=r"ruined\.mp4: cannot decode: \d+ damaged packet"):
+        list(iter_frames(video))
+    # A pass that stops early (a tracking segment's end) is judged as it goes.
+    with pytest.raises(VideoError, match=r"ruined\.mp4: cannot decode: \d+ damaged packet"):
+        list(iter_frames(video, start=2.0, end=12.0))

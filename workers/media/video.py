@@ -27,6 +27,7 @@ so normalized boxes mean the same thing to the detector, the renderer and a view
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -41,6 +42,8 @@ import numpy as np
 from PIL import Image
 
 from workers.errors import NotFoundError, VideoError
+
+log = logging.getLogger(__name__)
 
 # Demuxers that open single images or text as a one-frame "video": not videos to vtrack.
 _IMAGE_OR_TEXT_FORMATS = frozenset({"tty", "image2", "apng", "gif", "webp_pipe"})
@@ -612,12 +615,19 @@ def _displayed_frames(
     display: _Display | None = None
     deinterlacer: _Deinterlacer | None = None
     may_skip = codec.field_order in (_FIELD_UNKNOWN, _FIELD_PROGRESSIVE)
+    damage = _Damage(path, stream)
     try:
         for packet in container.demux(stream):
             if wanted is not None:
                 needed = not may_skip or packet.pts is None or wanted(packet.pts)
                 codec.skip_frame = "DEFAULT" if needed else "NONREF"
-            for frame in stream.decode(packet):
+            try:
+                frames = stream.decode(packet)
+            except av.error.FFmpegError as error:
+                damage.skip(packet, error)  # raises once the video is more damage than video
+                continue
+            damage.decoded(len(frames))
+            for frame in frames:
                 if display is None:
                     display = _display_of(stream, frame)
                     if display.deinterlace is not None:
@@ -633,10 +643,65 @@ def _displayed_frames(
         if deinterlacer is not None and display is not None:
             for whole in deinterlacer.flush():
                 yield whole, display
+        damage.check()
     except av.error.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
     finally:
         codec.skip_frame = "DEFAULT"
+        damage.report()
+
+
+class _Damage:
+    """Packets the decoder refused, in one pass over a video.
+
+    Real files have damaged stretches (a broken upload, a bad sector, a camera that lost
+    power): the frames of a refused packet are skipped and decoding goes on, so a damaged
+    second costs that second's frames, not the job. A pass that has refused more packets
+    than it decoded frames is more damage than video and raises :class:`VideoError`: as
+    soon as that is true past the first ``TOLERATED`` refusals (a pass that stops early,
+    at a segment's end, is judged too), or at the end of the stream. The skipped count is
+    logged once per pass, with the first refusal's time and reason.
+    """
+
+    # Refusals a pass may meet before it is judged (about a second of video at 30 fps).
+    TOLERATED = 30
+
+    def __init__(self, path: Path, stream: Any) -> None:
+        self.path = path
+        self.time_base = stream.time_base
+        self.skipped = 0
+        self.frames = 0
+        self.first = ""
+
+    def skip(self, packet: Any, error: av.error.FFmpegError) -> None:
+        self.skipped += 1
+        if not self.first:
+            at = packet.pts if packet.pts is not None else packet.dts
+            known = at is not None and self.time_base
+            when = f" at {float(at * self.time_base):.2f}s" if known else ""
+            self.first = f"{when}: {_reason(error)}"
+        if self.skipped > self.TOLERATED:
+            self.check()
+
+    def decoded(self, frames: int) -> None:
+        self.frames += frames
+
+    def check(self) -> None:
+        if self.skipped > self.frames:
+            skipped, self.skipped = self.skipped, 0  # said by the error, not logged again
+            raise VideoError(
+                f"{self.path}: cannot decode: {skipped} damaged packet(s) and "
+                f"{self.frames} frame(s) (first damage{self.first})"
+            )
+
+    def report(self) -> None:
+        if self.skipped:
+            log.warning(
+                "%s: skipped %d damaged packet(s) the decoder refused (first%s)",
+                self.path,
+                self.skipped,
+                self.first,
+            )
 
 
 class _Missed(Exception):
