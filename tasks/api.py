@@ -251,8 +251,10 @@ def list_jobs(
 ) -> tuple[list[JobRecord], int]:
     """Job records newest first, and how many match: the jobs Redis still holds, then
     completed jobs only the catalog remembers (their records expired or were lost)."""
-    records, total = runtime.current().jobs.list(status=status, offset=0, limit=offset + limit)
-    if len(records) < offset + limit and status in (None, "completed", "completed_with_errors"):
+    rt = runtime.current()
+    records, total = rt.jobs.list(status=status, offset=0, limit=offset + limit)
+    wanted = status in (None, "completed", "completed_with_errors")
+    if len(records) < offset + limit and wanted and not _catalog_absent(rt.settings):
         from tasks.catalog import current_catalog
 
         known = {record.job_id for record in records}
@@ -273,12 +275,17 @@ def list_jobs(
     return records[offset : offset + limit], total
 
 
-def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
-    """The catalog's record of ``job_id``; a catalog not created yet is not opened (nor
-    created), so ``vtrack status`` of an unknown id does not load the database layer."""
+def _catalog_absent(settings: Settings) -> bool:
+    """Whether the catalog is a SQLite file not created yet: then it is neither opened nor
+    created just to be read (and the database layer is not loaded)."""
     from workers.catalog.location import catalog_absent, catalog_url
 
-    if catalog_absent(catalog_url(settings.catalog_url, settings.output_root)):
+    return catalog_absent(catalog_url(settings.catalog_url, settings.output_root))
+
+
+def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
+    """The catalog's record of ``job_id``, when there is a catalog."""
+    if _catalog_absent(settings):
         return None
     from tasks.catalog import catalog_record
 

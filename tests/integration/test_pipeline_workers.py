@@ -156,19 +156,22 @@ def test_unknown_job_id_is_a_clear_error(redis_server: None) -> None:
         get_job("no-such-job").status()
 
 
-def test_status_of_an_unknown_id_creates_no_catalog(redis_server: None, tmp_path: Path) -> None:
+def test_asking_about_jobs_creates_no_catalog(redis_server: None, tmp_path: Path) -> None:
     """Asking does not write: no catalog file appears in an output folder that had none."""
     output = tmp_path / "output"
     output.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "status", "no-such-job"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "VTRACK_OUTPUT_ROOT": str(output), "VTRACK_CATALOG_URL": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and "no job no-such-job" in result.stderr
+    env = {**os.environ, "VTRACK_OUTPUT_ROOT": str(output), "VTRACK_CATALOG_URL": ""}
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "tasks.cli", *args]
+        return subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    unknown = ask("status", "no-such-job")
+    assert unknown.returncode == 2 and "no job no-such-job" in unknown.stderr
+    listed = ask("jobs", "--status", "completed")
+    assert listed.returncode == 0, listed.stderr
     assert list(output.iterdir()) == []
 
 
