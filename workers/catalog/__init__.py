@@ -25,18 +25,6 @@ if TYPE_CHECKING:
         normalize_entity,
     )
 
-_FROM_STORE = frozenset(
-    {
-        "Catalog",
-        "CatalogError",
-        "CatalogJob",
-        "CatalogObject",
-        "RebuildReport",
-        "VideoMatch",
-        "normalize_entity",
-    }
-)
-
 __all__ = [
     "Catalog",
     "CatalogError",
@@ -47,6 +35,7 @@ __all__ = [
     "default_catalog_url",
     "normalize_entity",
 ]
+_FROM_STORE = frozenset(__all__) - {"default_catalog_url"}
 
 
 def __getattr__(name: str) -> Any:
