@@ -180,6 +180,11 @@ def test_jobs_page_updates_progress_while_a_job_runs(stack: Stack, page: Any) ->
         job_id = submit(client, video, annotations_uri=None)  # the local tracker: segments
         row = page.locator(f"#job-{job_id}")
         row.wait_for(timeout=30_000)
+        # The count above the table follows the rows the page adds.
+        rows = page.locator("#jobs tbody tr:not(.empty)").count()
+        page.wait_for_function(
+            "n => document.getElementById('job-count').textContent === n + ' job(s)'", arg=rows
+        )
         seen: list[str] = []
         stage = row.locator(".stage")
         for _ in range(3):

@@ -63,6 +63,7 @@
       const response = await fetch("/api/jobs?" + query, { headers: { Accept: "application/json" } });
       if (!response.ok) return;
       const data = await response.json();
+      document.getElementById("job-count").textContent = data.total + " job(s)";
       const empty = body.querySelector("tr.empty");
       if (empty && data.jobs.length) empty.remove();
       let previous = null;
