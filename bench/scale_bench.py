@@ -42,6 +42,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.celery_worker import worker_command
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VTRACK_SHARED_DATA", REPO.parent / "shared" / "data"))
 DOG = SHARED / "videos" / "sam2_01_dog.mp4"
@@ -164,22 +166,12 @@ def service_env(redis_url: str, work: Path, out: Path, **extra: str) -> dict[str
 def worker(env: dict[str, str], processes: int, log: Path) -> Iterator[None]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={processes}",
-                "--queues=annotate,render",
-                f"--hostname=bench-{uuid.uuid4().hex[:6]}@%h",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
+            worker_command(
+                "annotate,render",
+                processes,
+                f"bench-{uuid.uuid4().hex[:6]}",
                 "--include=bench.task_timing",
-            ],
+            ),
             cwd=REPO,
             env=env,
             stdout=out,

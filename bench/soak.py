@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.celery_worker import worker_command
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
 SAMPLE_SECONDS = 0.5
@@ -69,21 +71,7 @@ def start_worker(
     log_path = logs / f"{role}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={concurrency}",
-                f"--queues={queue}",
-                f"--hostname=soak-{role}-{os.getpid()}@%h",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            worker_command(queue, concurrency, f"soak-{role}-{os.getpid()}"),
             cwd=REPO_ROOT,
             env=env,
             stdout=log,

@@ -11,13 +11,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.celery_worker import worker_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data beside the clone (as in CI); VTRACK_TEST_SHARED_DATA points elsewhere (a
@@ -114,22 +115,7 @@ class WorkerProcess:
         ``extra_args`` are added to the ``celery worker`` command line."""
         self.log_path = log_path
         self._log = log_path.open("wb")
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            f"--queues={queues}",
-            f"--hostname={name}@%h",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            *extra_args,
-        ]
+        command = worker_command(queues, concurrency, name, *extra_args)
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
