@@ -10,7 +10,8 @@ prints a Markdown table (with the load average before and after) for docs/benchm
 * ``workers``: the 197-object job through the service (own Redis, a real worker) with 1
   then 2 worker processes (goal: 2 at least 1.7x faster).
 * ``cores``: ``vtrack run`` local tracking of a 60 s video (the first minute of the shared
-  people-walking clip), ``--processes 1`` vs 2 (goal: 1.7x).
+  people-walking clip), ``--processes 1`` vs 2 on both cores, and the default (one process
+  per usable core) on one core (``taskset -c 0``) vs on both (goal: 1.7x).
 * ``overhead``: local-backend jobs through the service (worker with 2 processes) on a 10 s
   (the dog clip) and a 66 s video (the dog clip looped, cut at a keyframe): the job's
   wall time (submission to manifest, the manifest's ``total_seconds``) minus the time
@@ -67,7 +68,8 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     if result.returncode not in (0, 3):
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    print(f"  {' '.join(command[2:5])}: {seconds:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
+    shown = " ".join(part for part in command if part not in (sys.executable, "-m"))[:90]
+    print(f"  {shown}: {seconds:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
     LAST_CPU.append(cpu)
     return seconds
 
@@ -345,42 +347,62 @@ def case_workers(files: dict[str, Path], work: Path, runs: int) -> list[list[str
 
 
 def case_cores(files: dict[str, Path], work: Path, runs: int) -> list[list[str]]:
-    walls: dict[int, list[float]] = {1: [], 2: []}
-    tracking: dict[int, list[float]] = {1: [], 2: []}
+    """``--processes 1`` vs 2 on both cores, and the default on one core (``taskset``) vs two."""
+    sides = {
+        "1 process": ["--processes", "1"],
+        "2 processes": ["--processes", "2"],
+        "one core": [],  # under taskset -c 0: the default uses the one core it may run on
+        "two cores": [],
+    }
+    walls: dict[str, list[float]] = {side: [] for side in sides}
+    tracking: dict[str, list[float]] = {side: [] for side in sides}
     for run in range(runs):
-        for processes in (1, 2):
-            out = work / f"cores-{processes}-{run}"
-            walls[processes].append(
-                timed(
-                    vtrack(
-                        "run",
-                        str(files["people60"]),
-                        "--out",
-                        str(out),
-                        "--processes",
-                        str(processes),
-                    )
-                )
-            )
+        for side, extra in sides.items():
+            out = work / f"cores-{side.replace(' ', '-')}-{run}"
+            command = vtrack("run", str(files["people60"]), "--out", str(out), *extra)
+            if side == "one core":
+                command = ["taskset", "-c", "0", *command]
+            walls[side].append(timed(command))
             manifest = json.loads((out / "people60.mp4.manifest.json").read_text())
-            tracking[processes].append(manifest["timings"]["annotate_seconds"])
-    w1, w2 = statistics.median(walls[1]), statistics.median(walls[2])
-    t1, t2 = statistics.median(tracking[1]), statistics.median(tracking[2])
+            tracking[side].append(manifest["timings"]["annotate_seconds"])
+
+    def row(
+        label: str, fast: str, slow: str, values: dict[str, list[float]], goal: str
+    ) -> list[str]:
+        quick, slow_ = statistics.median(values[fast]), statistics.median(values[slow])
+        return [label, f"{quick:.1f} s", f"{slow_:.1f} s", f"{slow_ / quick:.2f}x", goal]
+
+    video = "60 s 768x432 (people walking)"
     return [
-        [
-            "local tracking stage of `vtrack run`, 60 s 768x432 (people walking): 2 vs 1 processes",
-            f"{t2:.1f} s",
-            f"{t1:.1f} s",
-            f"{t1 / t2:.2f}x",
+        row(
+            f"local tracking stage of `vtrack run`, {video}: 2 vs 1 processes",
+            "2 processes",
+            "1 process",
+            tracking,
             ">= 1.7x",
-        ],
-        [
-            "whole `vtrack run` (tracking + rendering), same video",
-            f"{w2:.1f} s",
-            f"{w1:.1f} s",
-            f"{w1 / w2:.2f}x",
+        ),
+        row(
+            "whole `vtrack run` (tracking + rendering), same video, 2 vs 1 processes",
+            "2 processes",
+            "1 process",
+            walls,
             "",
-        ],
+        ),
+        row(
+            f"local tracking stage of `vtrack run` (default processes), {video}: "
+            "two cores vs one (`taskset -c 0`)",
+            "two cores",
+            "one core",
+            tracking,
+            ">= 1.7x",
+        ),
+        row(
+            "whole `vtrack run`, same video: two cores vs one",
+            "two cores",
+            "one core",
+            walls,
+            "",
+        ),
     ]
 
 

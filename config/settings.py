@@ -282,7 +282,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description=(
-            "Processes vtrack run tracks segments and renders batches in; 0: one per core."
+            "Processes vtrack run tracks segments and renders batches in; 0: one per core "
+            "it may run on (its CPU affinity: a container's CPU set, taskset)."
         ),
     )
 

@@ -123,7 +123,10 @@ def _exit_for(status: str) -> None:
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    help="Processes to track and render in (default VTRACK_RUN_PROCESSES, else one per core).",
+    help=(
+        "Cores to work on: processes to track segments and render batches in, threads for "
+        "a video of one segment (default VTRACK_RUN_PROCESSES, else every usable core)."
+    ),
 )
 @guarded
 def run(

@@ -37,8 +37,19 @@ from workers.storage import Storage, open_storage
 
 
 def run_processes(settings: Settings, requested: int | None = None) -> int:
-    """How many processes ``vtrack run`` uses: asked for, else the setting, else every core."""
-    return max(1, requested or settings.run_processes or os.cpu_count() or 1)
+    """How many processes ``vtrack run`` uses: asked for, else the setting, else every core.
+
+    Every core this process may run on: a container's CPU set or ``taskset`` counts, not the
+    machine's cores (more processes than cores only makes them take turns).
+    """
+    return max(1, requested or settings.run_processes or usable_cores())
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 # Fewer objects than this render in vtrack run's own process: starting a process of the
@@ -50,6 +61,21 @@ RUN_POOL_MIN_OBJECTS = 24
 # Most objects one batch of vtrack run holds decoded frames for: 64 objects x 12 frames at
 # 480 px is about 300 MB per process.
 RUN_BATCH_LIMIT = 64
+
+
+def run_tracking_threads(processes: int, segments: int) -> dict[str, int | None]:
+    """The local backend's thread options for tracking ``segments`` on ``processes`` cores.
+
+    One segment is tracked in this process, its detector on every core (onnxruntime's
+    threads give the same boxes as one thread, about 1.4 to 1.7 times as fast on two cores).
+    Several segments are tracked side by side, one pool process per core: each runs its
+    detector on its share of the cores and decodes on one thread, as FFmpeg's own threads
+    would only take turns with the other processes (about 5% slower).
+    """
+    if segments <= 1 or processes <= 1:
+        return {"inference_threads": processes, "decode_threads": None}
+    side_by_side = min(processes, segments)
+    return {"inference_threads": max(1, processes // side_by_side), "decode_threads": 1}
 
 
 def run_batch_size(objects: int, spec: JobSpec, processes: int) -> int:
@@ -187,12 +213,12 @@ class InProcessJob:
 
 
 class _Pool:
-    """Runs the parallel steps inline (one process) or in worker processes."""
+    """Runs the parallel steps on ``cores`` cores: inline (one process) or in worker processes."""
 
-    def __init__(self, executor: Executor | None, events: Any, threads: int = 1) -> None:
+    def __init__(self, executor: Executor | None, events: Any, cores: int = 1) -> None:
         self._executor = executor
         self._events = events
-        self._threads = threads
+        self._cores = cores
 
     def track(
         self,
@@ -204,6 +230,7 @@ class _Pool:
     ) -> list[dict[str, Any]]:
         """Each segment's annotation (as a dict), in segment order."""
         total = len(segments)
+        options = {**options, **run_tracking_threads(self._cores, total)}
         if self._executor is None or total == 1:
             return [
                 _track(
@@ -246,7 +273,7 @@ class _Pool:
                     job, batch, storage, on_done=lambda _: jobs.object_done(job.job_id)
                 )
 
-            with ThreadPoolExecutor(max_workers=self._threads) as threads:
+            with ThreadPoolExecutor(max_workers=self._cores) as threads:
                 return [result for part in threads.map(render, batches) for result in part]
         spec_dict = job.to_dict()
         futures = [
@@ -263,7 +290,7 @@ class _Pool:
 @contextmanager
 def _pool(processes: int, roots: Sequence[str]) -> Iterator[_Pool]:
     if processes <= 1:
-        yield _Pool(None, None)
+        yield _Pool(None, None, cores=processes)
         return
     # spawn: worker processes start clean (no copy of this process's threads or clients).
     context = multiprocessing.get_context("spawn")
@@ -274,7 +301,7 @@ def _pool(processes: int, roots: Sequence[str]) -> Iterator[_Pool]:
         initializer=_init_worker,
         initargs=(list(roots), events),
     ) as executor:
-        yield _Pool(executor, events, threads=processes)
+        yield _Pool(executor, events, cores=processes)
 
 
 @contextmanager
@@ -343,14 +370,12 @@ def _track_in_worker(
     last = [-1.0]
 
     def progress(fraction: float) -> None:
-        if fraction - last[0] >= 0.02:  # about 50 events a segment
+        if fraction - last[0] >= 0.02 or fraction >= 1.0:  # about 50 events a segment
             last[0] = fraction
             events.put(("segment", number, fraction))
 
     assert _worker_storage is not None
-    result = _track(video_uri, segment, options, progress, _worker_storage)
-    events.put(("segment", number, 1.0))
-    return result
+    return _track(video_uri, segment, options, progress, _worker_storage)
 
 
 def _render_in_worker(spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config.settings import Settings
 from tasks.jobstore import JobStore
@@ -21,22 +21,19 @@ from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import BackendError
+from workers.local.options import LocalTrackingOptions
+from workers.local.segments import plan_segments, stitch_segments
 from workers.media.video import VideoLimits, probe_video
 from workers.storage import Storage
 
-if TYPE_CHECKING:
-    from workers.local.backend import LocalTrackingOptions
-
-# workers.local.backend (the detector, trackers, supervision, SciPy) takes seconds to
-# import: it is imported where tracking or stitching happens, not by everything that
-# imports this module (vtrack run with an annotation file, the render pool's processes).
+# Planning and stitching need neither the detector nor the trackers (workers.local.backend:
+# onnxruntime, supervision, SciPy, most of a second to import): the process that plans and
+# stitches a job (a control-queue worker, vtrack run's own process) never loads them.
 
 TRACK_SEGMENT = "vtrack.track_segment"
 
 
 def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
-    from workers.local.backend import LocalTrackingOptions
-
     return LocalTrackingOptions(
         detector_model=settings.detector_model or None,
         model_cache_dir=settings.model_cache_dir or None,
@@ -107,8 +104,6 @@ class LocalSegmentsAnnotator:
 
     def start(self, request: AnnotateRequest) -> Operation:
         """Probe the video and plan its segments; the operation carries both, nothing is sent."""
-        from workers.local.backend import plan_segments
-
         with self._storage.local_copy(
             request.video_uri, max_bytes=self._settings.max_video_bytes or None
         ) as path:
@@ -140,8 +135,6 @@ class LocalSegmentsAnnotator:
 
 def stitch_operation(operation: Operation, results: Sequence[dict[str, Any]]) -> VideoAnnotation:
     """The segments' annotations (in segment order) stitched into the video's annotation."""
-    from workers.local.backend import LocalTrackingOptions, stitch_segments
-
     parts = [
         (Segment.from_dict(segment), VideoAnnotation.from_dict(result))
         for segment, result in zip(operation.data["segments"], results, strict=True)

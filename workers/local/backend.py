@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -36,9 +34,7 @@ from workers.annotations.model import (
 from workers.errors import ConfigurationError
 from workers.local.darknet_onnx import convert_darknet, save_model_atomically
 from workers.local.detector import DetectionThresholds, YoloDetector
-from workers.local.merge import MergeRules, merge_fragments
 from workers.local.model_files import (
-    DEFAULT_WEIGHTS_URL,
     HOW_TO_PROVIDE_A_MODEL,
     PACKAGE_WITH_WEIGHTS,
     YOLOV3_TINY_WEIGHTS_SHA256,
@@ -49,9 +45,9 @@ from workers.local.model_files import (
     packaged_darknet_files,
     verify_sha256,
 )
-from workers.local.segments import StitchRules, plan_segments, renumber, stitch_tracks
+from workers.local.options import LocalTrackingOptions
+from workers.local.segments import plan_segments, stitch_segments
 from workers.local.tracking import (
-    DEFAULT_TRACKER,
     ULTRALYTICS_THRESHOLDS,
     YOLOV3_TINY_THRESHOLDS,
     RawTrack,
@@ -76,49 +72,6 @@ __all__ = [
 # 3: free input height and width (a 16:9 frame runs at 416x288).
 CONVERTER_VERSION = 3
 DEFAULT_MODEL_STEM = "yolov3-tiny"
-
-
-@dataclass(frozen=True, slots=True)
-class LocalTrackingOptions:
-    """Settings of the local backend; JSON-friendly so they can travel in task messages.
-
-    ``detector_model``: an ONNX file in the Ultralytics YOLOv8/YOLO11 layout; None uses the
-    default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
-    ``model_url``: where the default weights may be downloaded from when no installed copy
-    is found; empty disables downloading.
-    ``tracker``: a name in :data:`workers.local.tracking.TRACKERS`.
-    ``process_fps``: frames processed per second of video; None processes every frame.
-    Lower is faster and coarser (10 on a 30 fps video is every third frame).
-    ``confidence_threshold`` / ``track_activation_threshold``: None picks the detector
-    model's own values (see :mod:`workers.local.tracking`).
-    ``inference_threads``: onnxruntime threads per process; None lets onnxruntime use
-    every core (set 1 when several worker processes share a machine).
-    ``min_track_frames``: tracks seen in fewer processed frames are not reported.
-    ``appearance``: keep a colour histogram of every tracked box and use it in the merge
-    (see :mod:`workers.local.appearance`); off saves about 1% of the time.
-    """
-
-    detector_model: str | None = None
-    model_cache_dir: str | None = None
-    model_url: str | None = DEFAULT_WEIGHTS_URL
-    tracker: str = DEFAULT_TRACKER
-    process_fps: float | None = 10.0
-    confidence_threshold: float | None = None
-    track_activation_threshold: float | None = None
-    nms_iou: float = 0.45
-    containment: float = 0.8
-    inference_threads: int | None = None
-    merge_max_gap_seconds: float = 2.0
-    min_track_frames: int = 3
-    appearance: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LocalTrackingOptions:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 # --- the detector model ---------------------------------------------------------------
@@ -250,8 +203,9 @@ def track_segment(
 
     Objects carry the tracker's ids (unique within this segment only); times are absolute
     in the video. ``progress`` is called before each processed frame with the share of
-    the segment done (0 to 1). Raises :class:`workers.errors.VideoError` for an
-    unreadable video and :class:`ConfigurationError` for a model problem.
+    the segment done (0 to 1), and with 1 once the segment is tracked. Raises
+    :class:`workers.errors.VideoError` for an unreadable video and
+    :class:`ConfigurationError` for a model problem.
     """
     video_path = Path(video_path)
     info = probe_video(video_path)
@@ -270,12 +224,15 @@ def track_segment(
         end=segment.end,
         every=1.0 / rate if rate else None,
         max_width=max(detector.input_width, detector.input_height),
+        threads=options.decode_threads,
     ):
         if progress is not None:
             progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
         detections = detector.detect(frame.image, thresholds)
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
+    if progress is not None:
+        progress(1.0)  # the last processed frame is seldom exactly at the segment's end
     objects = tuple(
         object_track(track, detector.class_names) for track in collector.finished_tracks()
     )
@@ -283,38 +240,6 @@ def track_segment(
         input_uri=input_uri if input_uri is not None else str(video_path),
         objects=objects,
         segment=segment,
-    )
-
-
-def stitch_segments(
-    parts: Sequence[tuple[Segment, VideoAnnotation]],
-    overlap_seconds: float,
-    *,
-    options: LocalTrackingOptions | None = None,
-    input_uri: str | None = None,
-) -> VideoAnnotation:
-    """Join the segments' tracks across boundaries, merge fragments, and finish the result.
-
-    ``overlap_seconds`` is the overlap the segments were planned with; tracks are matched
-    across a boundary only in that stretch. Track ids are renumbered 1, 2, ... in order of
-    first appearance. A video with no detections gives an annotation with no objects.
-    """
-    options = options or LocalTrackingOptions()
-    if not parts:
-        return VideoAnnotation(input_uri=input_uri or "", objects=(), segment=None)
-    ordered = sorted(parts, key=lambda part: part[0].start)
-    segments = [segment for segment, _ in ordered]
-    stitched = stitch_tracks(
-        [(segment, annotation.objects) for segment, annotation in ordered],
-        overlap_seconds,
-        StitchRules(),
-    )
-    merged = merge_fragments(stitched, MergeRules(max_gap_seconds=options.merge_max_gap_seconds))
-    kept = [track for track in merged if track.frame_count >= options.min_track_frames]
-    return VideoAnnotation(
-        input_uri=input_uri if input_uri is not None else ordered[0][1].input_uri,
-        objects=tuple(renumber(kept)),
-        segment=Segment(segments[0].start, max(segment.end for segment in segments)),
     )
 
 

@@ -18,9 +18,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from workers.annotations.model import ObjectTrack, Segment, TrackedFrame
+from workers.annotations.model import ObjectTrack, Segment, TrackedFrame, VideoAnnotation
 from workers.local.labels import compatible_labels
-from workers.local.merge import combined_appearance, combined_label_scores, voted_entity
+from workers.local.merge import (
+    MergeRules,
+    combined_appearance,
+    combined_label_scores,
+    merge_fragments,
+    voted_entity,
+)
+from workers.local.options import LocalTrackingOptions
 from workers.media.video import VideoInfo
 
 
@@ -45,9 +52,10 @@ def plan_segments(info: VideoInfo, segment_seconds: float, overlap_seconds: floa
     """Cut ``[0, duration]`` into segments of about ``segment_seconds`` overlapping by
     ``overlap_seconds``.
 
-    A video up
-    to 1.5 segments long is one segment: splitting off a stub would cost a worker's start-up
-    and a stitch for little parallelism. Longer videos get equal segments.
+    A video up to 1.5 segments long is one segment: splitting off a stub would cost a
+    worker's start-up and a stitch for little parallelism. Longer videos get segments of
+    one length, overlap included, so that workers tracking them side by side finish
+    together.
     """
     duration = float(info.duration)
     if segment_seconds <= 0:
@@ -56,9 +64,10 @@ def plan_segments(info: VideoInfo, segment_seconds: float, overlap_seconds: floa
     if duration <= segment_seconds * 1.5:
         return [Segment(0.0, duration)]
     count = math.ceil(duration / segment_seconds)
-    length = duration / count
+    length = (duration + (count - 1) * overlap) / count
+    step = length - overlap
     return [
-        Segment(index * length, min(duration, (index + 1) * length + overlap))
+        Segment(index * step, duration if index == count - 1 else index * step + length)
         for index in range(count)
     ]
 
@@ -191,3 +200,35 @@ def renumber(tracks: Sequence[ObjectTrack]) -> list[ObjectTrack]:
     """Tracks in order of first appearance, with track ids 1, 2, ..."""
     ordered = sorted(tracks, key=lambda track: (track.first_time, track.last_time))
     return [replace(track, track_id=number) for number, track in enumerate(ordered, start=1)]
+
+
+def stitch_segments(
+    parts: Sequence[tuple[Segment, VideoAnnotation]],
+    overlap_seconds: float,
+    *,
+    options: LocalTrackingOptions | None = None,
+    input_uri: str | None = None,
+) -> VideoAnnotation:
+    """Join the segments' tracks across boundaries, merge fragments, and finish the result.
+
+    ``overlap_seconds`` is the overlap the segments were planned with; tracks are matched
+    across a boundary only in that stretch. Track ids are renumbered 1, 2, ... in order of
+    first appearance. A video with no detections gives an annotation with no objects.
+    """
+    options = options or LocalTrackingOptions()
+    if not parts:
+        return VideoAnnotation(input_uri=input_uri or "", objects=(), segment=None)
+    ordered = sorted(parts, key=lambda part: part[0].start)
+    segments = [segment for segment, _ in ordered]
+    stitched = stitch_tracks(
+        [(segment, annotation.objects) for segment, annotation in ordered],
+        overlap_seconds,
+        StitchRules(),
+    )
+    merged = merge_fragments(stitched, MergeRules(max_gap_seconds=options.merge_max_gap_seconds))
+    kept = [track for track in merged if track.frame_count >= options.min_track_frames]
+    return VideoAnnotation(
+        input_uri=input_uri if input_uri is not None else ordered[0][1].input_uri,
+        objects=tuple(renumber(kept)),
+        segment=Segment(segments[0].start, max(segment.end for segment in segments)),
+    )

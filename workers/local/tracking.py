@@ -31,7 +31,6 @@ TRACKERS: dict[str, type[BaseTracker]] = {
     "botsort": BoTSORTTracker,
     "sort": SORTTracker,
 }
-DEFAULT_TRACKER = "bytetrack"
 
 # The library counts its lost-track buffer in frames of a 30 fps video.
 _LIBRARY_BUFFER_FPS = 30.0

@@ -395,6 +395,7 @@ def iter_frames(
     every: float | None = None,
     max_width: int | None = None,
     fmt: str = "rgb24",
+    threads: int | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode forward once and yield the frames whose time lies in ``[start, end]``.
 
@@ -405,28 +406,45 @@ def iter_frames(
     overlap. Frames not yielded are never converted. Frames are as a player shows them
     (upright, square pixels, deinterlaced); wider than ``max_width``, they are scaled down
     keeping their aspect ratio. ``fmt`` is an FFmpeg pixel format (``rgb24``,
-    ``bgr24``, ``gray``).
+    ``bgr24``, ``gray``). ``threads``: FFmpeg's decoding threads; None lets FFmpeg choose
+    (frame and slice threads, one more than the cores), which speeds a process that has
+    the machine to itself but slows processes that already keep every core busy.
     """
     with _open_video(path) as container:
-        stream = _video_stream(container, path)
+        stream = _video_stream(container, path, threads)
         index = _read_index(container, stream, path)
         first = bisect.bisect_left(index.times, start - _TIME_EPSILON)
         if first == index.frame_count:
             return
         position = index.keyframe_before(first)
-        _seek(container, stream, index.pts[position])
-        for frame, display in _displayed_frames(container, stream, path):
-            # A frame without a timestamp (rare, some AVI files) follows the previous one.
-            position = index.position_of(frame.pts) if frame.pts is not None else position + 1
-            time = index.times[min(position, index.frame_count - 1)]
+
+        def yielded(at: int) -> bool:
+            time = index.times[min(at, index.frame_count - 1)]
             if time < start - _TIME_EPSILON:
-                continue
+                return False
             if end is not None and time > end + _TIME_EPSILON:
-                break
-            if every is not None and not _first_of_slot(index, position, every):
-                continue
-            image = _as_displayed(frame, display, max_width, fmt)
-            yield DecodedFrame(time=time, index=position, image=image)
+                return False
+            return every is None or _first_of_slot(index, at, every)
+
+        def wanted(pts: int) -> bool:
+            return yielded(index.position_of(pts))
+
+        # Frames between the keyframe and ``start``, and those between two slots, are only
+        # decoded when later frames refer to them (the decoder leaves the others).
+        skipping = every is not None or position < first
+        _seek(container, stream, index.pts[position])
+        frames = _displayed_frames(container, stream, path, wanted if skipping else None)
+        with closing(frames):
+            for frame, display in frames:
+                # A frame without a timestamp (rare, some AVI files) follows the previous one.
+                position = index.position_of(frame.pts) if frame.pts is not None else position + 1
+                time = index.times[min(position, index.frame_count - 1)]
+                if end is not None and time > end + _TIME_EPSILON:
+                    break
+                if not yielded(position):
+                    continue
+                image = _as_displayed(frame, display, max_width, fmt)
+                yield DecodedFrame(time=time, index=position, image=image)
 
 
 def _first_of_slot(index: _FrameIndex, position: int, every: float) -> bool:
@@ -504,7 +522,7 @@ def _open_video(path: Path) -> Iterator[Any]:
         container.close()
 
 
-def _video_stream(container: Any, path: Path) -> Any:
+def _video_stream(container: Any, path: Path, threads: int | None = None) -> Any:
     if not container.streams.video:
         raise VideoError(f"{path}: no video stream")
     stream = container.streams.video[0]
@@ -512,6 +530,8 @@ def _video_stream(container: Any, path: Path) -> Any:
         raise VideoError(f"{path}: video stream has no frame size")
     # Frame and slice threads: decoding is the bulk of the work and scales with cores.
     stream.thread_type = "AUTO"
+    if threads:
+        stream.codec_context.thread_count = threads
     return stream
 
 
@@ -618,6 +638,7 @@ def _displayed_frames(
     damage = _Damage(path, stream)
     try:
         for packet in container.demux(stream):
+            needed = True
             if wanted is not None:
                 needed = not may_skip or packet.pts is None or wanted(packet.pts)
                 codec.skip_frame = "DEFAULT" if needed else "NONREF"
@@ -626,7 +647,8 @@ def _displayed_frames(
             except av.error.FFmpegError as error:
                 damage.skip(packet, error)  # raises once the video is more damage than video
                 continue
-            damage.decoded(len(frames))
+            # A packet left undecoded on purpose counts as sound video, not as nothing.
+            damage.decoded(len(frames) if needed else max(1, len(frames)))
             for frame in frames:
                 if display is None:
                     display = _display_of(stream, frame)

@@ -1,0 +1,62 @@
+"""The local backend's settings, as they travel in task messages.
+
+Kept apart from the detector and the trackers (onnxruntime, ``trackers``, supervision and
+SciPy take most of a second to import), so that what only plans or stitches a job (the
+control queue's tasks, ``vtrack run``'s own process) never loads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from workers.local.model_files import DEFAULT_WEIGHTS_URL
+
+DEFAULT_TRACKER = "bytetrack"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrackingOptions:
+    """Settings of the local backend; JSON-friendly so they can travel in task messages.
+
+    ``detector_model``: an ONNX file in the Ultralytics YOLOv8/YOLO11 layout; None uses the
+    default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
+    ``model_url``: where the default weights may be downloaded from when no installed copy
+    is found; empty disables downloading.
+    ``tracker``: a name in :data:`workers.local.tracking.TRACKERS`.
+    ``process_fps``: frames processed per second of video; None processes every frame.
+    Lower is faster and coarser (10 on a 30 fps video is every third frame).
+    ``confidence_threshold`` / ``track_activation_threshold``: None picks the detector
+    model's own values (see :mod:`workers.local.tracking`).
+    ``inference_threads``: onnxruntime threads per process; None lets onnxruntime use
+    every core (set 1 when several worker processes share a machine).
+    ``decode_threads``: FFmpeg decoding threads per process; None lets FFmpeg choose, which
+    is faster for a process alone on the machine (the decoder works beside the detector)
+    and slower, by about 5%, when every core already tracks a segment of its own.
+    ``min_track_frames``: tracks seen in fewer processed frames are not reported.
+    ``appearance``: keep a colour histogram of every tracked box and use it in the merge
+    (see :mod:`workers.local.appearance`); off saves about 1% of the time.
+    """
+
+    detector_model: str | None = None
+    model_cache_dir: str | None = None
+    model_url: str | None = DEFAULT_WEIGHTS_URL
+    tracker: str = DEFAULT_TRACKER
+    process_fps: float | None = 10.0
+    confidence_threshold: float | None = None
+    track_activation_threshold: float | None = None
+    nms_iou: float = 0.45
+    containment: float = 0.8
+    inference_threads: int | None = None
+    decode_threads: int | None = None
+    merge_max_gap_seconds: float = 2.0
+    min_track_frames: int = 3
+    appearance: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalTrackingOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
