@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.errors import ConfigurationError
+from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.detector import Detections
 from workers.local.merge import merge_fragments
 from workers.local.segments import plan_segments, stitch_tracks
@@ -19,6 +23,7 @@ from workers.local.tracking import (
 from workers.media.video import VideoInfo
 
 STEP = 0.1  # seconds between processed frames
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def moving_box(time: float, start_x: float, speed: float = 0.05, y: float = 0.3) -> NormalizedBox:
@@ -95,6 +100,67 @@ def test_bytetrack_keeps_the_first_frame_and_low_scores_start_tracks() -> None:
 def test_an_unknown_tracker_name_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"VTRACK_TRACKER.*bytetrack"):
         make_tracker("deepsort", YOLOV3_TINY_THRESHOLDS, frame_rate=10)
+
+
+def recorded_frames(name: str) -> tuple[list[tuple[float, Detections]], tuple[int, int]]:
+    """A real clip's detections, recorded from the default detector (see the file's source)."""
+    document = json.loads((FIXTURES / name).read_text())
+    frames = []
+    for frame in document["frames"]:
+        found = frame["detections"]
+        frames.append(
+            (
+                frame["time"],
+                Detections(
+                    boxes=np.array([d["box"] for d in found], dtype=np.float32).reshape(-1, 4),
+                    scores=np.array([d["score"] for d in found], dtype=np.float32),
+                    class_ids=np.array([COCO_CLASS_NAMES.index(d["label"]) for d in found]),
+                ),
+            )
+        )
+    width, height = document["frame_size"]
+    return frames, (width, height)
+
+
+def test_a_child_lost_mid_jump_does_not_continue_as_the_bed_below() -> None:
+    # sam2_bedroom.mp4: the library starts a track on the bed at 2.2 s, loses it, and at
+    # 4.0 s re-acquires it with a child who lands there. Before, that track (bed, then
+    # child) was voted "person" and merged with the child's first track: the child's cell
+    # showed the bed.
+    frames, size = recorded_frames("sam2_bedroom_detections.json")
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(frames, tracker, size, class_names=COCO_CLASS_NAMES)
+    bed, person = COCO_CLASS_NAMES.index("bed"), COCO_CLASS_NAMES.index("person")
+    for found in tracks:
+        assert not {bed, person} <= set(found.class_ids), found.track_id
+    beds = [t for t in tracks if t.voted_class() == bed]
+    assert beds and min(t.times[0] for t in beds) == pytest.approx(2.2)
+    assert any(t.voted_class() == person and t.times[0] >= 3.9 for t in tracks)
+
+
+def test_an_object_relabelled_in_its_own_place_after_a_gap_stays_one_track() -> None:
+    # Cars seen from above: "cell phone" for a second, unseen for a frame, then "car" in
+    # the same place. The detector's label changed, not the object.
+    car, phone = COCO_CLASS_NAMES.index("car"), COCO_CLASS_NAMES.index("cell phone")
+    frames = []
+    for index in range(21):
+        if index == 10:
+            frames.append((index * STEP, Detections.empty()))
+            continue
+        left = 0.30 + 0.004 * index
+        frames.append(
+            (
+                index * STEP,
+                Detections(
+                    boxes=np.array([[left, 0.70, left + 0.25, 1.0]], dtype=np.float32),
+                    scores=np.array([0.5], dtype=np.float32),
+                    class_ids=np.array([phone if index < 10 else car]),
+                ),
+            )
+        )
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(frames, tracker, (640, 360), class_names=COCO_CLASS_NAMES)
+    assert len(tracks) == 1 and len(tracks[0].times) == 20
 
 
 # --- merging fragments ------------------------------------------------------------------

@@ -38,6 +38,14 @@ _FIRST_DETECTION_MIN_IOU = 0.3
 # A fast object's first detection does not overlap its second: near enough also counts.
 _FIRST_DETECTION_REACH = ReachSimilarity()
 _FIRST_DETECTION_MIN_NEAR = 0.25
+# Ids of tracks split off a library track (see TrackCollector), far above the library's own
+# (1, 2, ... per segment); every id is renumbered when segments are stitched.
+_SPLIT_ID_BASE = 1_000_000
+# A re-acquired track's new box overlapping its last one at least this much is the same
+# object whatever its new label. Lower keeps more re-acquisitions (the child lost mid-jump,
+# found again on the bed below: IoU 0.26); higher splits more mislabelled objects that
+# moved during the gap (a car 0.3 s unseen, then under another label: IoU 0.65 to 0.70).
+_SAME_PLACE_MIN_IOU = 0.5
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -154,6 +162,14 @@ class TrackCollector:
 
     With ``appearance`` true and frames given to :meth:`update`, a colour histogram of
     every tracked box is kept (see :func:`workers.local.appearance.box_histogram`).
+
+    The library matches boxes whatever their class. A track it lost for a frame or more
+    goes on being predicted, and may be re-acquired by another object that passes
+    there: a child lost mid-jump is found again on the bed below. So a track re-acquired
+    after a gap by a detection whose label cannot be the same object's (see
+    :mod:`workers.local.labels`), away from the track's last box, is closed, and what
+    follows is a new track. Label flips while a track is followed frame after frame (a
+    small runner called "traffic light" now and then) are the detector's, and stay.
     """
 
     def __init__(
@@ -167,6 +183,11 @@ class TrackCollector:
         self.appearance = appearance
         self.class_names = tuple(class_names)
         self.tracks: dict[int, RawTrack] = {}
+        # The library's track id -> the id of the track its boxes now go to (its own, or a
+        # split-off one's).
+        self._current: dict[int, int] = {}
+        self._next_split_id = _SPLIT_ID_BASE
+        self._previous_time: float | None = None
         self._wants_frames = tracker_wants_frames(tracker)
         # Detections of the previous frame that got no id: a track's first detection is
         # among them (the library gives an id only from a track's second frame).
@@ -204,7 +225,11 @@ class TrackCollector:
             if track_id < 0:
                 unconfirmed.append((time, box, score, class_id))
                 continue
-            track = self.tracks.get(int(track_id))
+            track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
+            if track is not None and self._reacquired_by_another_object(track, box, class_id):
+                track = self.tracks[self._next_split_id] = RawTrack(track_id=self._next_split_id)
+                self._current[int(track_id)] = self._next_split_id
+                self._next_split_id += 1
             if track is None:
                 track = self.tracks[int(track_id)] = RawTrack(track_id=int(track_id))
                 self._claim_first_detection(track, box, class_id)
@@ -215,6 +240,23 @@ class TrackCollector:
             if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
                 track.histograms.append(box_histogram(image, box))
         self._unconfirmed = unconfirmed
+        self._previous_time = time
+
+    def _reacquired_by_another_object(
+        self, track: RawTrack, box: np.ndarray, class_id: int
+    ) -> bool:
+        """Whether ``track``, unseen in the previous frame, is matched again to a detection
+        of another object: one whose label cannot be the track's object's, away from the
+        track's last box (a detection in that box's place and shape is the same object
+        given another label, as cars seen from above are "cell phone" now, "car" next)."""
+        if not track.times or self._previous_time is None:
+            return False
+        if track.times[-1] >= self._previous_time:  # followed without a gap
+            return False
+        voted = track.voted_class()
+        if class_id == voted or self._compatible(class_id, voted):
+            return False
+        return _iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
 
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
         """Give a new track the previous frame's unclaimed detection it most likely grew from
