@@ -7,6 +7,7 @@ Every setting is read from the environment with the prefix ``VTRACK_`` (and from
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -218,6 +219,15 @@ class Settings(BaseSettings):
         description=(
             "onnxruntime threads per worker process; 0 uses every core. Keep 1 when several "
             "worker processes share a machine."
+        ),
+    )
+    decode_threads: int = Field(
+        0,
+        ge=0,
+        description=(
+            "FFmpeg decoding threads per worker process; 0: one when the worker's processes "
+            "are as many as the cores it may use (each core then decodes for a process of its "
+            "own, and more threads only take turns), else FFmpeg's choice."
         ),
     )
     segment_seconds: float = Field(
@@ -446,3 +456,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings of this process, read once from the environment."""
     return Settings()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's CPU set or
+    ``taskset`` counts, not the machine's cores), at least 1. Settings whose 0 means "one
+    per core" use it."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_after_setup, celeryd_init, worker_process_init
 from celery.utils.log import get_logger
 
 from config.celery import RENDER_QUEUE, celery_config
-from config.settings import get_settings
+from config.settings import get_settings, usable_cores
 from tasks.deliveries import DeliveryCountedTask
 
 logger = get_logger(__name__)
@@ -35,6 +35,43 @@ def limit_render_worker_children(conf: Any = None, options: Any = None, **_: Any
     consumes_render = not names or RENDER_QUEUE in names  # no -Q: every queue
     if conf is not None and consumes_render and not conf.worker_max_tasks_per_child:
         conf.worker_max_tasks_per_child = get_settings().render_max_tasks_per_child
+
+
+def worker_decode_threads(setting: int, processes: int | None, cores: int) -> int | None:
+    """FFmpeg decoding threads for each process of a worker (None: FFmpeg's choice).
+
+    ``setting`` is ``VTRACK_DECODE_THREADS`` (0: decide here). A worker with as many
+    processes as the cores it may use keeps every core busy with a process of its own:
+    each decodes on one thread, as more would only take turns with the other processes. A
+    worker with fewer processes leaves cores that FFmpeg's threads can use.
+    """
+    if setting:
+        return setting
+    if processes is not None and processes >= cores:
+        return 1
+    return None
+
+
+@celeryd_after_setup.connect
+def choose_decode_threads(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """Set the decoding threads in the worker's main process, before its pool forks."""
+    from workers.media.video import set_decode_threads
+
+    pool = getattr(instance, "pool_cls", "")
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    concurrency = getattr(instance, "concurrency", None)
+    # Only a prefork pool's processes each decode on their own (threads, solo: one process).
+    processes = concurrency if "prefork" in pool_name and isinstance(concurrency, int) else None
+    cores = usable_cores()
+    threads = worker_decode_threads(get_settings().decode_threads, processes, cores)
+    set_decode_threads(threads)
+    logger.info(
+        "decoding on %s per process (%s pool, concurrency %s, %d cores)",
+        "1 thread" if threads == 1 else f"{threads} threads" if threads else "FFmpeg's threads",
+        pool_name or pool,
+        concurrency,
+        cores,
+    )
 
 
 @worker_process_init.connect

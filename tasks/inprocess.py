@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings, get_settings
+from config.settings import Settings, get_settings, usable_cores
 from tasks.jobstore import JobRecord, JobStore, MemoryJobStore, finished_fields
 from tasks.local_backend import LocalSegmentsAnnotator, SegmentProgress, stitch_operation
 from tasks.specs import make_spec
@@ -43,13 +42,6 @@ def run_processes(settings: Settings, requested: int | None = None) -> int:
     machine's cores (more processes than cores only makes them take turns).
     """
     return max(1, requested or settings.run_processes or usable_cores())
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 # Fewer objects than this render in vtrack run's own process: starting a process of the
@@ -299,7 +291,9 @@ def _pool(processes: int, roots: Sequence[str]) -> Iterator[_Pool]:
         max_workers=processes,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(list(roots), events),
+        # One decoding thread each when the pool has a process per core (render batches
+        # decode side by side); tracking segments say so in their own options.
+        initargs=(list(roots), events, 1 if processes >= usable_cores() else None),
     ) as executor:
         yield _Pool(executor, events, cores=processes)
 
@@ -337,8 +331,11 @@ _worker_storage: Storage | None = None
 _worker_events: Any = None
 
 
-def _init_worker(roots: list[str], events: Any) -> None:
+def _init_worker(roots: list[str], events: Any, decode_threads: int | None) -> None:
     global _worker_storage, _worker_events
+    from workers.media.video import set_decode_threads
+
+    set_decode_threads(decode_threads)
     _worker_storage = open_storage(roots)
     _worker_events = events
 

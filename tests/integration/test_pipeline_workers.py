@@ -75,6 +75,19 @@ def test_submit_then_wait_gives_the_manifest(
     assert str(manifest_path) in record["outputs"]
 
 
+def test_a_worker_with_a_process_per_core_decodes_on_one_thread_each(
+    celery_worker: WorkerProcess,
+) -> None:
+    # The test worker runs two prefork processes: on two cores or fewer, each core already
+    # decodes for a process of its own.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    expected = "1 thread" if (cores or 1) <= 2 else "FFmpeg's threads"
+    assert (
+        f"decoding on {expected} per process (celery.concurrency.prefork pool, concurrency 2"
+        in celery_worker.log()
+    )
+
+
 def test_python_api_returns_the_manifest_to_the_caller(
     celery_worker: WorkerProcess, clip: tuple[Path, Path]
 ) -> None:

@@ -61,3 +61,13 @@ def test_render_workers_replace_their_processes() -> None:
     chosen = SimpleNamespace(worker_max_tasks_per_child=7)  # --max-tasks-per-child wins
     limit_render_worker_children(conf=chosen, options={"queues": "render"})
     assert chosen.worker_max_tasks_per_child == 7
+
+
+def test_worker_processes_filling_the_cores_decode_on_one_thread_each() -> None:
+    from tasks.celery_app import worker_decode_threads
+
+    assert worker_decode_threads(0, processes=2, cores=2) == 1
+    assert worker_decode_threads(0, processes=8, cores=2) == 1
+    assert worker_decode_threads(0, processes=1, cores=2) is None  # a core left for FFmpeg
+    assert worker_decode_threads(0, processes=None, cores=2) is None  # solo or threads pool
+    assert worker_decode_threads(3, processes=2, cores=2) == 3  # VTRACK_DECODE_THREADS wins
