@@ -252,26 +252,30 @@ def list_jobs(
     """Job records newest first, and how many match: the jobs Redis still holds, then
     completed jobs only the catalog remembers (their records expired or were lost)."""
     rt = runtime.current()
-    records, total = rt.jobs.list(status=status, offset=0, limit=offset + limit)
+    held = rt.jobs.ids(status=status)
+    records = [r for r in (rt.jobs.get(job_id) for job_id in held[: offset + limit]) if r]
+    total = len(held)
     wanted = status in (None, "completed", "completed_with_errors")
-    if len(records) < offset + limit and wanted and not _catalog_absent(rt.settings):
-        from tasks.catalog import current_catalog
+    if not wanted or _catalog_absent(rt.settings):
+        return records[offset : offset + limit], total
+    from tasks.catalog import catalog_record, current_catalog
 
-        known = {record.job_id for record in records}
-        try:
+    try:
+        catalog = current_catalog()
+        total += catalog.count_jobs(status=status, excluding=held)
+        older = []
+        if len(records) < offset + limit:  # the page reaches past what Redis holds
+            known = set(held)
             older = [
                 job
-                for job in current_catalog().jobs(status=status, limit=offset + limit + len(known))
+                for job in catalog.jobs(status=status, limit=offset + limit + len(known))
                 if job.job_id not in known
             ]
-        except Exception as exc:
-            log.warning("catalog not readable: %s", exc)
-            older = []
-        from tasks.catalog import catalog_record
-
-        extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
-        records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
-        total += len(extra)
+    except Exception as exc:
+        log.warning("catalog not readable: %s", exc)
+        older = []
+    extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
+    records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
     return records[offset : offset + limit], total
 
 

@@ -100,6 +100,10 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> JobRecord | None: ...
 
+    def ids(self, *, status: str | None = None) -> list[str]:
+        """The ids of the jobs held (``status`` filters), newest first."""
+        ...
+
     def list(
         self, *, status: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[JobRecord], int]: ...
@@ -156,23 +160,25 @@ class RedisJobStore:
     def update(self, job_id: str, **changes: Any) -> None:
         self._write(job_id, {**changes, "updated_at": time.time()})
 
-    def list(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
-    ) -> tuple[list[JobRecord], int]:
-        """Records newest first (``status`` filters), and how many match in all."""
+    def ids(self, *, status: str | None = None) -> list[str]:
         ids = [raw.decode() for raw in self._redis.zrevrange(INDEX_KEY, 0, LIST_SCAN_LIMIT - 1)]
         if not status:
-            page = [r for r in (self.get(job_id) for job_id in ids[offset : offset + limit]) if r]
-            return page, len(ids)
+            return ids
         with self._redis.pipeline() as pipe:
             for job_id in ids:
                 pipe.hget(self._key(job_id), "status")
             statuses = pipe.execute()
-        matching = [
+        return [
             job_id
             for job_id, raw in zip(ids, statuses, strict=True)
             if raw is not None and json.loads(raw) == status
         ]
+
+    def list(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[JobRecord], int]:
+        """Records newest first (``status`` filters), and how many match in all."""
+        matching = self.ids(status=status)
         page = [r for r in (self.get(job_id) for job_id in matching[offset : offset + limit]) if r]
         return page, len(matching)
 
@@ -240,14 +246,17 @@ class MemoryJobStore:
             record = replace(current, **changes, updated_at=time.time())
         self._set(record)
 
+    def ids(self, *, status: str | None = None) -> list[str]:
+        with self._lock:
+            records = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
+        return [record.job_id for record in records if not status or record.status == status]
+
     def list(
         self, *, status: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[JobRecord], int]:
-        with self._lock:
-            records = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
-        if status:
-            records = [record for record in records if record.status == status]
-        return records[offset : offset + limit], len(records)
+        matching = self.ids(status=status)
+        page = [r for r in (self.get(job_id) for job_id in matching[offset : offset + limit]) if r]
+        return page, len(matching)
 
     def object_done(self, job_id: str) -> int:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -64,3 +65,40 @@ def test_web_credentials_and_listen_hosts() -> None:
     check_listen_host("0.0.0.0", ("me", "secret"))
     with pytest.raises(InputError, match=r"refusing to listen on 0\.0\.0\.0"):
         check_listen_host("0.0.0.0", None)
+
+
+def test_the_job_list_total_counts_jobs_only_the_catalog_remembers(tmp_path: Path) -> None:
+    # 60 completed jobs whose Redis records expired (only the catalog has them), and three
+    # jobs Redis holds: two completed (also in the catalog), one still running.
+    from config.settings import get_settings
+    from tasks import runtime
+    from tasks.api import list_jobs
+    from tasks.catalog import current_catalog
+    from tests.unit.test_catalog import manifest, obj
+    from workers.storage import open_storage
+
+    settings = get_settings().model_copy(
+        update={"catalog_url": f"sqlite:///{tmp_path / 'catalog.sqlite3'}"}
+    )
+    jobs = MemoryJobStore()
+    runtime.configure(runtime.Runtime(settings, open_storage([str(tmp_path)]), jobs))
+    try:
+        catalog = current_catalog()
+        for number in range(62):
+            done = manifest(f"job-{number:02d}", f"/v/{number}.mp4", [obj(1, "dog", 0.9, 0, 4)])
+            catalog.record(done, completed_at=1000.0 + number)
+        for number, status in ((60, "completed"), (61, "completed"), (62, "rendering")):
+            jobs.create(JobRecord(job_id=f"job-{number:02d}", video_uri=f"/v/{number}.mp4"))
+            jobs.update(f"job-{number:02d}", status=status)
+
+        first, total = list_jobs(limit=10)
+        assert total == 63
+        assert [r.job_id for r in first[:3]] == ["job-62", "job-61", "job-60"]
+        seen = [
+            r.job_id for offset in range(0, 70, 10) for r in list_jobs(offset=offset, limit=10)[0]
+        ]
+        assert len(seen) == len(set(seen)) == 63
+        assert list_jobs(status="completed", limit=5)[1] == 62
+        assert list_jobs(status="rendering")[1] == 1
+    finally:
+        runtime.configure(None)

@@ -26,6 +26,8 @@ from workers.job import Manifest
 from workers.storage import Storage
 
 log = logging.getLogger(__name__)
+# Ids bound into one IN (...) query: well under SQLite's and PostgreSQL's limits.
+_IDS_PER_QUERY = 500
 
 MANIFEST_SUFFIX = ".manifest.json"
 # SQLite allows one writer at a time: a worker finding the file locked waits this long.
@@ -233,6 +235,22 @@ class Catalog:
             query = query.where(catalog_jobs.c.status == status)
         with self.engine.connect() as conn:
             return [CatalogJob(**row._asdict()) for row in conn.execute(query)]
+
+    def count_jobs(self, *, status: str | None = None, excluding: Iterable[str] = ()) -> int:
+        """How many completed jobs the catalog holds (``status`` filters), leaving out the
+        ids in ``excluding`` (jobs counted elsewhere: those Redis still has records of)."""
+        matching = select(func.count()).select_from(catalog_jobs)
+        if status:
+            matching = matching.where(catalog_jobs.c.status == status)
+        left_out = sorted(set(excluding))
+        with self.engine.connect() as conn:
+            count = int(conn.execute(matching).scalar_one())
+            for start in range(0, len(left_out), _IDS_PER_QUERY):
+                chunk = left_out[start : start + _IDS_PER_QUERY]
+                count -= int(
+                    conn.execute(matching.where(catalog_jobs.c.job_id.in_(chunk))).scalar_one()
+                )
+        return count
 
     def objects(self, job_id: str) -> list[CatalogObject]:
         query = (
