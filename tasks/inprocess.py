@@ -265,7 +265,12 @@ class _Pool:
                     job, batch, storage, on_done=lambda _: jobs.object_done(job.job_id)
                 )
 
-            with ThreadPoolExecutor(max_workers=self._cores) as threads:
+            from workers.media.video import decode_threads
+
+            side_by_side = min(self._cores, len(batches))
+            # Batches decoding side by side on every core: one decoding thread each.
+            one_each = 1 if side_by_side > 1 and side_by_side >= usable_cores() else None
+            with decode_threads(one_each), ThreadPoolExecutor(max_workers=self._cores) as threads:
                 return [result for part in threads.map(render, batches) for result in part]
         spec_dict = job.to_dict()
         futures = [

@@ -535,6 +535,19 @@ def set_decode_threads(threads: int | None) -> None:
     _process_decode_threads = threads or None
 
 
+@contextmanager
+def decode_threads(threads: int | None) -> Iterator[None]:
+    """Decode on ``threads`` threads in this process for the duration (None: leave as is),
+    then go back to the process's setting (see :func:`set_decode_threads`)."""
+    previous = _process_decode_threads
+    if threads:
+        set_decode_threads(threads)
+    try:
+        yield
+    finally:
+        set_decode_threads(previous)
+
+
 def _video_stream(container: Any, path: Path, threads: int | None = None) -> Any:
     if not container.streams.video:
         raise VideoError(f"{path}: no video stream")
