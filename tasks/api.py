@@ -260,10 +260,10 @@ def list_jobs(
         return records[offset : offset + limit], total
     from tasks.catalog import catalog_record, current_catalog
 
+    older: list[Any] = []
     try:
         catalog = current_catalog()
         total += catalog.count_jobs(status=status, excluding=held)
-        older = []
         if len(records) < offset + limit:  # the page reaches past what Redis holds
             known = set(held)
             older = [
@@ -273,7 +273,6 @@ def list_jobs(
             ]
     except Exception as exc:
         log.warning("catalog not readable: %s", exc)
-        older = []
     extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
     records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
     return records[offset : offset + limit], total

@@ -31,7 +31,7 @@ from workers.annotators import build_annotator
 from workers.annotators.base import AnnotateRequest
 from workers.errors import BackendError, InputError
 from workers.job import JobSpec, KeptObject, ObjectResult, render_batches
-from workers.media.video import VideoInfo
+from workers.media.video import VideoInfo, decode_threads, set_decode_threads
 from workers.storage import Storage, open_storage
 
 
@@ -265,8 +265,6 @@ class _Pool:
                     job, batch, storage, on_done=lambda _: jobs.object_done(job.job_id)
                 )
 
-            from workers.media.video import decode_threads
-
             side_by_side = min(self._cores, len(batches))
             # Batches decoding side by side on every core: one decoding thread each.
             one_each = 1 if side_by_side > 1 and side_by_side >= usable_cores() else None
@@ -336,11 +334,9 @@ _worker_storage: Storage | None = None
 _worker_events: Any = None
 
 
-def _init_worker(roots: list[str], events: Any, decode_threads: int | None) -> None:
+def _init_worker(roots: list[str], events: Any, decoding_threads: int | None) -> None:
     global _worker_storage, _worker_events
-    from workers.media.video import set_decode_threads
-
-    set_decode_threads(decode_threads)
+    set_decode_threads(decoding_threads)
     _worker_storage = open_storage(roots)
     _worker_events = events
 

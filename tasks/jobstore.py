@@ -104,10 +104,6 @@ class JobStore(Protocol):
         """The ids of the jobs held (``status`` filters), newest first."""
         ...
 
-    def list(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
-    ) -> tuple[list[JobRecord], int]: ...
-
 
 def finished_fields(manifest: Manifest) -> dict[str, Any]:
     """The record's fields once ``manifest`` is written: its status and every output."""
@@ -173,14 +169,6 @@ class RedisJobStore:
             for job_id, raw in zip(ids, statuses, strict=True)
             if raw is not None and json.loads(raw) == status
         ]
-
-    def list(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
-    ) -> tuple[list[JobRecord], int]:
-        """Records newest first (``status`` filters), and how many match in all."""
-        matching = self.ids(status=status)
-        page = [r for r in (self.get(job_id) for job_id in matching[offset : offset + limit]) if r]
-        return page, len(matching)
 
     def object_done(self, job_id: str) -> int:
         key = self._key(job_id)
@@ -250,13 +238,6 @@ class MemoryJobStore:
         with self._lock:
             records = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
         return [record.job_id for record in records if not status or record.status == status]
-
-    def list(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
-    ) -> tuple[list[JobRecord], int]:
-        matching = self.ids(status=status)
-        page = [r for r in (self.get(job_id) for job_id in matching[offset : offset + limit]) if r]
-        return page, len(matching)
 
     def object_done(self, job_id: str) -> int:
         with self._lock:

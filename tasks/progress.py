@@ -47,10 +47,8 @@ class TaskProgressJobStore:
     def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
         return self.inner.tracking_progress(job_id, number, total, fraction)
 
-    def list(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
-    ) -> tuple[list[JobRecord], int]:
-        return self.inner.list(status=status, offset=offset, limit=limit)
+    def ids(self, *, status: str | None = None) -> list[str]:
+        return self.inner.ids(status=status)
 
     def object_done(self, job_id: str) -> int:
         done = self.inner.object_done(job_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, WorkerProcess
+from tests.conftest import WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.cli import vtrack
 from tests.support.private_redis import PrivateRedis
 from tests.support.videos import write_test_video
 
@@ -44,14 +44,7 @@ class Service:
         return self.root / "output"
 
     def vtrack(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tasks.cli", *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return vtrack(*args, env=self.env, timeout=timeout)
 
     def scan(self, *extra: str) -> list[str]:
         """``vtrack scan`` of the incoming folder; the job ids it printed."""

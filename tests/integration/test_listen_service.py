@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, WorkerProcess
+from tests.conftest import WorkerProcess
 from tests.integration.conftest import FPS, FRAMES, HEIGHT, WIDTH
 from tests.support.annotations import standard_annotation
+from tests.support.cli import vtrack
 from tests.support.cli_process import VtrackProcess
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.private_redis import PrivateRedis
@@ -183,14 +182,7 @@ def test_an_upload_notification_makes_one_job_and_the_rest_are_acknowledged(
     # A scan finds the video done: the listener's job left the same stamp scans read.
     storage = open_storage([])
     assert not storage.exists(stack.manifest_uri(elsewhere.uri))
-    scan = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "scan", f"gs://{stack.videos}/uploads"],
-        cwd=REPO_ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    scan = vtrack("scan", f"gs://{stack.videos}/uploads", env=stack.env)
     assert scan.returncode == 0 and scan.stdout.split() == [], scan.stderr
     assert "1 processed" in scan.stderr
 
@@ -227,14 +219,7 @@ def test_a_message_that_meets_a_broker_down_is_delivered_again(
 
 def test_a_subscription_that_does_not_exist_is_one_line_and_exit_code_1(stack: Stack) -> None:
     missing = f"projects/vtrack-test/subscriptions/missing-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "listen", missing],
-        cwd=REPO_ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = vtrack("listen", missing, env=stack.env)
     assert result.returncode == 1, result.stderr
     assert f"error: {missing}: " in result.stderr
     assert "Traceback" not in result.stderr

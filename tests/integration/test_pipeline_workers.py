@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from config.settings import usable_cores
 from tasks.api import JobFailed, get_job, submit
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
@@ -80,8 +81,7 @@ def test_a_worker_with_a_process_per_core_decodes_on_one_thread_each(
 ) -> None:
     # The test worker runs two prefork processes: on two cores or fewer, each core already
     # decodes for a process of its own.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    expected = "1 thread" if (cores or 1) <= 2 else "FFmpeg's threads"
+    expected = "1 thread" if usable_cores() <= 2 else "FFmpeg's threads"
     assert (
         f"decoding on {expected} per process (celery.concurrency.prefork pool, concurrency 2"
         in celery_worker.log()

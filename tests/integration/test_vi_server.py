@@ -32,6 +32,7 @@ from google.cloud.videointelligence_v1.services.video_intelligence_service.trans
 )
 
 from tests.conftest import REPO_ROOT, SESSION_DIR, SHARED_VIDEOS, TEST_ENV, WorkerProcess
+from tests.support.cli import vtrack
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.private_redis import PrivateRedis
 from tests.support.videos import write_test_video
@@ -258,14 +259,7 @@ def test_cancel_ends_the_operation_and_the_job_behind_it(stack: Stack) -> None:
         operation.result(timeout=30)
     assert ended.value.grpc_status_code == grpc.StatusCode.CANCELLED
     job_id = operation.operation.name.rsplit("/", 1)[-1]
-    status = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "status", job_id, "--json"],
-        cwd=REPO_ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = vtrack("status", job_id, "--json", env=stack.env, timeout=60)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "cancelled"
     # Cancelling an operation that is over is accepted and changes nothing, as the API does.
