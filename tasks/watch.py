@@ -143,7 +143,9 @@ class Watcher:
         self.folders = [folder.resolve() for folder in folders]
         self.settler = Settler(stable_seconds)
         self.counts: Counter[str] = Counter()
-        self._events: queue.SimpleQueue[tuple[str, Path]] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout) waits forever
+        # when a signal handler (SIGTERM's) runs past its deadline, and the watcher never stops.
+        self._events: queue.Queue[tuple[str, Path]] = queue.Queue()
         self._stopping = threading.Event()
         self._retry_at: dict[Path, float] = {}
 
@@ -236,7 +238,7 @@ class Watcher:
 class _Handler(FileSystemEventHandler):
     """watchdog's callbacks (on its thread): queue what happened for the watcher's loop."""
 
-    def __init__(self, events: queue.SimpleQueue[tuple[str, Path]]) -> None:
+    def __init__(self, events: queue.Queue[tuple[str, Path]]) -> None:
         super().__init__()
         self._events = events
 

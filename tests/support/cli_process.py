@@ -24,7 +24,8 @@ class VtrackProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tasks.cli", *args],
             cwd=REPO_ROOT,
-            env=env,
+            # A hung process dumps every thread's stack on SIGABRT (see stop()).
+            env={**env, "PYTHONFAULTHANDLER": "1"},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -51,7 +52,12 @@ class VtrackProcess:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                # Hung: SIGABRT makes faulthandler write where each thread is to the log.
+                os.kill(self.process.pid, signal.SIGABRT)
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
         self._log.close()
         return self.process.returncode
