@@ -22,7 +22,6 @@ from contextlib import contextmanager
 
 import redis
 from kombu.exceptions import OperationalError
-from kombu.utils.url import maybe_sanitize_url
 
 from tasks.job_ids import submitted_at
 from workers.errors import ServiceUnavailableError
@@ -77,6 +76,10 @@ def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterat
     try:
         yield
     except REDIS_DOWN as exc:
+        # Imported here: kombu's URL helpers load its logging setup, which ``vtrack status``
+        # would otherwise pay at every start for an error it rarely shows.
+        from kombu.utils.url import maybe_sanitize_url
+
         raise ServiceUnavailableError(
             f"cannot reach the {what} at {maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
             + (f"; {consequence}" if consequence else "")
