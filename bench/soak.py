@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.celery_worker import worker_command
+from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
@@ -56,13 +56,7 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process, timeout=60)
 
 
 def start_worker(

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.celery_worker import worker_command
+from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data beside the clone (as in CI); VTRACK_TEST_SHARED_DATA points elsewhere (a
@@ -139,13 +140,7 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process, sig, timeout)
         self._log.close()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.support.annotations import standard_annotation
+from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
 from workers.annotations.vi_json import dump_annotation_json
 
@@ -126,16 +126,6 @@ def remove_namespaces(namespaces: list[str]) -> None:
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 @pytest.fixture
 def hosts() -> Iterator[Hosts]:
     if os.geteuid() != 0:
@@ -147,7 +137,7 @@ def hosts() -> Iterator[Hosts]:
         yield made
     finally:
         for process in reversed(made.processes):
-            stop(process)
+            stop_group(process)
         remove_namespaces([made.hub, *made.workers])
 
 

@@ -6,14 +6,13 @@ shows a given line, and is stopped with SIGTERM (SIGKILL only if it hangs), by i
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.processes import stop_group
 
 
 class VtrackProcess:
@@ -47,17 +46,6 @@ class VtrackProcess:
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as an orchestrator stops it; the exit code."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                # Hung: SIGABRT makes faulthandler write where each thread is to the log.
-                os.kill(self.process.pid, signal.SIGABRT)
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                    self.process.wait()
+        code = stop_group(self.process, timeout=timeout, dump_stacks=True)
         self._log.close()
-        return self.process.returncode
+        return code

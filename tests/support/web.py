@@ -11,7 +11,6 @@ annotation JSON beside it.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from tests.conftest import (
     WorkerProcess,
 )
 from tests.support.annotations import track, write_annotation
+from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
 from workers.annotations.model import VideoAnnotation
 
@@ -98,13 +98,8 @@ class WebApp:
         return httpx.Client(base_url=self.url, auth=self.auth, timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            stop_group(self.process, timeout=20)
         self.process = None
 
     def restart(self) -> WebApp:
