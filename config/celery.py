@@ -79,6 +79,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # dies; tasks that are not idempotent opt out in their own definition.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A chord's error callback (job_failed) goes to its body alone: the body fails once,
+        # with the failed header task's own error inside (job_failed unwraps it). On the
+        # header too, a job would be marked failed, and logged, once per failed task more.
+        "task_allow_error_cb_on_chord_header": False,
         # One message at a time per process: render tasks are long, prefetching starves peers.
         "worker_prefetch_multiplier": 1,
         "task_queues": [Queue(name) for name in QUEUES],

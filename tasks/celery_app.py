@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from celery import Celery
@@ -71,6 +72,18 @@ def choose_decode_threads(sender: Any = None, instance: Any = None, **_: Any) ->
         pool_name or pool,
         concurrency,
         cores,
+    )
+
+
+@celeryd_after_setup.connect
+@worker_process_init.connect
+def quiet_the_chord_errback_notice(**_: Any) -> None:
+    """Celery warns, for every job that becomes a chord, that its default for errbacks on
+    chord headers may change some day; ours is chosen (config/celery.py), so the notice is
+    noise in every job's log. Set after each logging setup of the worker (its main process,
+    then each prefork process), since that setup turns Celery's own warnings back on."""
+    warnings.filterwarnings(
+        "ignore", message="task_allow_error_cb_on_chord_header=False", module="celery"
     )
 
 

@@ -74,6 +74,8 @@ def test_submit_then_wait_gives_the_manifest(
     assert (record["objects_done"], record["objects_total"]) == (2, 2)
     assert record["manifest_uri"] == str(manifest_path)
     assert str(manifest_path) in record["outputs"]
+    # The job became a chord (poll replaced by the renders): no deprecation notice in the log.
+    assert "DeprecationWarning" not in celery_worker.log(), celery_worker.log()[-3000:]
 
 
 def test_a_worker_with_a_process_per_core_decodes_on_one_thread_each(
