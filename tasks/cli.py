@@ -45,11 +45,15 @@ def consoles() -> tuple[Console, Console]:
 
 
 def err_print(*args: Any, **kwargs: Any) -> None:
+    """A message on stderr, one line per line given: never wrapped at the console's width
+    (80 columns when stderr is a file or a pipe), so paths and job ids stay whole for scripts
+    and logs; a terminal wraps long lines itself."""
+    kwargs.setdefault("soft_wrap", True)
     consoles()[0].print(*args, **kwargs)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_print(f"[bold red]error:[/] {message}", highlight=False)
     sys.exit(code)
 
 
@@ -213,9 +217,9 @@ def _progress() -> Progress:
 def _print_outcome(record: JobRecord) -> None:
     done = record.objects_done
     if record.status == "completed_with_errors":
-        err_print(f"[yellow]completed with errors:[/] {record.error}", soft_wrap=True)
+        err_print(f"[yellow]completed with errors:[/] {record.error}")
     if record.summary_uri:
-        err_print(f"summary: {record.summary_uri}", highlight=False, soft_wrap=True)
+        err_print(f"summary: {record.summary_uri}", highlight=False)
     else:
         err_print("no objects passed the thresholds: no summary", highlight=False)
     err_print(f"{done} object(s) rendered", highlight=False)
@@ -304,7 +308,7 @@ def scan(source: str, max_jobs: int | None) -> None:
     from tasks.scan import scan_source
 
     report = scan_source(source, max_jobs)
-    err_print(report.describe(), highlight=False, soft_wrap=True)
+    err_print(report.describe(), highlight=False)
     for job_id in report.job_ids:
         click.echo(job_id)
 
@@ -425,9 +429,7 @@ def catalog_rebuild() -> None:
     from tasks.catalog import current_catalog, rebuild_catalog
 
     report = rebuild_catalog()
-    err_print(
-        f"{report.describe()} ({current_catalog().describe()})", highlight=False, soft_wrap=True
-    )
+    err_print(f"{report.describe()} ({current_catalog().describe()})", highlight=False)
 
 
 @main.command("vi-server")
@@ -483,7 +485,7 @@ def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeou
     for service, pid in pids.items():
         err_print(f"{service:<16} pid {pid}", highlight=False)
     for line in ports.describe(settings):
-        err_print(line, highlight=False, soft_wrap=True)
+        err_print(line, highlight=False)
     err_print(f"Flower: http://127.0.0.1:{flower_port}  logs: {run_dir}/logs", highlight=False)
 
 
