@@ -202,15 +202,19 @@ def _existing_local_file(value: str, what: str) -> Path:
 
 
 def _progress() -> Progress:
+    """A progress bar on a terminal; nothing at all in a pipe or a log file (where rich
+    would leave a blank line behind)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = consoles()[0]
     return Progress(
         TextColumn("{task.description:<36}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
-        console=consoles()[0],
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
+from tests.conftest import REPO_ROOT
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.api_output import api_output
 from tests.support.videos import damage_spots, truncate_file, write_test_video
@@ -47,6 +49,9 @@ def test_run_writes_every_output_and_prints_the_manifest_path(
     out = tmp_path / "out"
     code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
     assert code == 0, stderr
+    # Not a terminal: no progress bar, and no blank line where it would have been.
+    assert stderr.splitlines()[0].startswith("summary: "), stderr
+    assert all(line.strip() for line in stderr.splitlines()), stderr
     manifest_path = Path(stdout.strip().splitlines()[-1])
     assert manifest_path == out / "clip.mp4.manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -141,10 +146,39 @@ def test_one_object_failing_to_render_completes_with_errors(
     assert Path(manifest["summary_uri"]).is_file()  # the grid shows what did render
 
 
+def test_a_terminal_shows_a_progress_bar(tmp_path: Path, video: Path, annotations: Path) -> None:
+    """On a terminal (here a pseudo-terminal) the bar is drawn, then cleared at the end."""
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "tasks.cli", "run", str(video), "--annotations"]
+    process = subprocess.Popen(
+        [*command, str(annotations), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        cwd=REPO_ROOT,
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command closed the terminal's other end
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    stdout, _ = process.communicate(timeout=120)
+    os.close(leader)
+    assert process.returncode == 0, drawn.decode(errors="replace")
+    text = drawn.decode(errors="replace")
+    assert re.search(r"\d+\.\d%", text), text  # the bar's percentage
+    assert "\x1b[" in text  # drawn and erased with the terminal's control sequences
+    assert stdout.decode().strip().endswith("clip.mp4.manifest.json")
+
+
 def _assert_failed_cleanly(code: int, stderr: str, out: Path, *phrases: str) -> None:
     assert code in (EXIT_FAILED, EXIT_BAD_INPUT)
-    message = stderr.strip()
-    assert message.startswith("error:"), message
+    message = stderr.rstrip("\n")
+    assert message.startswith("error:"), message  # nothing before it, not even a blank line
     assert len(message.splitlines()) == 1, message  # one line, no traceback
     for phrase in phrases:
         assert phrase in message
