@@ -196,6 +196,8 @@ def _existing_local_file(value: str, what: str) -> Path:
             f"{value}: vtrack run takes local files; use vtrack submit for {what}s in gs://"
         )
     path = parsed.local_path()
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what} (vtrack run takes one file)")
     if not path.is_file():
         raise InputError(f"{path}: no such {what}")
     return path

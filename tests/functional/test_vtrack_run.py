@@ -186,6 +186,14 @@ def _assert_failed_cleanly(code: int, stderr: str, out: Path, *phrases: str) -> 
     assert not [n for n in published if "summary" in n or "manifest" in n], published
 
 
+def test_a_folder_given_as_the_video(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    out = tmp_path / "out"
+    code, _, stderr = run(str(folder), "--out", str(out))
+    _assert_failed_cleanly(code, stderr, out, "videos", "is a folder, not a video")
+
+
 def test_missing_video(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, _, stderr = run(str(tmp_path / "nope.mp4"), "--annotations", "x.json", "--out", str(out))
