@@ -386,30 +386,10 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
         for record in records:
             click.echo(json.dumps(record.to_dict()))
         return
-    from rich.table import Table
+    from tasks.display import print_job_list
 
-    table = Table(box=None)
-    for column in ("job", "status", "stage", "source", "video", "started"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        table.add_row(
-            record.job_id,
-            record.status,
-            f"{record.stage} ({record.percent:.0f}%)",
-            record.source or "-",
-            record.video_uri,
-            _when(record.created_at),
-        )
-    consoles()[1].print(table)
+    print_job_list(records, consoles()[1])
     err_print(f"{len(records)} of {total} job(s)", highlight=False)
-
-
-def _when(timestamp: float) -> str:
-    import datetime as dt
-
-    if not timestamp:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @main.command()

@@ -1,7 +1,9 @@
-"""How the CLI shows a job record: ``vtrack status``."""
+"""How the CLI shows job records: ``vtrack status`` and ``vtrack jobs``."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -52,4 +54,43 @@ def print_record(record: JobRecord, console: Console) -> None:
     table.add_column(overflow="fold")
     for name, value in rows:
         table.add_row(name, value)
+    console.print(table)
+
+
+JOB_LIST_COLUMNS = ("job", "status", "stage", "source", "video", "started")
+
+
+def job_list_row(record: JobRecord) -> tuple[str, ...]:
+    return (
+        record.job_id,
+        record.status,
+        stage_text(record),
+        record.source or "-",
+        record.video_uri,
+        started_text(record.created_at),
+    )
+
+
+def started_text(timestamp: float) -> str:
+    if not timestamp:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_job_list(records: Sequence[JobRecord], console: Console) -> None:
+    """A table on a terminal (ids and times whole, stages and videos fold); otherwise
+    tab-separated lines under a header line, one job per line, for ``cut``, ``grep`` and
+    scripts."""
+    rows = [job_list_row(record) for record in records]
+    if not console.is_terminal:
+        for row in (JOB_LIST_COLUMNS, *rows):
+            click.echo("\t".join(value.replace("\t", " ") for value in row))
+        return
+    from rich.table import Table
+
+    table = Table(box=None)
+    for column in JOB_LIST_COLUMNS:  # the stage and the video fold; the rest stay whole
+        table.add_column(column, no_wrap=column not in ("stage", "video"), overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)

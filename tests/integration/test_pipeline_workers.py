@@ -74,6 +74,14 @@ def test_submit_then_wait_gives_the_manifest(
     assert (record["objects_done"], record["objects_total"]) == (2, 2)
     assert record["manifest_uri"] == str(manifest_path)
     assert str(manifest_path) in record["outputs"]
+    # Piped, the job list is one tab-separated line per job, its id and path whole.
+    listed = vtrack("jobs", "--limit", "100")
+    assert listed.returncode == 0, listed.stderr
+    header, *lines = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert header == ["job", "status", "stage", "source", "video", "started"]
+    [row] = [line for line in lines if line[0] == job_id]
+    assert (row[1], row[3], row[4]) == ("completed", "cli", str(video))
+
     # The job became a chord (poll replaced by the renders): no deprecation notice in the log.
     assert "DeprecationWarning" not in celery_worker.log(), celery_worker.log()[-3000:]
 
