@@ -47,8 +47,23 @@ def test_reach_similarity_matches_near_boxes_of_one_size_but_prefers_overlap() -
     )
     overlap, near, far, bigger = metric.compute(track, detections)[0]
     assert overlap == pytest.approx(0.6, abs=0.01)
-    assert 0.2 < near < overlap
     assert far == 0.0 and bigger == 0.0
+    # Alone, the near box is reached for, weaker than an overlap would be.
+    [[near_alone]] = metric.compute(track, detections[1:2])
+    assert 0.2 < near_alone < overlap
+    # Beside a box the track overlaps well, it is not: the track is following that one.
+    assert near == 0.0
+
+
+def test_reach_leaves_a_detection_that_another_track_overlaps_well() -> None:
+    metric = ReachSimilarity()
+    tracks = np.array([[100.0, 100.0, 120.0, 120.0], [130.0, 100.0, 150.0, 120.0]])
+    detection = np.array([[131.0, 100.0, 151.0, 120.0]])  # the second track's, 1.5 sizes off
+    reach_from_first, second = metric.compute(tracks, detection)[:, 0]
+    assert second > 0.9
+    assert reach_from_first == 0.0
+    [[alone]] = metric.compute(tracks[:1], detection)
+    assert alone > 0.2  # without the second track, the first would reach for it
 
 
 def _ball_frames(

@@ -17,6 +17,7 @@ from workers.local.segments import plan_segments, stitch_tracks
 from workers.local.tracking import (
     TRACKERS,
     YOLOV3_TINY_THRESHOLDS,
+    RawTrack,
     make_tracker,
     track_detections,
 )
@@ -136,6 +137,23 @@ def test_a_child_lost_mid_jump_does_not_continue_as_the_bed_below() -> None:
     beds = [t for t in tracks if t.voted_class() == bed]
     assert beds and min(t.times[0] for t in beds) == pytest.approx(2.2)
     assert any(t.voted_class() == person and t.times[0] >= 3.9 for t in tracks)
+
+
+def test_two_children_side_by_side_keep_their_own_tracks() -> None:
+    # sam2_bedroom.mp4 at 4.0 s: the girl's track overlaps her new box (0.72) and reaches
+    # the boy crouching beside her (0.45); a lost bed track below scores her 0.46. The
+    # matching took the two middling pairs, and the girl's track went on as the boy.
+    frames, size = recorded_frames("sam2_bedroom_detections.json")
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(frames, tracker, size, class_names=COCO_CLASS_NAMES)
+
+    def box_at(track: RawTrack, time: float) -> list[float]:
+        return [round(float(v), 2) for v in track.boxes[track.times.index(time)]]
+
+    [girl] = [t for t in tracks if 3.9 in t.times and box_at(t, 3.9)[0] == pytest.approx(0.11)]
+    assert box_at(girl, 4.0) == pytest.approx([0.09, 0.21, 0.34, 0.98], abs=0.01)
+    boy_at_4 = [t for t in tracks if 4.0 in t.times and box_at(t, 4.0)[0] < 0.05]
+    assert boy_at_4 and all(boy.track_id != girl.track_id for boy in boy_at_4)
 
 
 def test_an_object_relabelled_in_its_own_place_after_a_gap_stays_one_track() -> None:
