@@ -270,3 +270,104 @@ def damage_spots(
         data[first : first + size] = noise.integers(0, 256, size, np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
+
+
+def stream_copy(
+    source: Path, path: Path, *, format: str | None = None, start: float | None = None
+) -> Path:
+    """Copy the video stream of ``source`` into ``path`` without re-encoding, as
+    ``ffmpeg [-ss START] -i SOURCE -c copy PATH`` does (same FFmpeg libraries, via PyAV).
+
+    ``format`` is FFmpeg's muxer name (``mpegts``, ``mp4``); None guesses from the name.
+    ``start`` cuts the copy there as FFmpeg does: every packet from the keyframe at or
+    before ``start`` is kept (the frames after it need it) and timestamps are shifted so
+    that ``start`` is time 0; in an MP4 the frames before it get negative times, which the
+    muxer hides with an edit list.
+    """
+    with av.open(str(source)) as reader, av.open(str(path), mode="w", format=format) as writer:
+        video = reader.streams.video[0]
+        copy = writer.add_stream_from_template(video)
+        shift = round(start / video.time_base) if start else 0
+        if start:
+            reader.seek(shift, stream=video, backward=True, any_frame=False)
+        for packet in reader.demux(video):
+            if packet.dts is None:
+                continue  # the demuxer's flush packet
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = copy
+            writer.mux(packet)
+    return path
+
+
+def write_two_stream_video(
+    path: Path,
+    first: Path,
+    second: Path,
+    *,
+    default: int = 1,
+    first_as_cover: bool = False,
+) -> Path:
+    """An MP4 with the video streams of ``first`` then ``second`` (stream copies), only
+    stream ``default`` (0 or 1) marked default, as a camera with a preview or a second
+    angle writes.
+
+    ``first_as_cover`` stores ``first`` (a one-frame MJPEG or PNG file) as a cover image
+    instead (an iTunes-style ``covr`` tag), with the tags written before the tracks as
+    tagging tools write them, so FFmpeg reads the cover as the file's first stream.
+    """
+    with (
+        av.open(str(first)) as one,
+        av.open(str(second)) as two,
+        av.open(str(path), mode="w", format="mp4") as writer,
+    ):
+        sources = [one.streams.video[0], two.streams.video[0]]
+        copies = [writer.add_stream_from_template(source) for source in sources]
+        for number, copy in enumerate(copies):
+            copy.disposition = av.stream.Disposition.default if number == default else 0
+        if first_as_cover:
+            copies[0].disposition = av.stream.Disposition.attached_pic
+        for reader, source, copy in ((one, sources[0], copies[0]), (two, sources[1], copies[1])):
+            for packet in reader.demux(source):
+                if packet.dts is None:
+                    continue
+                packet.stream = copy
+                writer.mux(packet)
+    if first_as_cover:
+        _move_tags_before_tracks(path)
+    return path
+
+
+def write_cover_image(path: Path, width: int = 320, height: int = 320) -> Path:
+    """A one-frame MJPEG file: a cover image (a flat grey square)."""
+    with av.open(str(path), mode="w", format="mjpeg") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        picture = np.full((height, width, 3), 180, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuvj420p")
+        frame.pts = 0
+        _encode_all(container, stream, [frame])
+    return path
+
+
+def _boxes(data: bytes | bytearray, start: int, end: int) -> list[tuple[int, int, bytes]]:
+    """The ISO-BMFF boxes laid end to end in ``data[start:end]``: (offset, size, type)."""
+    boxes = []
+    offset = start
+    while offset + 8 <= end:
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append((offset, size, bytes(data[offset + 4 : offset + 8])))
+        offset += size
+    return boxes
+
+
+def _move_tags_before_tracks(path: Path) -> None:
+    """Put the ``udta`` box (tags, the cover) first in ``moov``. Sizes and the media's
+    offsets do not change: only the order of ``moov``'s children does."""
+    data = bytearray(path.read_bytes())
+    moov = next(box for box in _boxes(data, 0, len(data)) if box[2] == b"moov")
+    children = _boxes(data, moov[0] + 8, moov[0] + moov[1])
+    ordered = sorted(children, key=lambda box: (box[2] != b"mvhd", box[2] != b"udta"))
+    body = b"".join(bytes(data[offset : offset + size]) for offset, size, _ in ordered)
+    data[moov[0] + 8 : moov[0] + moov[1]] = body
+    path.write_bytes(bytes(data))

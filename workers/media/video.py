@@ -81,6 +81,9 @@ class VideoInfo:
     rotation: int = 0  # degrees counterclockwise the stored frames are turned for display
     sample_aspect_ratio: float = 1.0  # stored pixel width / height (anamorphic when not 1)
     interlaced: bool = False  # deinterlaced when decoded
+    stream_index: int = 0  # the stream read, numbered in the file as FFmpeg numbers it (0:N)
+    video_streams: int = 1  # video streams in the file, cover images included
+    hidden_frames: int = 0  # frames an edit list hides: not counted, never shown
 
     @property
     def frame_interval(self) -> float:
@@ -97,6 +100,9 @@ class VideoInfo:
             "rotation": self.rotation,
             "sample_aspect_ratio": self.sample_aspect_ratio,
             "interlaced": self.interlaced,
+            "stream_index": self.stream_index,
+            "video_streams": self.video_streams,
+            "hidden_frames": self.hidden_frames,
         }
 
     @classmethod
@@ -110,6 +116,9 @@ class VideoInfo:
             rotation=int(data.get("rotation", 0)),
             sample_aspect_ratio=float(data.get("sample_aspect_ratio", 1.0)),
             interlaced=bool(data.get("interlaced", False)),
+            stream_index=int(data.get("stream_index", 0)),
+            video_streams=int(data.get("video_streams", 1)),
+            hidden_frames=int(data.get("hidden_frames", 0)),
         )
 
 
@@ -142,6 +151,11 @@ class _FrameIndex:
     duration: float  # seconds
     declared_frames: int  # what the container claims (0 when it does not say)
     demux_error: str | None  # why demuxing stopped early, if it did
+    # Where to seek to decode from each keyframe of ``keyframe_positions``: its packet's
+    # decoding timestamp (see :meth:`seek_target`).
+    keyframe_seek_targets: tuple[int, ...] = ()
+    rewind_target: int = 0  # a timestamp at or before every packet: the file's start
+    hidden_frames: int = 0  # frames an edit list hides (decoded for others, never shown)
 
     @property
     def frame_count(self) -> int:
@@ -166,6 +180,22 @@ class _FrameIndex:
         """Position of the last keyframe at or before ``position`` (the first frame if none)."""
         i = bisect.bisect_right(self.keyframe_positions, position) - 1
         return self.keyframe_positions[i] if i >= 0 else 0
+
+    def seek_target(self, keyframe: int) -> int:
+        """The timestamp to seek to (backward) so that decoding starts at the keyframe that
+        makes the frame at position ``keyframe`` decodable.
+
+        That is the keyframe packet's decoding timestamp, not its presentation time: with
+        B-frames the packet is stored before frames it is shown after, and a container
+        without an index (MPEG-TS) is searched by decoding timestamps, so seeking to the
+        presentation time lands on the keyframe after. For the first frame of a file
+        whose edit list hides its start, it is the hidden keyframe the shown frames need.
+        """
+        i = bisect.bisect_left(self.keyframe_positions, keyframe)
+        known = i < len(self.keyframe_seek_targets) and self.keyframe_positions[i] == keyframe
+        if known:
+            return self.keyframe_seek_targets[i]
+        return self.rewind_target if keyframe == 0 else self.pts[keyframe]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +372,9 @@ def probe_video(path: Path) -> VideoInfo:
             rotation=display.rotation,
             sample_aspect_ratio=float(display.sample_aspect),
             interlaced=display.deinterlace is not None,
+            stream_index=stream.index,
+            video_streams=len(container.streams.video),
+            hidden_frames=index.hidden_frames,
         )
 
 
@@ -432,8 +465,9 @@ def iter_frames(
         # Frames between the keyframe and ``start``, and those between two slots, are only
         # decoded when later frames refer to them (the decoder leaves the others).
         skipping = every is not None or position < first
-        _seek(container, stream, index.pts[position])
-        frames = _displayed_frames(container, stream, path, wanted if skipping else None)
+        frames = _frames_from(
+            container, stream, index, path, position, first, wanted if skipping else None
+        )
         with closing(frames):
             for frame, display in frames:
                 # A frame without a timestamp (rare, some AVI files) follows the previous one.
@@ -548,12 +582,14 @@ def decode_threads(threads: int | None) -> Iterator[None]:
         set_decode_threads(previous)
 
 
+# Streams that are pictures, not video: a cover image (attached picture) or a stream of
+# still images (thumbnails). FFmpeg's own choice of stream passes them over.
+_NOT_MOTION = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+
+
 def _video_stream(container: Any, path: Path, threads: int | None = None) -> Any:
-    if not container.streams.video:
-        raise VideoError(f"{path}: no video stream")
-    stream = container.streams.video[0]
-    if not stream.codec_context.width or not stream.codec_context.height:
-        raise VideoError(f"{path}: video stream has no frame size")
+    """The video stream a player shows, ready to decode (see :func:`_chosen_stream`)."""
+    stream = _chosen_stream(container, path)
     # Frame and slice threads: decoding is the bulk of the work and scales with cores.
     stream.thread_type = "AUTO"
     threads = threads or _process_decode_threads
@@ -562,10 +598,50 @@ def _video_stream(container: Any, path: Path, threads: int | None = None) -> Any
     return stream
 
 
+def _chosen_stream(container: Any, path: Path) -> Any:
+    """The video stream FFmpeg would choose when told nothing: the main picture.
+
+    A file can hold several video streams: a cover image (an attached picture, one frame),
+    a small preview or a second camera angle. As the ``ffmpeg`` command does, cover images
+    and thumbnail streams are never chosen; among the rest a stream marked default wins,
+    then the one with the most pixels a frame, then the first. Every reader of a video
+    (probing, tracking, rendering) chooses through here, so all of them read one stream.
+    """
+    candidates = [
+        stream
+        for stream in container.streams.video
+        if not stream.disposition & _NOT_MOTION
+        and stream.codec_context.width
+        and stream.codec_context.height
+    ]
+    if not candidates:
+        if not container.streams.video:
+            raise VideoError(f"{path}: no video stream")
+        if all(stream.disposition & _NOT_MOTION for stream in container.streams.video):
+            raise VideoError(f"{path}: no video stream (only a cover image)")
+        raise VideoError(f"{path}: video stream has no frame size")
+
+    def rank(stream: Any) -> tuple[bool, int, int]:
+        default = bool(stream.disposition & av.stream.Disposition.default)
+        pixels = stream.codec_context.width * stream.codec_context.height
+        return default, pixels, -stream.index
+
+    return max(candidates, key=rank)
+
+
 def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
-    """Demux (no decoding) the video stream's packets into a frame index."""
+    """Demux (no decoding) the video stream's packets into a frame index.
+
+    Packets an edit list hides (an MP4 cut by stream copy keeps the frames from the
+    keyframe before the cut, flagged to be decoded and discarded) are not frames of the
+    video: the index holds only the frames a player shows, so times, the duration and the
+    frame count are on the player's timeline. Their keyframes are kept as places to start
+    decoding from.
+    """
     pts_list: list[int] = []
-    key_pts: list[int] = []
+    keyframes: list[tuple[int, int]] = []  # (presentation, decoding) timestamps
+    earliest: int | None = None
+    hidden = 0
     last_duration = 0
     demux_error: str | None = None
     try:
@@ -575,9 +651,14 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
             pts = packet.pts if packet.pts is not None else packet.dts
             if pts is None:
                 continue
-            pts_list.append(pts)
+            decode_at = packet.dts if packet.dts is not None else pts
+            earliest = decode_at if earliest is None else min(earliest, decode_at)
             if packet.is_keyframe:
-                key_pts.append(pts)
+                keyframes.append((pts, decode_at))
+            if packet.is_discard:
+                hidden += 1
+                continue
+            pts_list.append(pts)
             last_duration = packet.duration or last_duration
     except av.error.FFmpegError as error:
         demux_error = _reason(error)
@@ -586,19 +667,29 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
     pts_list.sort()
     time_base = stream.time_base or Fraction(1, 1)
     start_pts = stream.start_time if stream.start_time is not None else pts_list[0]
-    start_pts = min(start_pts, pts_list[0])
+    start_pts = pts_list[0] if hidden else min(start_pts, pts_list[0])
     times = tuple(float((pts - start_pts) * time_base) for pts in pts_list)
     interval = _frame_interval(stream, times, last_duration * time_base)
-    key_set = set(key_pts)
-    keyframe_positions = tuple(i for i, pts in enumerate(pts_list) if pts in key_set) or (0,)
+    # Each keyframe makes decodable the first shown frame at or after it; of several for
+    # one frame (hidden ones before the first shown frame), the latest is the cheapest.
+    starts: dict[int, int] = {}
+    for key_pts, decode_at in sorted(keyframes):
+        position = bisect.bisect_left(pts_list, key_pts)
+        if position < len(pts_list):
+            starts[position] = decode_at
+    positions = tuple(sorted(starts)) or (0,)
+    rewind = (earliest if earliest is not None else pts_list[0]) - 1
     return _FrameIndex(
         pts=tuple(pts_list),
         times=times,
-        keyframe_positions=keyframe_positions,
+        keyframe_positions=positions,
         frame_interval=interval,
         duration=times[-1] + interval,
-        declared_frames=int(stream.frames or 0),
+        declared_frames=max(0, int(stream.frames or 0) - hidden),
         demux_error=demux_error,
+        keyframe_seek_targets=tuple(starts[position] for position in positions) if starts else (),
+        rewind_target=rewind,
+        hidden_frames=hidden,
     )
 
 
@@ -628,21 +719,69 @@ def _reason(error: av.error.FFmpegError) -> str:
 # --- decoding ---------------------------------------------------------------------------
 
 
-def _seek(container: Any, stream: Any, pts: int) -> None:
-    """Seek so that decoding starts at the keyframe at or before ``pts`` (flushes the decoder)."""
-    container.seek(pts, stream=stream, backward=True, any_frame=False)
+def _seek(container: Any, stream: Any, target: int) -> None:
+    """Seek so that decoding starts at the keyframe at or before the decoding timestamp
+    ``target`` (see :meth:`_FrameIndex.seek_target`); flushes the decoder."""
+    container.seek(target, stream=stream, backward=True, any_frame=False)
 
 
 def _read_display(container: Any, stream: Any, index: _FrameIndex, path: Path) -> _Display:
     """How the stream is displayed, from its first frame (decodes that one frame)."""
     try:
-        _seek(container, stream, index.pts[0])
-        for packet in container.demux(stream):
-            for frame in stream.decode(packet):
-                return _display_of(stream, frame)
+        for target in _start_targets(index, 0):
+            _seek(container, stream, target)
+            for packet in container.demux(stream):
+                for frame in stream.decode(packet):
+                    return _display_of(stream, frame)
     except av.error.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
     raise VideoError(f"{path}: cannot decode its first frame")
+
+
+def _start_targets(index: _FrameIndex, keyframe: int) -> tuple[int, ...]:
+    """Where to seek to decode from the keyframe at position ``keyframe``: its own target,
+    then, should that seek land too late, the very start of the file."""
+    target = index.seek_target(keyframe)
+    return (target,) if target == index.rewind_target else (target, index.rewind_target)
+
+
+def _frames_from(
+    container: Any,
+    stream: Any,
+    index: _FrameIndex,
+    path: Path,
+    keyframe: int,
+    first: int,
+    wanted: Callable[[int], bool] | None,
+) -> Iterator[tuple[Any, _Display]]:
+    """Frames (see :func:`_displayed_frames`) decoded from the keyframe at position
+    ``keyframe`` on, such that the frame at position ``first`` is among them.
+
+    A container without an index (MPEG-TS) is seeked by searching its timestamps, which can
+    land a keyframe late: the frames before would silently be lost. When the first frame
+    decoded comes after ``first``, decoding starts again from the start of the file.
+    """
+    targets = _start_targets(index, keyframe)
+    for attempt, target in enumerate(targets):
+        _seek(container, stream, target)
+        frames = _displayed_frames(container, stream, path, wanted)
+        with closing(frames):
+            for count, (frame, display) in enumerate(frames):
+                if (
+                    count == 0
+                    and attempt < len(targets) - 1
+                    and frame.pts is not None
+                    and index.position_of(frame.pts) > first
+                ):
+                    log.debug(
+                        "%s: a seek landed after %.3fs: decoding from the start",
+                        path,
+                        index.times[first],
+                    )
+                    break
+                yield frame, display
+            else:
+                return
 
 
 def _displayed_frames(
@@ -775,17 +914,21 @@ def _decode_positions(
         keyframe = index.keyframe_before(stretch[0])
         try:
             images.update(
-                _decode_stretch(container, stream, index, stretch, keyframe, max_width, path)
+                _decode_stretch(
+                    container, stream, index, stretch, index.seek_target(keyframe), max_width, path
+                )
             )
         except _Missed as missed:
-            if keyframe == 0:
+            if index.seek_target(keyframe) == index.rewind_target:
                 raise VideoError(
                     f"{path}: could not decode the frame at {missed.time:.3f}s"
                 ) from None
-            # Some containers seek imprecisely; decoding from the first frame always works.
+            # Some containers seek imprecisely; decoding from the file's start always works.
             try:
                 images.update(
-                    _decode_stretch(container, stream, index, stretch, 0, max_width, path)
+                    _decode_stretch(
+                        container, stream, index, stretch, index.rewind_target, max_width, path
+                    )
                 )
             except _Missed as again:
                 raise VideoError(
@@ -815,11 +958,11 @@ def _decode_stretch(
     stream: Any,
     index: _FrameIndex,
     stretch: Sequence[int],
-    start: int,
+    target: int,
     max_width: int | None,
     path: Path,
 ) -> dict[int, Image.Image]:
-    """Seek to the frame at position ``start`` (a keyframe) and decode forward to ``stretch``.
+    """Seek to ``target`` (a keyframe's seek target) and decode forward to ``stretch``.
 
     Only the wanted frames are converted (the costly step); the others are skipped by the
     decoder where they can be.
@@ -827,7 +970,7 @@ def _decode_stretch(
     wanted = [index.pts[position] for position in stretch]  # sorted, as positions are
     wanted_set = frozenset(wanted)
     images: dict[int, Image.Image] = {}
-    _seek(container, stream, index.pts[start])
+    _seek(container, stream, target)
     with closing(_displayed_frames(container, stream, path, wanted_set.__contains__)) as frames:
         for frame, display in frames:
             next_wanted = wanted[len(images)]
