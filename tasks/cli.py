@@ -187,6 +187,21 @@ def _print_box_fixes(record: JobRecord) -> None:
         err_print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
 
 
+def _local_manifest(record: JobRecord) -> dict[str, Any] | None:
+    """The job's manifest when it is a readable local file (vtrack run's always is)."""
+    from workers.uris import parse_uri
+
+    if not record.manifest_uri:
+        return None
+    try:
+        parsed = parse_uri(record.manifest_uri)
+        if not parsed.is_local:
+            return None
+        return json.loads(parsed.local_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, VtrackError):
+        return None
+
+
 def _existing_local_file(value: str, what: str) -> Path:
     from workers.uris import parse_uri
 
@@ -227,7 +242,15 @@ def _print_outcome(record: JobRecord) -> None:
     if record.summary_uri:
         err_print(f"summary: {record.summary_uri}", highlight=False)
     else:
-        err_print("no objects passed the thresholds: no summary", highlight=False)
+        from workers.steps import describe_no_summary
+
+        manifest = _local_manifest(record)
+        reason = (
+            describe_no_summary(manifest)
+            if manifest is not None
+            else "no objects passed the thresholds: no summary"
+        )
+        err_print(reason, highlight=False)
     err_print(f"{done} object(s) rendered", highlight=False)
     # The manifest's location is the last line on stdout, for scripts.
     click.echo(record.manifest_uri)

@@ -144,6 +144,7 @@ def stitch_operation(operation: Operation, results: Sequence[dict[str, Any]]) ->
         float(operation.data["overlap"]),
         options=LocalTrackingOptions.from_dict(operation.data["options"]),
         input_uri=operation.request.video_uri,
+        video_frames=int(operation.data.get("video", {}).get("frame_count", 0)),
     )
 
 

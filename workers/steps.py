@@ -18,10 +18,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from workers import naming
 from workers.annotations.model import VideoAnnotation
-from workers.annotations.selection import check_annotation_fits, select_objects
+from workers.annotations.selection import check_annotation_fits, frame_minimum, select_objects
 from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import NotFoundError, VtrackError
@@ -55,6 +56,29 @@ def describe_box_fixes(boxes_clipped: int, boxes_dropped: int) -> str:
     clipped = f"{boxes_clipped} box{'es' if boxes_clipped != 1 else ''} clipped into the frame"
     dropped = f"{boxes_dropped} empty frame{'s' if boxes_dropped != 1 else ''} dropped"
     return f"{clipped}, {dropped}"
+
+
+def describe_no_summary(manifest: dict[str, Any]) -> str:
+    """Why a finished job has no summary, from its manifest: nothing was detected at all,
+    or objects were tracked and none passed the thresholds (or none could be rendered)."""
+    found = int(manifest.get("objects_total", 0))
+    if found == 0:
+        if manifest.get("backend") == "file":
+            return "the annotations hold no objects: no summary"
+        return "no objects detected: no summary"
+    if manifest.get("objects"):
+        return "no object could be rendered: no summary"
+    thresholds = manifest.get("thresholds", {})
+    confidence = float(thresholds.get("min_confidence", 0.0))
+    frames = int(thresholds.get("min_frames", 0))
+    applied = int(thresholds.get("min_frames_applied", frames))
+    frames_text = f"{applied} frames" + (
+        f" (--min-frames {frames}, lowered for a short clip)" if applied != frames else ""
+    )
+    return (
+        f"none of the {found} object(s) found passed the thresholds (confidence "
+        f"{confidence:.2f}, {frames_text}): no summary"
+    )
 
 
 def check_inputs(spec: JobSpec, storage: Storage) -> None:
@@ -100,9 +124,10 @@ def plan_render(
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
         log.info("job %s: %s", spec.job_id, fixes)
     remove_partial_outputs(spec, storage)
+    min_frames = frame_minimum(spec.min_frames, info.frame_count)
     kept = tuple(
         obj.with_frames(pick_frames(obj.track.frames, spec.animation_frames))
-        for obj in select_objects(annotation, spec.min_confidence, spec.min_frames)
+        for obj in select_objects(annotation, spec.min_confidence, min_frames)
     )
     annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
     if not publish_annotation and storage.exists(annotation_uri):
@@ -309,7 +334,12 @@ def assemble_manifest(
         video_uri=spec.video_uri,
         backend=spec.backend,
         status="completed_with_errors" if errors else "completed",
-        thresholds={"min_confidence": spec.min_confidence, "min_frames": spec.min_frames},
+        thresholds={
+            "min_confidence": spec.min_confidence,
+            "min_frames": spec.min_frames,
+            # What this video's objects were held to: fewer frames on a short clip.
+            "min_frames_applied": frame_minimum(spec.min_frames, info.frame_count),
+        },
         video=info.to_dict(),
         objects_total=plan.objects_total,
         objects=tuple(results),

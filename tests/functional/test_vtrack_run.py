@@ -57,7 +57,11 @@ def test_run_writes_every_output_and_prints_the_manifest_path(
     manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "completed"
     assert manifest["objects_total"] == 4
-    assert manifest["thresholds"] == {"min_confidence": 0.7, "min_frames": 10}
+    assert manifest["thresholds"] == {
+        "min_confidence": 0.7,
+        "min_frames": 10,
+        "min_frames_applied": 10,
+    }
     assert manifest["video"]["width"] == WIDTH and manifest["video"]["frame_count"] == FRAMES
     assert [(o["index"], o["entity"], o["status"]) for o in manifest["objects"]] == [
         (1, "red box", "ok"),
@@ -124,7 +128,10 @@ def test_zero_kept_objects_completes_without_a_summary(
     manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
     assert manifest["status"] == "completed"
     assert manifest["objects"] == [] and manifest["summary_uri"] is None
-    assert "no objects passed the thresholds" in stderr
+    assert (
+        "none of the 4 object(s) found passed the thresholds (confidence 1.00, 10 frames): "
+        "no summary"
+    ) in stderr
     assert not list(out.glob("*.jpeg")) and not list(out.glob("*.gif"))
 
 

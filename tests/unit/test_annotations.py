@@ -163,3 +163,13 @@ def test_annotation_dict_shape() -> None:
         "description": "dog",
         "language_code": "en-US",
     }
+
+
+def test_the_frame_minimum_scales_to_a_short_clip() -> None:
+    from workers.annotations.selection import frame_minimum
+
+    assert frame_minimum(10, 300) == 10  # a long video: as asked
+    assert frame_minimum(10, 20) == 10  # twice the minimum: still as asked
+    assert frame_minimum(10, 19) == 10 and frame_minimum(10, 18) == 9  # half, rounded up
+    assert frame_minimum(10, 8) == 4 and frame_minimum(10, 1) == 1
+    assert frame_minimum(3, 0) == 3  # frames unknown: as asked

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 from workers.annotations.model import VideoAnnotation
 from workers.errors import InputError
 from workers.job import KeptObject
+
+
+def frame_minimum(min_frames: int, video_frames: int) -> int:
+    """The frame minimum a video of ``video_frames`` frames is held to.
+
+    ``min_frames`` drops fleeting objects in a video of many frames, but a short clip may
+    have fewer frames than that in all: nothing it shows could pass. A clip with fewer than
+    twice ``min_frames`` frames is held to half its frames (rounded up) instead, so an
+    object seen in half the clip passes. Unknown (0) frames leave ``min_frames`` as it is.
+    """
+    if video_frames <= 0:
+        return min_frames
+    return max(1, min(min_frames, math.ceil(video_frames / 2)))
 
 
 def select_objects(

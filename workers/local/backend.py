@@ -210,7 +210,7 @@ def track_segment(
     video_path = Path(video_path)
     info = probe_video(video_path)
     detector = load_detector(options)
-    rate = options.process_fps if options.process_fps and options.process_fps < info.fps else None
+    rate = options.processing_rate(info)
     tracker = make_tracker(
         options.tracker, tracker_thresholds(options, detector), rate or info.fps or 30.0
     )
@@ -267,4 +267,6 @@ def track_video(
         (segment, track_segment(video_path, segment, options, input_uri=input_uri))
         for segment in segments
     ]
-    return stitch_segments(parts, overlap_seconds, options=options, input_uri=input_uri)
+    return stitch_segments(
+        parts, overlap_seconds, options=options, input_uri=input_uri, video_frames=info.frame_count
+    )

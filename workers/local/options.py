@@ -8,11 +8,19 @@ control queue's tasks, ``vtrack run``'s own process) never loads them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.local.model_files import DEFAULT_WEIGHTS_URL
 
+if TYPE_CHECKING:
+    from workers.media.video import VideoInfo
+
 DEFAULT_TRACKER = "bytetrack"
+
+# Videos shorter than this are processed at every frame, whatever ``process_fps`` says: a
+# clip of a second at 10 frames a second is too few frames for a tracker to confirm
+# objects and for them to pass a frame minimum, and every frame of it costs little.
+SHORT_CLIP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +33,8 @@ class LocalTrackingOptions:
     is found; empty disables downloading.
     ``tracker``: a name in :data:`workers.local.tracking.TRACKERS`.
     ``process_fps``: frames processed per second of video; None processes every frame.
-    Lower is faster and coarser (10 on a 30 fps video is every third frame).
+    Lower is faster and coarser (10 on a 30 fps video is every third frame). Videos
+    shorter than :data:`SHORT_CLIP_SECONDS` are processed at every frame.
     ``confidence_threshold`` / ``track_activation_threshold``: None picks the detector
     model's own values (see :mod:`workers.local.tracking`).
     ``inference_threads``: onnxruntime threads per process; None lets onnxruntime use
@@ -33,7 +42,9 @@ class LocalTrackingOptions:
     ``decode_threads``: FFmpeg decoding threads per process; None lets FFmpeg choose, which
     is faster for a process alone on the machine (the decoder works beside the detector)
     and slower, by about 5%, when every core already tracks a segment of its own.
-    ``min_track_frames``: tracks seen in fewer processed frames are not reported.
+    ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
+    clip of fewer than twice as many frames, half its frames: see
+    :func:`workers.annotations.selection.frame_minimum`).
     ``appearance``: keep a colour histogram of every tracked box and use it in the merge
     (see :mod:`workers.local.appearance`); off saves about 1% of the time.
     """
@@ -60,3 +71,11 @@ class LocalTrackingOptions:
     def from_dict(cls, data: dict[str, Any]) -> LocalTrackingOptions:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+    def processing_rate(self, info: VideoInfo) -> float | None:
+        """Frames processed per second of ``info``'s video; None for every frame (no rate
+        set, a rate at or above the video's, or a clip under :data:`SHORT_CLIP_SECONDS`)."""
+        rate = self.process_fps
+        if not rate or rate >= info.fps or info.duration < SHORT_CLIP_SECONDS:
+            return None
+        return rate

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from workers.annotations.model import ObjectTrack, Segment, TrackedFrame, VideoAnnotation
+from workers.annotations.selection import frame_minimum
 from workers.local.labels import compatible_labels
 from workers.local.merge import (
     MergeRules,
@@ -208,12 +209,16 @@ def stitch_segments(
     *,
     options: LocalTrackingOptions | None = None,
     input_uri: str | None = None,
+    video_frames: int = 0,
 ) -> VideoAnnotation:
     """Join the segments' tracks across boundaries, merge fragments, and finish the result.
 
     ``overlap_seconds`` is the overlap the segments were planned with; tracks are matched
     across a boundary only in that stretch. Track ids are renumbered 1, 2, ... in order of
     first appearance. A video with no detections gives an annotation with no objects.
+    ``video_frames`` (the video's frame count, 0 if unknown) lowers
+    ``options.min_track_frames`` for a clip too short to pass it (see
+    :func:`workers.annotations.selection.frame_minimum`).
     """
     options = options or LocalTrackingOptions()
     if not parts:
@@ -226,7 +231,8 @@ def stitch_segments(
         StitchRules(),
     )
     merged = merge_fragments(stitched, MergeRules(max_gap_seconds=options.merge_max_gap_seconds))
-    kept = [track for track in merged if track.frame_count >= options.min_track_frames]
+    min_frames = frame_minimum(options.min_track_frames, video_frames)
+    kept = [track for track in merged if track.frame_count >= min_frames]
     return VideoAnnotation(
         input_uri=input_uri if input_uri is not None else ordered[0][1].input_uri,
         objects=tuple(renumber(kept)),
