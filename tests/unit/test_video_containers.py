@@ -124,3 +124,24 @@ def test_a_small_preview_first_is_not_the_video(folder: Path, segment_mp4: Path)
     # Marked default, the main stream wins even when it comes first.
     swapped = write_two_stream_video(folder / "swapped.mp4", segment_mp4, preview, default=0)
     assert probe_video(swapped).stream_index == 0
+
+
+def test_a_capture_that_starts_mid_stream_starts_at_its_first_keyframe(
+    folder: Path, segment_ts: Path
+) -> None:
+    """A TS cut at an arbitrary byte, as a broadcast capture or a dashcam's file begins:
+    its first frames refer to a keyframe it does not hold. They are not frames a player
+    shows; the rest keep their times, from the first keyframe on."""
+    data = segment_ts.read_bytes()
+    cut = len(data) * 3 // 10 // 188 * 188  # whole TS packets
+    path = folder / "capture.ts"
+    path.write_bytes(data[cut:])
+    frames = list(iter_frames(path))
+    first = read_frame_index(frames[0].image)
+    assert first % 60 == 0 and first > 0  # a keyframe of the original, every 2 s
+    assert indices(frames) == list(range(first, 180))
+    assert probe_video(path).frame_count == 180 - first
+    times = frame_times(path)
+    assert times[0] == frames[0].time > 0
+    assert indices(list(iter_frames(path, every=0.5)))[0] == first  # the first slot too
+    assert indices(extract_frames(path, [0.0, times[-1]])) == [first, 179]

@@ -636,7 +636,8 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
     keyframe before the cut, flagged to be decoded and discarded) are not frames of the
     video: the index holds only the frames a player shows, so times, the duration and the
     frame count are on the player's timeline. Their keyframes are kept as places to start
-    decoding from.
+    decoding from. Nor are frames before the first keyframe, in a file that starts
+    mid-stream: nothing can decode them.
     """
     pts_list: list[int] = []
     keyframes: list[tuple[int, int]] = []  # (presentation, decoding) timestamps
@@ -668,6 +669,16 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
     time_base = stream.time_base or Fraction(1, 1)
     start_pts = stream.start_time if stream.start_time is not None else pts_list[0]
     start_pts = pts_list[0] if hidden else min(start_pts, pts_list[0])
+    # A capture that starts mid-stream (a broadcast or a camera's TS cut anywhere) begins
+    # with frames that refer to a keyframe it does not hold: decoders drop them, players
+    # never show them. They keep their place on the timeline but are not frames of it.
+    undecodable = 0
+    if keyframes:
+        first_key = min(key_pts for key_pts, _ in keyframes)
+        undecodable = bisect.bisect_left(pts_list, first_key)
+        if undecodable == len(pts_list):
+            raise VideoError(f"{path}: no frame can be decoded (none follows a keyframe)")
+        del pts_list[:undecodable]
     times = tuple(float((pts - start_pts) * time_base) for pts in pts_list)
     interval = _frame_interval(stream, times, last_duration * time_base)
     # Each keyframe makes decodable the first shown frame at or after it; of several for
@@ -685,7 +696,7 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
         keyframe_positions=positions,
         frame_interval=interval,
         duration=times[-1] + interval,
-        declared_frames=max(0, int(stream.frames or 0) - hidden),
+        declared_frames=max(0, int(stream.frames or 0) - hidden - undecodable),
         demux_error=demux_error,
         keyframe_seek_targets=tuple(starts[position] for position in positions) if starts else (),
         rewind_target=rewind,
