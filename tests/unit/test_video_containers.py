@@ -145,3 +145,24 @@ def test_a_capture_that_starts_mid_stream_starts_at_its_first_keyframe(
     assert times[0] == frames[0].time > 0
     assert indices(list(iter_frames(path, every=0.5)))[0] == first  # the first slot too
     assert indices(extract_frames(path, [0.0, times[-1]])) == [first, 179]
+
+
+@pytest.mark.parametrize("name", ["segment.mp4", "segment.ts", "cut.mp4"])
+def test_a_seek_lands_on_the_keyframe_it_aims_at(
+    folder: Path, segment_mp4: Path, segment_ts: Path, name: str
+) -> None:
+    """Not a GOP late (frames lost, as a TS did) nor a GOP early (a GOP decoded for nothing:
+    an MP4 sought by a keyframe's decoding time)."""
+    from workers.media.video import _open_video, _read_index, _seek, _video_stream
+
+    path = folder / name
+    if not path.exists():
+        stream_copy(segment_mp4, path, format="mp4", start=1.0)
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        index = _read_index(container, stream, path)
+        assert len(index.keyframe_positions) >= 3
+        for keyframe in index.keyframe_positions[1:]:
+            _seek(container, stream, index, keyframe)
+            packet = next(p for p in container.demux(stream) if p.pts is not None)
+            assert packet.is_keyframe and index.position_of(packet.pts) == keyframe, name

@@ -151,9 +151,9 @@ class _FrameIndex:
     duration: float  # seconds
     declared_frames: int  # what the container claims (0 when it does not say)
     demux_error: str | None  # why demuxing stopped early, if it did
-    # Where to seek to decode from each keyframe of ``keyframe_positions``: its packet's
-    # decoding timestamp (see :meth:`seek_target`).
-    keyframe_seek_targets: tuple[int, ...] = ()
+    # The presentation and decoding timestamps of the keyframe packet that decoding starts
+    # at for each position of ``keyframe_positions`` (see :meth:`seek_targets`).
+    keyframe_packets: tuple[tuple[int, int], ...] = ()
     rewind_target: int = 0  # a timestamp at or before every packet: the file's start
     hidden_frames: int = 0  # frames an edit list hides (decoded for others, never shown)
 
@@ -181,21 +181,33 @@ class _FrameIndex:
         i = bisect.bisect_right(self.keyframe_positions, position) - 1
         return self.keyframe_positions[i] if i >= 0 else 0
 
-    def seek_target(self, keyframe: int) -> int:
-        """The timestamp to seek to (backward) so that decoding starts at the keyframe that
-        makes the frame at position ``keyframe`` decodable.
-
-        That is the keyframe packet's decoding timestamp, not its presentation time: with
-        B-frames the packet is stored before frames it is shown after, and a container
-        without an index (MPEG-TS) is searched by decoding timestamps, so seeking to the
-        presentation time lands on the keyframe after. For the first frame of a file
-        whose edit list hides its start, it is the hidden keyframe the shown frames need.
-        """
+    def keyframe_packet(self, keyframe: int) -> tuple[int, int] | None:
+        """(pts, dts) of the keyframe packet that makes the frame at position ``keyframe``
+        decodable, when the index knows one there."""
         i = bisect.bisect_left(self.keyframe_positions, keyframe)
-        known = i < len(self.keyframe_seek_targets) and self.keyframe_positions[i] == keyframe
-        if known:
-            return self.keyframe_seek_targets[i]
-        return self.rewind_target if keyframe == 0 else self.pts[keyframe]
+        if i < len(self.keyframe_packets) and self.keyframe_positions[i] == keyframe:
+            return self.keyframe_packets[i]
+        return None
+
+    def seek_targets(self, keyframe: int) -> tuple[int, ...]:
+        """Timestamps to seek to (backward), in the order to try them, so that decoding
+        starts at the keyframe that makes the frame at position ``keyframe`` decodable.
+
+        First the keyframe's presentation time, which containers with an index (MP4,
+        Matroska) find at once; then its decoding time, for containers searched by their
+        decoding timestamps (MPEG-TS, where the presentation time of a keyframe followed by
+        B-frames lands on the keyframe after); last the file's start, which always works.
+        For the first frame of a file whose edit list hides its start, the keyframe is the
+        hidden one the shown frames need.
+        """
+        packet = self.keyframe_packet(keyframe)
+        if packet is not None:
+            targets = [*packet, self.rewind_target]
+        elif keyframe > 0:
+            targets = [self.pts[keyframe], self.rewind_target]
+        else:
+            targets = [self.rewind_target]
+        return tuple(dict.fromkeys(targets))  # in order, each once
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,11 +695,11 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
     interval = _frame_interval(stream, times, last_duration * time_base)
     # Each keyframe makes decodable the first shown frame at or after it; of several for
     # one frame (hidden ones before the first shown frame), the latest is the cheapest.
-    starts: dict[int, int] = {}
+    starts: dict[int, tuple[int, int]] = {}
     for key_pts, decode_at in sorted(keyframes):
         position = bisect.bisect_left(pts_list, key_pts)
         if position < len(pts_list):
-            starts[position] = decode_at
+            starts[position] = (key_pts, decode_at)
     positions = tuple(sorted(starts)) or (0,)
     rewind = (earliest if earliest is not None else pts_list[0]) - 1
     return _FrameIndex(
@@ -698,7 +710,7 @@ def _read_index(container: Any, stream: Any, path: Path) -> _FrameIndex:
         duration=times[-1] + interval,
         declared_frames=max(0, int(stream.frames or 0) - hidden - undecodable),
         demux_error=demux_error,
-        keyframe_seek_targets=tuple(starts[position] for position in positions) if starts else (),
+        keyframe_packets=tuple(starts[position] for position in positions) if starts else (),
         rewind_target=rewind,
         hidden_frames=hidden,
     )
@@ -730,30 +742,53 @@ def _reason(error: av.error.FFmpegError) -> str:
 # --- decoding ---------------------------------------------------------------------------
 
 
-def _seek(container: Any, stream: Any, target: int) -> None:
-    """Seek so that decoding starts at the keyframe at or before the decoding timestamp
-    ``target`` (see :meth:`_FrameIndex.seek_target`); flushes the decoder."""
-    container.seek(target, stream=stream, backward=True, any_frame=False)
+def _seek(container: Any, stream: Any, index: _FrameIndex, keyframe: int | None) -> None:
+    """Seek so that decoding starts at the keyframe that makes the frame at position
+    ``keyframe`` decodable, or at the file's start (None); flushes the decoder.
+
+    Each of :meth:`_FrameIndex.seek_targets` is tried in turn until one lands on a keyframe
+    no later than that one: a look at the first packet tells, then the same seek again
+    puts the demuxer back before it (seeking twice costs less than a GOP decoded for
+    nothing, or one lost).
+    """
+    if keyframe is None:
+        container.seek(index.rewind_target, stream=stream, backward=True, any_frame=False)
+        return
+    targets = index.seek_targets(keyframe)
+    packet = index.keyframe_packet(keyframe)
+    latest = packet[0] if packet is not None else index.pts[keyframe]
+    for target in targets[:-1]:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        if _lands_on_keyframe(container, stream, latest):
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            return
+    container.seek(targets[-1], stream=stream, backward=True, any_frame=False)
+
+
+def _lands_on_keyframe(container: Any, stream: Any, latest: int) -> bool:
+    """Whether the next packet of ``stream`` is a keyframe shown no later than ``latest``."""
+    try:
+        for packet in container.demux(stream):
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if packet.size == 0 or pts is None:
+                continue
+            return bool(packet.is_keyframe) and pts <= latest
+    except av.error.FFmpegError:
+        return False
+    return False
 
 
 def _read_display(container: Any, stream: Any, index: _FrameIndex, path: Path) -> _Display:
     """How the stream is displayed, from its first frame (decodes that one frame)."""
     try:
-        for target in _start_targets(index, 0):
-            _seek(container, stream, target)
+        for keyframe in (0, None):
+            _seek(container, stream, index, keyframe)
             for packet in container.demux(stream):
                 for frame in stream.decode(packet):
                     return _display_of(stream, frame)
     except av.error.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode: {_reason(error)}") from error
     raise VideoError(f"{path}: cannot decode its first frame")
-
-
-def _start_targets(index: _FrameIndex, keyframe: int) -> tuple[int, ...]:
-    """Where to seek to decode from the keyframe at position ``keyframe``: its own target,
-    then, should that seek land too late, the very start of the file."""
-    target = index.seek_target(keyframe)
-    return (target,) if target == index.rewind_target else (target, index.rewind_target)
 
 
 def _frames_from(
@@ -768,19 +803,17 @@ def _frames_from(
     """Frames (see :func:`_displayed_frames`) decoded from the keyframe at position
     ``keyframe`` on, such that the frame at position ``first`` is among them.
 
-    A container without an index (MPEG-TS) is seeked by searching its timestamps, which can
-    land a keyframe late: the frames before would silently be lost. When the first frame
-    decoded comes after ``first``, decoding starts again from the start of the file.
+    Should the seek still land late (the first frame decoded comes after ``first``), the
+    frames before would silently be lost: decoding starts again from the file's start.
     """
-    targets = _start_targets(index, keyframe)
-    for attempt, target in enumerate(targets):
-        _seek(container, stream, target)
+    for start in (keyframe, None):
+        _seek(container, stream, index, start)
         frames = _displayed_frames(container, stream, path, wanted)
         with closing(frames):
             for count, (frame, display) in enumerate(frames):
                 if (
                     count == 0
-                    and attempt < len(targets) - 1
+                    and start is not None
                     and frame.pts is not None
                     and index.position_of(frame.pts) > first
                 ):
@@ -925,21 +958,17 @@ def _decode_positions(
         keyframe = index.keyframe_before(stretch[0])
         try:
             images.update(
-                _decode_stretch(
-                    container, stream, index, stretch, index.seek_target(keyframe), max_width, path
-                )
+                _decode_stretch(container, stream, index, stretch, keyframe, max_width, path)
             )
         except _Missed as missed:
-            if index.seek_target(keyframe) == index.rewind_target:
+            if len(index.seek_targets(keyframe)) == 1:
                 raise VideoError(
                     f"{path}: could not decode the frame at {missed.time:.3f}s"
                 ) from None
             # Some containers seek imprecisely; decoding from the file's start always works.
             try:
                 images.update(
-                    _decode_stretch(
-                        container, stream, index, stretch, index.rewind_target, max_width, path
-                    )
+                    _decode_stretch(container, stream, index, stretch, None, max_width, path)
                 )
             except _Missed as again:
                 raise VideoError(
@@ -969,11 +998,12 @@ def _decode_stretch(
     stream: Any,
     index: _FrameIndex,
     stretch: Sequence[int],
-    target: int,
+    keyframe: int | None,
     max_width: int | None,
     path: Path,
 ) -> dict[int, Image.Image]:
-    """Seek to ``target`` (a keyframe's seek target) and decode forward to ``stretch``.
+    """Seek to the keyframe for position ``keyframe`` (None: the file's start) and decode
+    forward to ``stretch``.
 
     Only the wanted frames are converted (the costly step); the others are skipped by the
     decoder where they can be.
@@ -981,7 +1011,7 @@ def _decode_stretch(
     wanted = [index.pts[position] for position in stretch]  # sorted, as positions are
     wanted_set = frozenset(wanted)
     images: dict[int, Image.Image] = {}
-    _seek(container, stream, target)
+    _seek(container, stream, index, keyframe)
     with closing(_displayed_frames(container, stream, path, wanted_set.__contains__)) as frames:
         for frame, display in frames:
             next_wanted = wanted[len(images)]
