@@ -307,25 +307,29 @@ def write_two_stream_video(
     *,
     default: int = 1,
     first_as_cover: bool = False,
+    format: str = "mp4",
 ) -> Path:
     """An MP4 with the video streams of ``first`` then ``second`` (stream copies), only
     stream ``default`` (0 or 1) marked default, as a camera with a preview or a second
     angle writes.
 
     ``first_as_cover`` stores ``first`` (a one-frame MJPEG or PNG file) as a cover image
-    instead (an iTunes-style ``covr`` tag), with the tags written before the tracks as
-    tagging tools write them, so FFmpeg reads the cover as the file's first stream.
+    instead: in an MP4 an iTunes-style ``covr`` tag, with the tags written before the
+    tracks as tagging tools write them, so FFmpeg reads the cover as the file's first
+    stream; in Matroska (``format="matroska"``) a one-frame track, not marked default, as
+    ``ffmpeg -i cover.jpg -i video.mp4 -map 0 -map 1:v -c copy -disposition:0 attached_pic
+    out.mkv`` writes it (FFmpeg 5.1).
     """
     with (
         av.open(str(first)) as one,
         av.open(str(second)) as two,
-        av.open(str(path), mode="w", format="mp4") as writer,
+        av.open(str(path), mode="w", format=format) as writer,
     ):
         sources = [one.streams.video[0], two.streams.video[0]]
         copies = [writer.add_stream_from_template(source) for source in sources]
         for number, copy in enumerate(copies):
             copy.disposition = av.stream.Disposition.default if number == default else 0
-        if first_as_cover:
+        if first_as_cover and format == "mp4":
             copies[0].disposition = av.stream.Disposition.attached_pic
         for reader, source, copy in ((one, sources[0], copies[0]), (two, sources[1], copies[1])):
             for packet in reader.demux(source):
@@ -333,7 +337,7 @@ def write_two_stream_video(
                     continue
                 packet.stream = copy
                 writer.mux(packet)
-    if first_as_cover:
+    if first_as_cover and format == "mp4":
         _move_tags_before_tracks(path)
     return path
 

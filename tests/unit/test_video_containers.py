@@ -103,10 +103,17 @@ def test_a_cut_at_a_later_keyframe_stretch_hides_only_that_stretch(
     assert indices(list(iter_frames(path, end=0.1))) == [90, 91, 92, 93]
 
 
-def test_a_cover_image_first_is_not_the_video(folder: Path, segment_mp4: Path) -> None:
-    """A tagged MP4 whose first stream is its cover (an attached picture)."""
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_a_cover_image_first_is_not_the_video(
+    folder: Path, segment_mp4: Path, container: str
+) -> None:
+    """A file whose first stream is its cover: a tagged MP4 (an attached picture), or a
+    Matroska file where it is a one-frame track of its own (320x320, larger than the
+    video), as FFmpeg 5.1 writes it."""
     cover = write_cover_image(folder / "cover.jpg")
-    path = write_two_stream_video(folder / "tagged.mp4", cover, segment_mp4, first_as_cover=True)
+    path = write_two_stream_video(
+        folder / f"tagged.{container}", cover, segment_mp4, first_as_cover=True, format=container
+    )
     info = probe_video(path)
     assert (info.stream_index, info.video_streams) == (1, 2)
     assert (info.width, info.height, info.frame_count) == (160, 96, 180)
