@@ -135,6 +135,31 @@ def test_zero_kept_objects_completes_without_a_summary(
     assert not list(out.glob("*.jpeg")) and not list(out.glob("*.gif"))
 
 
+def test_a_short_clip_keeps_what_half_its_frames_show_and_exports_it(tmp_path: Path) -> None:
+    """0.8 s at 10 fps: 8 frames, fewer than the default minimum of 10. An object seen in
+    half the clip is kept, one seen in 3 frames is not; the export keeps the same ones."""
+    video = write_test_video(tmp_path / "short.mp4", frames=8, fps=FPS, width=WIDTH, height=HEIGHT)
+    annotation = standard_annotation(str(video), 8, FPS, WIDTH, HEIGHT)
+    annotations = write_annotation(tmp_path / "short.json", annotation)
+    out = tmp_path / "out"
+    code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
+    assert code == 0 and stderr.startswith("summary: "), stderr
+    manifest_path = Path(stdout.strip().splitlines()[-1])
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["thresholds"]["min_frames_applied"] == 4
+    assert [(o["entity"], o["frame_count"]) for o in manifest["objects"]] == [
+        ("red box", 8),
+        ("left panel", 4),
+    ]
+    exported = tmp_path / "short.mot.txt"
+    result = CliRunner().invoke(
+        main, ["export", str(manifest_path), "--format", "mot", "--out", str(exported)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line.split(",") for line in exported.read_text().splitlines()]
+    assert sorted({row[1] for row in rows}) == ["1", "2"] and len(rows) == 12
+
+
 def test_one_object_failing_to_render_completes_with_errors(
     tmp_path: Path, video: Path, annotations: Path
 ) -> None:

@@ -303,7 +303,7 @@ def load_export_source(
     annotation's ``inputUri``) is probed for its size, rate and frame times.
     ``every_object`` exports every object, numbered in order of first appearance.
     """
-    from workers.annotations.selection import select_objects
+    from workers.annotations.selection import frame_minimum, select_objects
     from workers.annotations.vi_json import parse_annotation_json
     from workers.errors import InputError
     from workers.job import Manifest
@@ -356,7 +356,8 @@ def load_export_source(
         ordered = sorted(annotation.objects, key=lambda obj: (obj.first_time, -obj.confidence))
         objects = tuple(ExportObject(n, obj) for n, obj in enumerate(ordered, start=1))
     else:
-        kept = select_objects(annotation, confidence, frames)
+        # As the job held them: a short clip's objects to fewer frames.
+        kept = select_objects(annotation, confidence, frame_minimum(frames, video.frame_count))
         objects = tuple(ExportObject(item.index, item.track) for item in kept)
     return ExportSource(objects=objects, video=video, total=len(annotation.objects))
 
