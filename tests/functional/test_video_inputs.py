@@ -56,7 +56,9 @@ def scene_mp4(folder: Path, scene: tuple[Any, Any]) -> Path:
 
 
 def run(video: Path, out: Path, *args: str) -> tuple[int, dict[str, Any], str]:
-    result = CliRunner().invoke(main, ["run", str(video), "--out", str(out), *args])
+    result = CliRunner().invoke(
+        main, ["run", str(video), "--out", str(out), "--processes", "1", *args]
+    )
     assert result.exit_code == 0, result.stderr
     manifest_path = Path(result.stdout.strip().splitlines()[-1])
     return result.exit_code, json.loads(manifest_path.read_text()), result.stderr
