@@ -33,6 +33,9 @@ def stat(uri: str, content_type: str | None = None, mtime: float = 0.0) -> Objec
     [
         ("/in/clip.mp4", None, True),
         ("/in/CLIP.MOV", None, True),
+        ("/in/dashcam/capture.ts", None, True),  # MPEG-TS
+        ("/in/AVCHD/00001.MTS", None, True),
+        ("gs://b/hls/segment3.ts", "video/mp2t", True),
         ("/in/clip.mp4.json", None, False),
         ("/in/.clip.mp4.partial", None, False),
         ("/in/.clip.mp4", None, False),

@@ -25,6 +25,8 @@ from workers.uris import GCS_SCHEME, join_uri, parse_uri
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+    # MPEG-TS: broadcast captures, HLS segments, dashcams; AVCHD camcorders (.mts, .m2ts).
+    | {".ts", ".m2t", ".m2ts", ".mts"}
 )
 # Content types that say nothing about the object: fall back to its extension.
 GENERIC_CONTENT_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
