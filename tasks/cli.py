@@ -34,6 +34,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_COMPLETED_WITH_ERRORS = 3
 EXIT_TIMEOUT = 4
+EXIT_STDOUT_CLOSED = 128 + 13  # as a shell reports a command ended by SIGPIPE
 
 
 @cache
@@ -68,6 +69,8 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except Exception as exc:
             if debug:
                 traceback.print_exc()
@@ -87,6 +90,17 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__
     return wrapper
+
+
+def _stdout_closed() -> NoReturn:
+    """The reader of standard output went away (``vtrack jobs | head``): end quietly, with
+    the status of a Unix tool ended by SIGPIPE, and nothing more written to the closed pipe
+    (Python would otherwise complain while flushing it at exit)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_STDOUT_CLOSED)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -274,16 +288,18 @@ def submit(
 @click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON.")
 @guarded
 def status(job_id: str, as_json: bool) -> None:
-    """Show a job's stage, progress, errors and outputs."""
+    """Show a job's stage, progress, errors and outputs; exits as ``vtrack wait`` would
+    for a job that has ended (1 failed or cancelled, 3 completed with errors), else 0."""
     from tasks.api import Job
 
     record = Job(job_id).status()
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
-        return
-    from tasks.display import print_record
+    else:
+        from tasks.display import print_record
 
-    print_record(record, consoles()[1])
+        print_record(record, consoles()[1])
+    _exit_for(record.status)
 
 
 @main.command()
@@ -379,9 +395,12 @@ def cancel(job_id: str) -> None:
 @guarded
 def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first: status, stage, video and how each was started."""
+    from tasks import lost, runtime
     from tasks.api import list_jobs
 
-    records, total = list_jobs(status=status_filter, limit=limit)
+    backend = runtime.current().settings.result_backend
+    with lost.reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
+        records, total = list_jobs(status=status_filter, limit=limit)
     if as_json:
         for record in records:
             click.echo(json.dumps(record.to_dict()))
