@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.celery import results_ttl
-from tasks import lost, runtime
+from tasks import lost, runtime, specs
 from tasks.jobstore import JobRecord
 from tasks.specs import default_min_confidence, make_spec
 from workers.errors import ServiceUnavailableError, VtrackError
@@ -238,8 +238,21 @@ def submit(video_uri: str, *, source: str = "api", **options: Any) -> Job:
     gcp or file; default ``VTRACK_BACKEND``), ``min_confidence``, ``min_frames``,
     ``animation_format`` (gif or webp). Needs a reachable broker and running workers.
     While a job for the same video is in flight, that job is returned instead of a new one.
+
+    A local input that can never work (missing, a folder, outside ``VTRACK_INPUT_ROOTS``) or
+    an unsupported URI scheme raises :class:`~workers.errors.InputError` at once, and no job
+    is made.
     """
-    return start_job(make_spec(video_uri, **options), source=source)
+    spec = make_spec(video_uri, **options)
+    refuse_unusable_inputs(spec)
+    return start_job(spec, source=source)
+
+
+def refuse_unusable_inputs(spec: JobSpec) -> None:
+    """Raise :class:`~workers.errors.InputError` for local inputs that can never work
+    (see :func:`tasks.specs.refuse_unusable_inputs`)."""
+    rt = runtime.current()
+    specs.refuse_unusable_inputs(spec, rt.settings, rt.storage)
 
 
 def get_job(job_id: str) -> Job:

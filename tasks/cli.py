@@ -266,7 +266,7 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
-    from tasks.api import start_job
+    from tasks.api import refuse_unusable_inputs, start_job
     from tasks.specs import make_spec
 
     spec = make_spec(
@@ -277,6 +277,7 @@ def submit(
         min_frames=min_frames,
         animation_format=animation_format,
     )
+    refuse_unusable_inputs(spec)  # a missing file, a folder, outside VTRACK_INPUT_ROOTS
     job = start_job(spec, source="cli")
     if job.id != spec.job_id:
         err_print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
