@@ -179,6 +179,7 @@ def run(
             animation_format=animation_format,
             listener=show,
             processes=processes,
+            notice=lambda message: err_print(message, highlight=False),
         )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
