@@ -120,6 +120,7 @@ class Job:
 
         task_ids = {self.id, *_job_task_ids(self.id)}
         app.control.revoke(sorted(task_ids), terminate=True, signal="SIGTERM")
+        _record_revoked(self.id)
         claims = rt.claims()
         if claims is not None:
             claims.release(record.video_uri, self.id)
@@ -311,6 +312,22 @@ def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
 def cancel_job(job_id: str) -> JobRecord:
     """Cancel the job ``job_id`` (see :meth:`Job.cancel`); returns its record."""
     return Job(job_id).cancel()
+
+
+def _record_revoked(job_id: str) -> None:
+    """End the job's own task (``annotate``, whose id is the job's, and which a chord
+    replaced) in the REVOKED state, as monitors read it; its chord never ends it now."""
+    from celery import states
+    from celery.exceptions import TaskRevokedError
+
+    from tasks.celery_app import app
+
+    try:
+        app.backend.store_result(
+            job_id, TaskRevokedError(f"job {job_id} cancelled"), states.REVOKED
+        )
+    except Exception as exc:  # the job is cancelled all the same
+        log.warning("could not record task %s as revoked: %s", job_id, exc)
 
 
 def _job_task_ids(job_id: str) -> set[str]:
