@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # How long a cancel waits for the workers to say which of the job's tasks they hold.
 INSPECT_TIMEOUT_SECONDS = 1.0
 SOURCES = ("cli", "api", "scan", "event", "web")
+# ``list_jobs(status=RUNNING)``: the jobs not ended yet, whatever their step.
+RUNNING = "running"
+RUNNING_STATUSES = ("queued", "annotating", "rendering", "assembling")
 
 
 class JobFailed(VtrackError):
@@ -264,9 +267,16 @@ def list_jobs(
     *, status: str | None = None, offset: int = 0, limit: int = 50
 ) -> tuple[list[JobRecord], int]:
     """Job records newest first, and how many match: the jobs Redis still holds, then
-    completed jobs only the catalog remembers (their records expired or were lost)."""
+    completed jobs only the catalog remembers (their records expired or were lost).
+
+    ``status`` is a job status, or ``running`` for every job not ended yet (queued,
+    annotating, rendering or assembling)."""
     rt = runtime.current()
-    held = rt.jobs.ids(status=status)
+    if status == RUNNING:
+        running = {job_id for s in RUNNING_STATUSES for job_id in rt.jobs.ids(status=s)}
+        held = [job_id for job_id in rt.jobs.ids() if job_id in running]
+    else:
+        held = rt.jobs.ids(status=status)
     records = [r for r in (rt.jobs.get(job_id) for job_id in held[: offset + limit]) if r]
     total = len(held)
     wanted = status in (None, "completed", "completed_with_errors")

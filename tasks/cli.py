@@ -391,7 +391,11 @@ def cancel(job_id: str) -> None:
 
 
 @main.command()
-@click.option("--status", "status_filter", help="Only jobs with this status (e.g. rendering).")
+@click.option(
+    "--status",
+    "status_filter",
+    help="Only jobs with this status (e.g. rendering), or running: every job not ended yet.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON lines.")
 @guarded

@@ -27,6 +27,7 @@ from workers.errors import InputError, VtrackError
 router = APIRouter(prefix="/api", tags=["api"])
 
 STATUSES = (
+    "running",  # any of the four below
     "queued",
     "annotating",
     "rendering",

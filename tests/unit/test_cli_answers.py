@@ -3,6 +3,7 @@ one-line errors, a closed pipe, a narrow terminal. Real Redis, the real command 
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -130,3 +131,16 @@ def test_jobs_on_an_80_column_terminal_shows_every_field(redis_server: None) -> 
     wide = _on_a_terminal("jobs", "--limit", "1", columns=200).replace("\r\n", "\n")
     header = next(line for line in wide.splitlines() if line.strip().startswith("job"))
     assert header.split() == ["job", "status", "stage", "source", "video", "started"]
+
+
+def test_jobs_status_running_lists_every_job_not_ended(redis_server: None) -> None:
+    running = [recorded(status=s, stage=s) for s in ("queued", "annotating", "rendering")]
+    ended = [recorded(status=s, stage=s) for s in ("completed", "failed", "cancelled")]
+    listed = vtrack("jobs", "--status", "running", "--json", "--limit", "500")
+    assert listed.returncode == 0, listed.stderr
+    shown = [json.loads(line) for line in listed.stdout.splitlines()]
+    ids = [job["job_id"] for job in shown]
+    assert {r.job_id for r in running} <= set(ids)
+    assert not {r.job_id for r in ended} & set(ids)
+    assert {job["status"] for job in shown} <= {"queued", "annotating", "rendering", "assembling"}
+    assert ids.index(running[2].job_id) < ids.index(running[0].job_id)  # newest first
