@@ -1,7 +1,7 @@
 """The ``vtrack`` command line.
 
-Exit codes: 0 the job completed; 1 the job failed (or was lost); 2 bad input, usage, or
-no broker or result backend to reach (nothing ran);
+Exit codes: 0 the job completed; 1 the job failed or was cancelled (or was lost); 2 bad
+input, usage, or no broker or result backend to reach (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
 
 Start-up time matters for a command line: each command imports what it uses inside its
