@@ -326,7 +326,8 @@ def cancel_job(job_id: str) -> JobRecord:
 
 def _record_revoked(job_id: str) -> None:
     """End the job's own task (``annotate``, whose id is the job's, and which a chord
-    replaced) in the REVOKED state, as monitors read it; its chord never ends it now."""
+    replaced) in the REVOKED state, in the result backend and for monitors (a
+    ``task-revoked`` event, as Flower reads them): its chord never ends it now."""
     from celery import states
     from celery.exceptions import TaskRevokedError
 
@@ -336,6 +337,11 @@ def _record_revoked(job_id: str) -> None:
         app.backend.store_result(
             job_id, TaskRevokedError(f"job {job_id} cancelled"), states.REVOKED
         )
+        if app.conf.worker_send_task_events:  # what Flower shows, as a worker would send it
+            with app.events.default_dispatcher() as dispatcher:
+                dispatcher.send(
+                    "task-revoked", uuid=job_id, terminated=False, signum=None, expired=False
+                )
     except Exception as exc:  # the job is cancelled all the same
         log.warning("could not record task %s as revoked: %s", job_id, exc)
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import states
@@ -17,6 +18,8 @@ from celery import states
 from tasks.api import Job, submit
 from tests.conftest import WorkerProcess
 from tests.support.cli import vtrack
+from tests.support.task_events import FINAL as FINAL_EVENTS
+from tests.support.task_events import EventRecorder
 from tests.support.videos import write_test_video
 
 pytestmark = pytest.mark.integration
@@ -52,7 +55,7 @@ def slow_worker(
 
 @pytest.mark.parametrize("length_s", [22, 60])
 def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
-    slow_worker: WorkerProcess, session_dirs: dict[str, Path], length_s: int
+    slow_worker: WorkerProcess, session_dirs: dict[str, Path], length_s: int, tmp_path: Path
 ) -> None:
     """22 s: two segments, both running and terminated, the chord joins its revoked members
     (Celery's ERROR before). 60 s: segments still queued stop themselves (left STARTED)."""
@@ -67,6 +70,21 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
         height=96,
     )
     log_start = len(celery_worker.log())
+    events = EventRecorder(tmp_path / "events.jsonl").wait_ready()
+    try:
+        job = _cancel_a_tracking_job(video, app, celery_worker, log_start)
+    finally:
+        events.stop()
+    # What Flower shows, from the same events: every task that started has ended.
+    shown = events.last_states()
+    started = {e["uuid"] for e in events.events() if e["type"] == "task-started"}
+    assert started and job.id in started
+    assert {t: shown[t] for t in started if shown[t] not in FINAL_EVENTS} == {}, shown
+
+
+def _cancel_a_tracking_job(
+    video: Path, app: Any, celery_worker: WorkerProcess, log_start: int
+) -> Job:
     job = submit(str(video), backend="local")
     wait_for(lambda: "tracking" in Job(job.id).status().stage, 90, "tracking started")
     time.sleep(1.0)  # the two worker processes are in the middle of a segment each
@@ -96,3 +114,4 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
     revoked = [t for t in task_ids if app.AsyncResult(t).state == states.REVOKED]
     assert revoked, {t: app.AsyncResult(t).state for t in task_ids}
     assert Job(job.id).status().status == "cancelled"
+    return job
