@@ -64,7 +64,9 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a reader gone shows here, where it is handled, not at exit
+            return result
         except (KeyboardInterrupt, SystemExit, click.exceptions.Exit):
             raise
         except click.ClickException:
