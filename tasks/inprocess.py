@@ -215,7 +215,7 @@ class InProcessJob:
             return
         self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
         self.notice(
-            "first use: converting the default detector (YOLOv3-tiny) to ONNX, about 5 s; "
+            "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few seconds; "
             f"cached in {target.parent}"
         )
         ensure_default_model(target.parent, weights_url=tracking.model_url)
