@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.celery import results_ttl
-from tasks import lost, runtime
+from tasks import lost, runtime, specs
 from tasks.jobstore import JobRecord
 from tasks.specs import default_min_confidence, make_spec
 from workers.errors import ServiceUnavailableError, VtrackError
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # How long a cancel waits for the workers to say which of the job's tasks they hold.
 INSPECT_TIMEOUT_SECONDS = 1.0
 SOURCES = ("cli", "api", "scan", "event", "web")
+# ``list_jobs(status=RUNNING)``: the jobs not ended yet, whatever their step.
+RUNNING = "running"
+RUNNING_STATUSES = ("queued", "annotating", "rendering", "assembling")
 
 
 class JobFailed(VtrackError):
@@ -120,6 +123,7 @@ class Job:
 
         task_ids = {self.id, *_job_task_ids(self.id)}
         app.control.revoke(sorted(task_ids), terminate=True, signal="SIGTERM")
+        _record_revoked(self.id)
         claims = rt.claims()
         if claims is not None:
             claims.release(record.video_uri, self.id)
@@ -238,8 +242,21 @@ def submit(video_uri: str, *, source: str = "api", **options: Any) -> Job:
     gcp or file; default ``VTRACK_BACKEND``), ``min_confidence``, ``min_frames``,
     ``animation_format`` (gif or webp). Needs a reachable broker and running workers.
     While a job for the same video is in flight, that job is returned instead of a new one.
+
+    A local input that can never work (missing, a folder, outside ``VTRACK_INPUT_ROOTS``) or
+    an unsupported URI scheme raises :class:`~workers.errors.InputError` at once, and no job
+    is made.
     """
-    return start_job(make_spec(video_uri, **options), source=source)
+    spec = make_spec(video_uri, **options)
+    refuse_unusable_inputs(spec)
+    return start_job(spec, source=source)
+
+
+def refuse_unusable_inputs(spec: JobSpec) -> None:
+    """Raise :class:`~workers.errors.InputError` for local inputs that can never work
+    (see :func:`tasks.specs.refuse_unusable_inputs`)."""
+    rt = runtime.current()
+    specs.refuse_unusable_inputs(spec, rt.settings, rt.storage)
 
 
 def get_job(job_id: str) -> Job:
@@ -250,9 +267,16 @@ def list_jobs(
     *, status: str | None = None, offset: int = 0, limit: int = 50
 ) -> tuple[list[JobRecord], int]:
     """Job records newest first, and how many match: the jobs Redis still holds, then
-    completed jobs only the catalog remembers (their records expired or were lost)."""
+    completed jobs only the catalog remembers (their records expired or were lost).
+
+    ``status`` is a job status, or ``running`` for every job not ended yet (queued,
+    annotating, rendering or assembling)."""
     rt = runtime.current()
-    held = rt.jobs.ids(status=status)
+    if status == RUNNING:
+        running = {job_id for s in RUNNING_STATUSES for job_id in rt.jobs.ids(status=s)}
+        held = [job_id for job_id in rt.jobs.ids() if job_id in running]
+    else:
+        held = rt.jobs.ids(status=status)
     records = [r for r in (rt.jobs.get(job_id) for job_id in held[: offset + limit]) if r]
     total = len(held)
     wanted = status in (None, "completed", "completed_with_errors")
@@ -298,6 +322,28 @@ def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
 def cancel_job(job_id: str) -> JobRecord:
     """Cancel the job ``job_id`` (see :meth:`Job.cancel`); returns its record."""
     return Job(job_id).cancel()
+
+
+def _record_revoked(job_id: str) -> None:
+    """End the job's own task (``annotate``, whose id is the job's, and which a chord
+    replaced) in the REVOKED state, in the result backend and for monitors (a
+    ``task-revoked`` event, as Flower reads them): its chord never ends it now."""
+    from celery import states
+    from celery.exceptions import TaskRevokedError
+
+    from tasks.celery_app import app
+
+    try:
+        app.backend.store_result(
+            job_id, TaskRevokedError(f"job {job_id} cancelled"), states.REVOKED
+        )
+        if app.conf.worker_send_task_events:  # what Flower shows, as a worker would send it
+            with app.events.default_dispatcher() as dispatcher:
+                dispatcher.send(
+                    "task-revoked", uuid=job_id, terminated=False, signum=None, expired=False
+                )
+    except Exception as exc:  # the job is cancelled all the same
+        log.warning("could not record task %s as revoked: %s", job_id, exc)
 
 
 def _job_task_ids(job_id: str) -> set[str]:

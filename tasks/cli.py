@@ -1,7 +1,7 @@
 """The ``vtrack`` command line.
 
-Exit codes: 0 the job completed; 1 the job failed (or was lost); 2 bad input, usage, or
-no broker or result backend to reach (nothing ran);
+Exit codes: 0 the job completed; 1 the job failed or was cancelled (or was lost); 2 bad
+input, usage, or no broker or result backend to reach (nothing ran);
 3 the job completed with errors (some objects could not be rendered); 4 timed out waiting.
 
 Start-up time matters for a command line: each command imports what it uses inside its
@@ -34,6 +34,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_COMPLETED_WITH_ERRORS = 3
 EXIT_TIMEOUT = 4
+EXIT_STDOUT_CLOSED = 128 + 13  # as a shell reports a command ended by SIGPIPE
 
 
 @cache
@@ -63,11 +64,15 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a reader gone shows here, where it is handled, not at exit
+            return result
         except (KeyboardInterrupt, SystemExit, click.exceptions.Exit):
             raise
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except Exception as exc:
             if debug:
                 traceback.print_exc()
@@ -87,6 +92,17 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__
     return wrapper
+
+
+def _stdout_closed() -> NoReturn:
+    """The reader of standard output went away (``vtrack jobs | head``): end quietly, with
+    the status of a Unix tool ended by SIGPIPE, and nothing more written to the closed pipe
+    (Python would otherwise complain while flushing it at exit)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_STDOUT_CLOSED)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -165,6 +181,7 @@ def run(
             animation_format=animation_format,
             listener=show,
             processes=processes,
+            notice=lambda message: err_print(message, highlight=False),
         )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
@@ -275,7 +292,7 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
-    from tasks.api import start_job
+    from tasks.api import refuse_unusable_inputs, start_job
     from tasks.specs import make_spec
 
     spec = make_spec(
@@ -286,6 +303,7 @@ def submit(
         min_frames=min_frames,
         animation_format=animation_format,
     )
+    refuse_unusable_inputs(spec)  # a missing file, a folder, outside VTRACK_INPUT_ROOTS
     job = start_job(spec, source="cli")
     if job.id != spec.job_id:
         err_print(f"a job for {uri} is already in flight: {job.id}", highlight=False)
@@ -297,16 +315,18 @@ def submit(
 @click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON.")
 @guarded
 def status(job_id: str, as_json: bool) -> None:
-    """Show a job's stage, progress, errors and outputs."""
+    """Show a job's stage, progress, errors and outputs; exits as ``vtrack wait`` would
+    for a job that has ended (1 failed or cancelled, 3 completed with errors), else 0."""
     from tasks.api import Job
 
     record = Job(job_id).status()
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
-        return
-    from tasks.display import print_record
+    else:
+        from tasks.display import print_record
 
-    print_record(record, consoles()[1])
+        print_record(record, consoles()[1])
+    _exit_for(record.status)
 
 
 @main.command()
@@ -396,15 +416,22 @@ def cancel(job_id: str) -> None:
 
 
 @main.command()
-@click.option("--status", "status_filter", help="Only jobs with this status (e.g. rendering).")
+@click.option(
+    "--status",
+    "status_filter",
+    help="Only jobs with this status (e.g. rendering), or running: every job not ended yet.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON lines.")
 @guarded
 def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first: status, stage, video and how each was started."""
+    from tasks import lost, runtime
     from tasks.api import list_jobs
 
-    records, total = list_jobs(status=status_filter, limit=limit)
+    backend = runtime.current().settings.result_backend
+    with lost.reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
+        records, total = list_jobs(status=status_filter, limit=limit)
     if as_json:
         for record in records:
             click.echo(json.dumps(record.to_dict()))

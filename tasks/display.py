@@ -44,8 +44,9 @@ def print_record(record: JobRecord, console: Console) -> None:
     """A table on a terminal (long values fold, never cut); plain lines otherwise."""
     rows = record_rows(record)
     if not console.is_terminal:
+        width = max(len(name) for name, _ in rows) + 1  # "started by" and its value apart
         for name, value in rows:
-            click.echo(f"{name:<10}{value}")
+            click.echo(f"{name:<{width}}{value}")
         return
     from rich.table import Table
 
@@ -58,6 +59,9 @@ def print_record(record: JobRecord, console: Console) -> None:
 
 
 JOB_LIST_COLUMNS = ("job", "status", "stage", "source", "video", "started")
+# Below this many columns for the stage and for the video, the table would drop them: each
+# job is shown on two lines instead (see print_job_list).
+FOLDED_COLUMN_MIN_WIDTH = 16
 
 
 def job_list_row(record: JobRecord) -> tuple[str, ...]:
@@ -80,11 +84,19 @@ def started_text(timestamp: float) -> str:
 def print_job_list(records: Sequence[JobRecord], console: Console) -> None:
     """A table on a terminal (ids and times whole, stages and videos fold); otherwise
     tab-separated lines under a header line, one job per line, for ``cut``, ``grep`` and
-    scripts."""
+    scripts.
+
+    A terminal too narrow for every column of the table (80 columns is) gets two lines per
+    job instead, so no column is dropped: the id, status, source and start time, then the
+    stage and the video, indented.
+    """
     rows = [job_list_row(record) for record in records]
     if not console.is_terminal:
         for row in (JOB_LIST_COLUMNS, *rows):
             click.echo("\t".join(value.replace("\t", " ") for value in row))
+        return
+    if console.width < _table_width(rows):
+        _print_stacked(rows, console)
         return
     from rich.table import Table
 
@@ -94,3 +106,28 @@ def print_job_list(records: Sequence[JobRecord], console: Console) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def _table_width(rows: Sequence[tuple[str, ...]]) -> int:
+    """Columns the table needs to show every column: whole ones whole, folded ones at
+    least FOLDED_COLUMN_MIN_WIDTH wide, two spaces between and around columns."""
+    widths = [
+        FOLDED_COLUMN_MIN_WIDTH
+        if name in ("stage", "video")
+        else max(len(value) for value in (name, *(row[i] for row in rows)))
+        for i, name in enumerate(JOB_LIST_COLUMNS)
+    ]
+    return sum(widths) + 2 * len(widths)
+
+
+def _print_stacked(rows: Sequence[tuple[str, ...]], console: Console) -> None:
+    """Two lines per job: ``job status source started``, then the stage and the video
+    (whole: the terminal wraps a long path itself)."""
+    from rich.text import Text
+
+    status_width = max(len(row[1]) for row in rows) if rows else 0
+    source_width = max(len(row[3]) for row in rows) if rows else 0
+    for job_id, status, stage, source, video, started in rows:
+        first = f"{job_id}  {status:<{status_width}}  {source:<{source_width}}  {started}"
+        console.print(Text(first, style="bold"), soft_wrap=True)
+        console.print(Text(f"  {stage} · {video}"), soft_wrap=True)

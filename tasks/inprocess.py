@@ -95,13 +95,15 @@ def run_video(
     listener: Callable[[JobRecord], None] | None = None,
     processes: int | None = None,
     settings: Settings | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> JobRecord:
     """Run the job for a local ``video`` and return its final record.
 
     Outputs go to ``out_dir``; ``listener`` sees every change of the job's record (stage
-    and percent), for progress displays. Errors in the input (a missing or broken video,
-    bad annotations) are raised after the record is marked failed, as the service's job
-    would fail; one object failing to render only marks that object failed.
+    and percent), for progress displays; ``notice`` gets one-off messages for the user
+    (the default detector being converted on first use). Errors in the input (a missing or
+    broken video, bad annotations) are raised after the record is marked failed, as the
+    service's job would fail; one object failing to render only marks that object failed.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = (settings or get_settings()).model_copy(
@@ -121,7 +123,9 @@ def run_video(
         settings=settings,
     )
     jobs.create(JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend))
-    runner = InProcessJob(spec, settings, roots, jobs, run_processes(settings, processes))
+    runner = InProcessJob(
+        spec, settings, roots, jobs, run_processes(settings, processes), notice or _ignore
+    )
     try:
         runner.run()
     except BaseException as exc:
@@ -148,6 +152,7 @@ class InProcessJob:
     roots: Sequence[str]
     jobs: JobStore
     processes: int
+    notice: Callable[[str], None]
 
     def run(self) -> None:
         storage = open_storage(self.roots)
@@ -189,16 +194,41 @@ class InProcessJob:
         )
         segments = operation.data["segments"]
         options = operation.data["options"]
+        self._prepare_detector(options)
         results = pool.track(job, segments, options, storage, self.jobs)
         self.jobs.update(job.job_id, stage="stitching segments", percent=100.0)
         annotation = stitch_operation(operation, results)
         return annotation, VideoInfo.from_dict(operation.data["video"]), True
+
+    def _prepare_detector(self, options: dict[str, Any]) -> None:
+        """Convert the default detector here, once, saying so, before the pool's processes
+        need it (they would each wait for it in silence)."""
+        from workers.local.backend import (
+            LocalTrackingOptions,
+            default_model_to_convert,
+            ensure_default_model,
+        )
+
+        tracking = LocalTrackingOptions.from_dict(options)
+        target = default_model_to_convert(tracking)
+        if target is None:
+            return
+        self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
+        self.notice(
+            "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few seconds; "
+            f"cached in {target.parent}"
+        )
+        ensure_default_model(target.parent, weights_url=tracking.model_url)
 
     def _render(
         self, kept: Sequence[KeptObject], storage: Storage, pool: _Pool
     ) -> list[ObjectResult]:
         batches = render_batches(kept, run_batch_size(len(kept), self.spec, self.processes))
         return pool.render(self.spec, batches, storage, self.jobs)
+
+
+def _ignore(message: str) -> None:
+    """A ``notice`` that shows nothing."""
 
 
 # --- the pool ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import re
 import time
 from typing import Any
 
-from celery.exceptions import ChordError, Ignore
+from celery import current_task, states
+from celery.exceptions import ChordError, Ignore, TaskRevokedError
 from celery.result import AsyncResult
 from celery.utils.log import get_task_logger
 
@@ -85,13 +86,52 @@ def stop_if_cancelled(job_id: str) -> None:
     """End this task quietly when its job was cancelled: nothing more is published.
 
     ``Ignore`` stops the chain, and a chord whose header task ends so never runs its body.
+    Celery stores no state for an ignored task, so the task is first recorded REVOKED in
+    the result backend, and announced so to monitors (Flower), rather than left STARTED.
     """
     if not job_id:
         return
     record = runtime.current().jobs.get(job_id)
     if record is not None and record.status == "cancelled":
         log.info("job %s was cancelled: nothing more to do", job_id)
+        _record_revoked(f"job {job_id} cancelled")
         raise Ignore()
+
+
+def _record_revoked(reason: str) -> None:
+    """Store the running task as REVOKED (without joining its chord: the job is over, its
+    chord never runs) and send the ``task-revoked`` event Flower shows."""
+    task = current_task
+    if task is None or task.request.is_eager or not task.request.id:
+        return
+    try:
+        task.backend.store_result(
+            task.request.id, TaskRevokedError(reason), states.REVOKED, request=task.request
+        )
+        if task.app.conf.worker_send_task_events:
+            task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+    except Exception as exc:  # the result backend is down: the task still stops
+        log.warning("could not record task %s as revoked: %s", task.request.id, exc)
+
+
+class RevokedChordMember(logging.Filter):
+    """Celery's Redis backend logs an ERROR with a traceback when a chord's join meets a
+    revoked member: what a cancel does to a job's running task (``terminate=True``). That is
+    the cancel working, not a fault: one INFO line instead, naming the chord and the reason.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or "TaskRevokedError" not in repr(exc):
+            return True
+        group = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = "chord %s stopped: %s", (group, exc)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
 
 
 def _eager_wait(task: Any, countdown: float) -> float:

@@ -99,7 +99,7 @@ def handle_notification(attributes: dict[str, str], data: bytes, rules: ListenRu
     try:
         event = parse_notification(attributes, data)
     except MalformedNotification as exc:
-        return Handled(MALFORMED, f"malformed message: {exc}")
+        return Handled(MALFORMED, f"{_describe(attributes)}: {exc}")
     uri = event.uri
     if event.event_type != FINALIZE:
         return Handled(IGNORED, f"{uri}: {event.event_type}, not an upload")
@@ -107,7 +107,10 @@ def handle_notification(attributes: dict[str, str], data: bytes, rules: ListenRu
         return Handled(IGNORED, f"{uri}: bucket {event.bucket} is not in VTRACK_ALLOWED_BUCKETS")
     if not name_allowed(event.name, rules.prefixes):
         return Handled(IGNORED, f"{uri}: not under VTRACK_LISTEN_PREFIXES")
-    stat = event.stat()
+    try:
+        stat = event.stat()
+    except MalformedNotification as exc:
+        return Handled(MALFORMED, f"{_describe(attributes)}: {exc}")
     if stat is None:  # payloadFormat NONE: ask the bucket
         try:
             stat = runtime.current().storage.stat(uri)

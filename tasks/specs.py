@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
-from workers.errors import InputError
+from workers.errors import InputError, UnsafePathError
 from workers.job import JobSpec
 from workers.uris import LOCAL_SCHEME, parse_uri
+
+if TYPE_CHECKING:
+    from workers.storage import Storage
 
 
 def default_min_confidence(settings: Settings, backend: str) -> float:
@@ -82,6 +86,42 @@ def make_spec(
         max_video_seconds=settings.max_video_seconds or None,
         render_batch_size=settings.render_batch_size,
         submitted_at=time.time(),
+    )
+
+
+def refuse_unusable_inputs(spec: JobSpec, settings: Settings, storage: Storage) -> None:
+    """Refuse, before any job is made, local inputs that can never work: a missing file, a
+    folder, a path outside ``VTRACK_INPUT_ROOTS`` (the message names the setting and its
+    value). Unsupported schemes were refused by :func:`make_spec` already.
+
+    Checked where the job is submitted, with this process's settings: the workers check
+    again (they may run elsewhere, and the file may go before they read it). ``gs://``
+    objects are not looked up here (the submitting machine may have no bucket access);
+    what only reading the file tells (a text file named ``.mp4``) fails in the worker.
+    """
+    for uri in filter(None, (spec.video_uri, spec.annotations_uri)):
+        if parse_uri(uri).scheme != LOCAL_SCHEME:
+            continue
+        try:
+            storage.stat(uri)  # missing, a folder, or outside the allowed folders
+        except UnsafePathError as exc:
+            raise UnsafePathError(outside_input_roots(uri, settings)) from exc
+
+
+def outside_input_roots(uri: str, settings: Settings) -> str:
+    """One line: ``uri`` lies outside ``VTRACK_INPUT_ROOTS``, its value, and the fix."""
+    path = parse_uri(uri).path
+    real = os.path.realpath(path)
+    where = path if real == path else f"{path} (which resolves to {real})"
+    roots = settings.input_root_list()
+    shown = ", ".join(
+        root if os.path.realpath(root) == root else f"{root} = {os.path.realpath(root)}"
+        for root in roots
+    )
+    return (
+        f"{where} is outside VTRACK_INPUT_ROOTS ({shown or 'empty'}): add its folder to "
+        f"VTRACK_INPUT_ROOTS (comma-separated), e.g. "
+        f"VTRACK_INPUT_ROOTS={','.join([*roots, os.path.dirname(real)])}"
     )
 
 

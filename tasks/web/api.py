@@ -11,7 +11,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.api import Job, JobFinished, JobNotFound, list_jobs, make_spec, start_job
+from tasks.api import (
+    Job,
+    JobFinished,
+    JobNotFound,
+    list_jobs,
+    make_spec,
+    refuse_unusable_inputs,
+    start_job,
+)
 from tasks.catalog import current_catalog
 from tasks.jobstore import TERMINAL_STATUSES
 from workers.errors import InputError, VtrackError
@@ -19,6 +27,7 @@ from workers.errors import InputError, VtrackError
 router = APIRouter(prefix="/api", tags=["api"])
 
 STATUSES = (
+    "running",  # any of the four below
     "queued",
     "annotating",
     "rendering",
@@ -101,9 +110,19 @@ def job_status(job: Job, *, with_manifest: bool) -> dict[str, Any]:
     return data
 
 
-@router.post("/jobs", response_model=JobCreated, status_code=202)
+@router.post(
+    "/jobs",
+    response_model=JobCreated,
+    status_code=202,
+    responses={422: {"description": "An input that can never work; no job was made."}},
+)
 def submit_job(request: JobRequest) -> dict[str, str]:
-    """Start a job; a job already in flight for the same video is answered instead."""
+    """Start a job; a job already in flight for the same video is answered instead.
+
+    A local video or annotation file that is missing, a folder or outside
+    ``VTRACK_INPUT_ROOTS``, or an unsupported URI scheme, is refused with 422 and one line
+    in ``detail``; no job is made.
+    """
     try:
         spec = make_spec(
             request.video_uri,
@@ -111,9 +130,10 @@ def submit_job(request: JobRequest) -> dict[str, str]:
             min_confidence=request.min_confidence,
             min_frames=request.min_frames,
         )
+        refuse_unusable_inputs(spec)
         job = start_job(spec, source="web")
     except InputError as exc:
-        raise HTTPException(400, str(exc)) from exc
+        raise HTTPException(422, str(exc)) from exc
     except VtrackError as exc:
         raise HTTPException(400, str(exc)) from exc
     except Exception as exc:  # the broker or Redis is down: nothing was started

@@ -1,7 +1,8 @@
 """The web app: jobs and their results, search across videos, and the JSON API.
 
 ``create_app()`` builds it from the settings; ``vtrack web`` serves it with uvicorn
-(:mod:`tasks.web.server`). The OpenAPI page is at ``/docs``.
+(:mod:`tasks.web.server`). The OpenAPI page is at ``/docs`` (and ``/redoc``), served with
+no network access.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings, get_settings
 from tasks.web import api, pages
@@ -20,7 +22,9 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files fastapi-offline ships (served
+    # under /static-offline-docs), not from a CDN: the page works with no internet.
+    app = FastAPIOffline(
         title="vtrack",
         summary="Jobs, their results, and a catalog of which videos contain which objects.",
         version="1",

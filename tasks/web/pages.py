@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tasks import runtime
-from tasks.api import Job, JobNotFound, list_jobs, make_spec, start_job
+from tasks.api import Job, JobNotFound, list_jobs, make_spec, refuse_unusable_inputs, start_job
 from tasks.catalog import current_catalog
 from tasks.web import files
 from workers.errors import VtrackError
@@ -85,7 +85,7 @@ def _jobs_page(
         "form": form or {},
     }
     return TEMPLATES.TemplateResponse(
-        request, "jobs.html", context, status_code=400 if error else 200
+        request, "jobs.html", context, status_code=422 if error else 200
     )
 
 
@@ -104,6 +104,7 @@ async def submit_form(request: Request) -> Response:
             min_confidence=float(confidence) if confidence else None,
             min_frames=int(frames) if frames else None,
         )
+        refuse_unusable_inputs(spec)
         job = start_job(spec, source="web")
     except (VtrackError, ValueError) as exc:
         return _jobs_page(request, error=str(exc), form=fields)

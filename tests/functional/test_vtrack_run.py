@@ -477,3 +477,43 @@ def test_by_default_vtrack_run_uses_the_cores_it_may_run_on(tmp_path: Path) -> N
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert result.stdout.split() == ["1", "3"]
+
+
+def test_the_first_run_says_once_that_it_converts_the_detector(tmp_path: Path) -> None:
+    """A fresh model cache: the first ``vtrack run`` on the local backend converts the
+    default detector (a few seconds) and says so in one line on stderr; the next run does not."""
+    video = write_test_video(tmp_path / "clip.mp4", frames=20, fps=FPS, width=WIDTH, height=HEIGHT)
+    cache = tmp_path / "models"
+    env = {**os.environ, "VTRACK_MODEL_CACHE_DIR": str(cache)}
+
+    def vtrack_run(out: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "tasks.cli",
+            "run",
+            str(video),
+            "--out",
+            str(tmp_path / out),
+        ]
+        return subprocess.run(
+            [*command, "--processes", "2"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    first = vtrack_run("first")
+    assert first.returncode == 0, first.stderr
+    notices = [line for line in first.stderr.splitlines() if "converting" in line]
+    assert notices == [
+        "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few seconds; "
+        f"cached in {cache}"
+    ], first.stderr
+    assert len(list(cache.glob("*.onnx"))) == 1
+
+    second = vtrack_run("second")
+    assert second.returncode == 0, second.stderr
+    assert "converting" not in second.stderr

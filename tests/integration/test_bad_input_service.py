@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.api import JobFailed, submit
+from tasks.api import JobFailed, make_spec, start_job, submit
 from tests.conftest import REPO_ROOT, SESSION_DIR, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import corrupt_middle, write_test_video
+from workers.errors import UnsafePathError
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +99,14 @@ def test_paths_out_of_the_input_roots_are_refused(
         "symlinked video": (str(link), str(outside_annotations)),
         "symlinked annotations": (str(inside), str(annotations_link)),
     }
-    jobs = {name: submit(video, annotations_uri=notes) for name, (video, notes) in cases.items()}
+    for video, notes in cases.values():  # refused at once, naming the setting
+        with pytest.raises(UnsafePathError, match="is outside VTRACK_INPUT_ROOTS"):
+            submit(video, annotations_uri=notes)
+    # The workers check again (a link may change after the submit): the job fails there.
+    jobs = {
+        name: start_job(make_spec(video, annotations_uri=notes))
+        for name, (video, notes) in cases.items()
+    }
     for name, job in jobs.items():
         with pytest.raises(JobFailed, match="is outside the allowed folders") as failure:
             job.wait(timeout=120)

@@ -358,7 +358,7 @@ def test_a_permanent_api_error_fails_the_job_at_once_with_the_api_message(
     assert stack.fake.calls["GetOperation"] == 0
 
     status = vtrack(stack, "status", job.id, env={"COLUMNS": "400"})
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # a failed job (README: exit codes)
     assert "failed" in status.stdout
     assert f"submission of {clip} failed: {code.name}: {message}" in status.stdout
     waited = vtrack(stack, "wait", job.id, "--timeout", "10", env={"COLUMNS": "400"})

@@ -45,6 +45,7 @@ pytestmark = pytest.mark.integration
 ACK_DEADLINE_S = 10
 LISTENING = "listening on"
 JOB_TIMEOUT_S = 90.0
+RETRY_PAUSE_S = 2.0  # tasks.listen.RETRY_PAUSE_SECONDS: a message not acknowledged waits so long
 
 
 @dataclass
@@ -185,6 +186,41 @@ def test_an_upload_notification_makes_one_job_and_the_rest_are_acknowledged(
     scan = vtrack("scan", f"gs://{stack.videos}/uploads", env=stack.env)
     assert scan.returncode == 0 and scan.stdout.split() == [], scan.stderr
     assert "1 processed" in scan.stderr
+
+
+def test_a_notification_without_size_is_one_malformed_line_and_acknowledged(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A JSON_API_V1 payload whose resource lacks ``size`` (issue 17): one warning line, the
+    message acknowledged (it does not come back), no traceback, no job."""
+    topic, subscription = create_topic_and_subscription(f"nosize-{uuid.uuid4().hex[:8]}")
+    listener = VtrackProcess(["listen", subscription], stack.env, tmp_path / "listen.log",
+                             LISTENING)  # fmt: skip
+    try:
+        video, _ = upload_video(stack, f"uploads/no-size-{uuid.uuid4().hex[:6]}.mp4")
+        bucket, name = video.uri.removeprefix("gs://").split("/", 1)
+        assert video.generation is not None
+        data, attributes = finalize_notification(
+            bucket, name, video.generation, video.size, "video/mp4"
+        )
+        resource = json.loads(data)
+        del resource["size"]
+        publish(topic, json.dumps(resource).encode(), attributes)
+        listener.wait_for("malformed:")
+        time.sleep(RETRY_PAUSE_S + 1)  # long enough for a message not acknowledged to return
+    finally:
+        code = listener.stop()
+    log = listener.log()
+    assert code == 0, log
+    [line] = [line for line in log.splitlines() if "malformed:" in line]
+    assert "WARNING" in line
+    assert line.endswith(
+        f"malformed: {video.uri}#{video.generation}: the JSON_API_V1 payload has no size"
+    )
+    assert "Traceback" not in log and "unexpected" not in log and "not acknowledged" not in log
+    assert "started job" not in log
+    assert "stopped; messages: 1 malformed" in log
+    assert pull_now(subscription, ACK_DEADLINE_S + 2) == []
 
 
 def test_a_message_that_meets_a_broker_down_is_delivered_again(

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from config.settings import usable_cores
-from tasks.api import JobFailed, get_job, submit
+from tasks.api import JobFailed, get_job, make_spec, start_job, submit
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import write_test_video
@@ -162,11 +162,13 @@ def test_bad_input_fails_the_job_with_a_clear_status(
     assert "past the video's end" in waited.stderr and "Traceback" not in waited.stderr
 
 
-def test_missing_video_fails_the_job(
+def test_a_video_gone_before_the_worker_reads_it_fails_the_job(
     celery_worker: WorkerProcess, session_dirs: dict[str, Path]
 ) -> None:
+    """``submit`` refuses a missing file at once (test_submit_refusals.py); a job started
+    without that check, as if the file went between submit and work, fails in the worker."""
     missing = session_dirs["input"] / "never-there.mp4"
-    job = submit(str(missing), annotations_uri=str(missing.with_suffix(".json")))
+    job = start_job(make_spec(str(missing), annotations_uri=str(missing.with_suffix(".json"))))
     with pytest.raises(JobFailed, match="never-there"):
         job.wait(timeout=60)
 
@@ -267,7 +269,8 @@ def test_bad_input_is_one_warning_line_in_the_worker_log_and_no_traceback(
         options = {"annotations_uri": str(write_annotation(video.with_suffix(".json"), annotation))}
     log_start = len(celery_worker.log())
 
-    job = submit(str(video), **options)
+    # Not submit(): it refuses a missing file at once; here the worker meets it.
+    job = start_job(make_spec(str(video), **options))
     with pytest.raises(JobFailed, match=reason):
         job.wait(timeout=120)
 

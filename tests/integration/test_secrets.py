@@ -115,13 +115,15 @@ def test_no_secret_reaches_a_log_a_status_or_a_manifest(
     try:
         worker.wait_ready()
         good = vtrack("submit", str(video), "--annotations", str(annotations))
-        bad = vtrack("submit", str(tmp_path / "missing.mp4"), "--annotations", str(annotations))
+        not_a_video = session_dirs["input"] / f"notes-{uuid.uuid4().hex[:6]}.mp4"
+        not_a_video.write_text("meeting notes, not a video\n")
+        bad = vtrack("submit", str(not_a_video), "--annotations", str(annotations))
         good_id = good.stdout.strip().splitlines()[-1]
         bad_id = bad.stdout.strip().splitlines()[-1]
         waited = vtrack("wait", good_id, "--timeout", "120")
         assert waited.returncode == 0, waited.stderr
         # The failed job's status shows its error (the records themselves are searched below).
-        assert "missing.mp4" in vtrack("status", bad_id, "--json").stdout
+        assert not_a_video.name in vtrack("status", bad_id, "--json").stdout
         # A broker that does not answer: the error names it, not its password.
         down = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
         refused = vtrack("submit", str(video), VTRACK_BROKER_URL=down, VTRACK_RESULT_BACKEND=down)

@@ -207,3 +207,82 @@ def test_jobs_page_updates_progress_while_a_job_runs(stack: Stack, page: Any) ->
         timeout=120_000,  # the cancel asks the workers which tasks they hold first
     )
     assert page.evaluate("window.loadedOnce") is True
+
+
+def test_docs_render_with_no_network(stack: Stack, page: Any, tmp_path: Path) -> None:
+    """/docs with every request off the app refused, as on a machine with no internet:
+    Swagger UI (served by the app itself) shows the API, and nothing else was asked for."""
+    app_origin = stack.web.url.rstrip("/")
+    refused: list[str] = []
+
+    def only_the_app(route: Any) -> None:
+        if route.request.url.startswith(app_origin + "/"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_the_app)
+    page.goto(f"{app_origin}/docs")
+    page.locator(".swagger-ui .info .title").wait_for()
+    assert "vtrack" in page.inner_text(".swagger-ui .info .title")
+    page.locator(".opblock-summary-path").first.wait_for()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any(path.replace("\u200b", "") == "/api/jobs" for path in paths), paths
+    assert refused == []
+    page.screenshot(path=str(tmp_path / "docs.png"))
+    screenshot(page, "web-docs.png")
+
+
+def _record(**fields: Any) -> str:
+    """A job record in the stack's result backend (the same Redis databases)."""
+    import time
+    import uuid
+
+    from tasks import job_ids, runtime
+    from tasks.jobstore import JobRecord
+
+    defaults: dict[str, Any] = {
+        "video_uri": f"/srv/cameras/north/clip-{uuid.uuid4().hex[:6]}.mp4",
+        "backend": "local",
+        "source": "cli",
+        "created_at": time.time(),
+        "updated_at": time.time(),
+    }
+    record = JobRecord(job_id=job_ids.new_job_id(), **{**defaults, **fields})
+    runtime.current().jobs.create(record)
+    return record.job_id
+
+
+def test_a_long_error_stays_inside_the_jobs_table(stack: Stack, page: Any) -> None:
+    # Paths as errors name them: one unbroken word far wider than the column.
+    folder = "/".join(f"camera_{n:02}_north_entrance_recordings" for n in range(8))
+    error = f"gs://site_archive/{folder}/2026_12_06_08_00_00.mp4: no such object"
+    job_id = _record(status="failed", stage="failed", error=error)
+    page.goto(f"{stack.web.url}/?status=failed")
+    cell = page.locator(f"#job-{job_id} td.error")
+    cell.wait_for()
+    assert cell.inner_text().replace("\n", "") == error
+    table = page.locator("table.jobs").bounding_box()
+    main = page.locator("main").bounding_box()
+    box = cell.bounding_box()
+    assert table and main and box
+    assert box["x"] + box["width"] <= table["x"] + table["width"] + 1
+    assert table["x"] + table["width"] <= main["x"] + main["width"] + 1, (table, main)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_running_filter_lists_the_jobs_not_ended(stack: Stack, page: Any) -> None:
+    running = _record(status="annotating", stage="tracking 1 of 4 segments")
+    queued = _record(status="queued", stage="queued")
+    done = _record(status="completed", stage="done", percent=100.0)
+    page.goto(stack.web.url + "/")
+    page.locator(".filters a", has_text="running").click()
+    page.wait_for_url("**/?status=running")
+    assert page.locator(".filters a.on").inner_text() == "running"
+    page.locator(f"#job-{running}").wait_for()
+    page.wait_for_timeout(2000)  # a refresh of the list (every 1.5 s) keeps the same rows
+    rows = page.locator("tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)")
+    assert running in rows and queued in rows and done not in rows
+    statuses = set(page.locator("tr[data-job] .badge").all_inner_texts())
+    assert statuses <= {"queued", "annotating", "rendering", "assembling"}, statuses

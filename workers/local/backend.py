@@ -59,6 +59,7 @@ from workers.media.video import iter_frames, probe_video
 
 __all__ = [
     "LocalTrackingOptions",
+    "default_model_to_convert",
     "ensure_default_model",
     "load_detector",
     "plan_segments",
@@ -81,10 +82,7 @@ def ensure_default_model(
     cache_dir: Path, *, weights_url: str | None, package: str | None = PACKAGE_WITH_WEIGHTS
 ) -> Path:
     """The converted default model in ``cache_dir``, converting (and downloading) if needed."""
-    target = (
-        cache_dir
-        / f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-{YOLOV3_TINY_WEIGHTS_SHA256[:12]}.onnx"
-    )
+    target = default_model_path(cache_dir)
     if target.is_file():
         return target
     files = packaged_darknet_files(package) if package else None
@@ -96,6 +94,23 @@ def ensure_default_model(
         )
     cfg_text = official_tiny_cfg(files.cfg.read_text(encoding="utf-8"))
     return save_model_atomically(convert_darknet(files, cfg_text), target)
+
+
+def default_model_path(cache_dir: Path) -> Path:
+    """Where the converted default model is cached in ``cache_dir``."""
+    return (
+        cache_dir
+        / f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-{YOLOV3_TINY_WEIGHTS_SHA256[:12]}.onnx"
+    )
+
+
+def default_model_to_convert(options: LocalTrackingOptions) -> Path | None:
+    """Where the default model will be cached, when ``options`` need it and it is not yet
+    converted (the first use converts it: a few seconds); None otherwise."""
+    if options.detector_model:
+        return None
+    target = default_model_path(default_cache_dir(options.model_cache_dir))
+    return None if target.is_file() else target
 
 
 def resolve_model_path(options: LocalTrackingOptions) -> Path:

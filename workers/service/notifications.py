@@ -98,8 +98,9 @@ def _resource(data: bytes, attributes: dict[str, str]) -> dict[str, Any]:
             raise MalformedNotification(
                 f"the payload's {field} {resource[field]!r} is not the {attribute} attribute's"
             )
-    if "size" in resource:
-        _int(resource["size"], "size")
+    if "size" not in resource:  # the JSON API's object resource always has it
+        raise MalformedNotification("the JSON_API_V1 payload has no size")
+    _int(resource["size"], "size")
     return resource
 
 

@@ -76,6 +76,12 @@
         update(tr, job);
         previous = tr;
       }
+      if (status) {  // a filtered list: jobs that no longer match it (a running job that ended) go
+        const shown = new Set(data.jobs.map((job) => job.job_id));
+        for (const tr of Array.from(body.querySelectorAll("tr[data-job]"))) {
+          if (!shown.has(tr.dataset.job)) tr.remove();
+        }
+      }
     } catch (error) {
       // The server may be restarting; try again at the next tick.
     }
