@@ -12,6 +12,7 @@ import time
 from config.settings import Settings
 from workers.errors import InputError
 from workers.job import JobSpec
+from workers.naming import video_stem
 from workers.uris import LOCAL_SCHEME, parse_uri
 
 
@@ -82,6 +83,7 @@ def make_spec(
         max_video_seconds=settings.max_video_seconds or None,
         render_batch_size=settings.render_batch_size,
         submitted_at=time.time(),
+        output_stem=video_stem(video_uri, settings.input_root_list()),
     )
 
 

@@ -226,7 +226,8 @@ class VideoIntelligenceService:
         return operation_message(entry, record, response=response_for(annotation, entry))
 
     def _annotation(self, video_uri: str) -> Any:
-        uri = naming.annotation_uri(self.settings.annotation_root, video_uri)
+        stem = naming.video_stem(video_uri, self.settings.input_root_list())
+        uri = naming.annotation_uri(self.settings.annotation_root, stem)
         return parse_annotation_json(self._storage.read_bytes(uri), uri)
 
     def sweep(self) -> None:

@@ -21,6 +21,7 @@ from tests.support.api_output import api_output
 from tests.support.videos import damage_spots, truncate_file, write_test_video
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import read_annotation_file
+from workers.naming import folder_key
 
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
 
@@ -53,7 +54,8 @@ def test_run_writes_every_output_and_prints_the_manifest_path(
     assert stderr.splitlines()[0].startswith("summary: "), stderr
     assert all(line.strip() for line in stderr.splitlines()), stderr
     manifest_path = Path(stdout.strip().splitlines()[-1])
-    assert manifest_path == out / "clip.mp4.manifest.json"
+    # The test's folder is outside VTRACK_INPUT_ROOTS: the outputs go under its folder key.
+    assert manifest_path == out / folder_key(str(tmp_path)) / "clip.mp4.manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "completed"
     assert manifest["objects_total"] == 4
@@ -110,7 +112,7 @@ def test_thresholds_and_webp_from_the_command_line(
     manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
     assert [o["entity"] for o in manifest["objects"]] == ["blink", "red box", "ghost", "left panel"]
     assert all(o["animation_uri"].endswith(".webp") for o in manifest["objects"])
-    assert (out / "clip.mp4.summary_pct20_fr2.jpeg").is_file()
+    assert (out / folder_key(str(tmp_path)) / "clip.mp4.summary_pct20_fr2.jpeg").is_file()
 
 
 def test_zero_kept_objects_completes_without_a_summary(
@@ -125,7 +127,7 @@ def test_zero_kept_objects_completes_without_a_summary(
     assert manifest["status"] == "completed"
     assert manifest["objects"] == [] and manifest["summary_uri"] is None
     assert "no objects passed the thresholds" in stderr
-    assert not list(out.glob("*.jpeg")) and not list(out.glob("*.gif"))
+    assert not list(out.rglob("*.jpeg")) and not list(out.rglob("*.gif"))
 
 
 def test_one_object_failing_to_render_completes_with_errors(
@@ -133,7 +135,7 @@ def test_one_object_failing_to_render_completes_with_errors(
 ) -> None:
     out = tmp_path / "out"
     # Something already occupies the second object's animation path: its write fails.
-    blocker = out / "clip.mp4.002_left_panel_pct81_fr20.gif"
+    blocker = out / folder_key(str(tmp_path)) / "clip.mp4.002_left_panel_pct81_fr20.gif"
     blocker.mkdir(parents=True)
     code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
     assert code == EXIT_COMPLETED_WITH_ERRORS, stderr
@@ -182,7 +184,7 @@ def _assert_failed_cleanly(code: int, stderr: str, out: Path, *phrases: str) -> 
     assert len(message.splitlines()) == 1, message  # one line, no traceback
     for phrase in phrases:
         assert phrase in message
-    published = [p.name for p in out.glob("*")] if out.exists() else []
+    published = [p.name for p in out.rglob("*")] if out.exists() else []
     assert not [n for n in published if "summary" in n or "manifest" in n], published
 
 
@@ -290,7 +292,7 @@ def test_annotations_past_the_end_of_the_video(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, _, stderr = run(str(short), "--annotations", str(path), "--out", str(out))
     _assert_failed_cleanly(code, stderr, out, "past the video's end")
-    assert not list(out.glob("*.gif")), "no animation may be published for a failed job"
+    assert not list(out.rglob("*.gif")), "no animation may be published for a failed job"
 
 
 def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: Path) -> None:
@@ -322,7 +324,8 @@ def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: 
     manifest = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     assert manifest["video"]["width"] == 1280 and manifest["video"]["frame_count"] == 289
     assert [o["status"] for o in manifest["objects"]] == ["ok", "ok"]
-    assert (out / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg").is_file()
+    summary = out / folder_key(str(shared_videos)) / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg"
+    assert summary.is_file()
 
 
 @pytest.mark.shared_data
@@ -368,7 +371,9 @@ def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    manifest = json.loads((out / "damaged.mp4.manifest.json").read_text())
+    manifest = json.loads(
+        (out / folder_key(str(tmp_path)) / "damaged.mp4.manifest.json").read_text()
+    )
     assert manifest["status"] == "completed" and manifest["backend"] == "local"
     # One line per decoding pass (per tracking segment: several with the tests' short ones).
     warnings = [line for line in result.stderr.splitlines() if "damaged packet" in line]
@@ -445,3 +450,57 @@ def test_by_default_vtrack_run_uses_the_cores_it_may_run_on(tmp_path: Path) -> N
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert result.stdout.split() == ["1", "3"]
+
+
+def test_two_same_named_videos_to_one_out_keep_their_own_results_and_catalog_rows(
+    tmp_path: Path,
+) -> None:
+    """a/clip.mp4 and b/clip.mp4 run to one --out: neither overwrites the other's outputs,
+    and both are in the catalog the web app of that folder reads, with no rebuild."""
+    from workers.catalog import Catalog, default_catalog_url
+
+    out = tmp_path / "out"
+    manifests = {}
+    for folder, frames in (("a", 40), ("b", 30)):
+        (tmp_path / folder).mkdir()
+        video = write_test_video(
+            tmp_path / folder / "clip.mp4", frames=frames, fps=FPS, width=WIDTH, height=HEIGHT
+        )
+        annotation = standard_annotation(str(video), frames, FPS, WIDTH, HEIGHT)
+        notes = write_annotation(tmp_path / folder / "clip.json", annotation)
+        code, stdout, stderr = run(str(video), "--annotations", str(notes), "--out", str(out))
+        assert code == 0, stderr
+        manifests[folder] = Path(stdout.strip().splitlines()[-1])
+    assert manifests["a"] != manifests["b"]
+    assert manifests["a"].parent == out / folder_key(str(tmp_path / "a"))
+    assert manifests["b"].parent == out / folder_key(str(tmp_path / "b"))
+    for folder, frames in (("a", 40), ("b", 30)):
+        manifest = json.loads(manifests[folder].read_text())
+        assert manifest["video_uri"] == str(tmp_path / folder / "clip.mp4")
+        assert manifest["video"]["frame_count"] == frames
+        assert Path(manifest["annotation_uri"]).parent == manifests[folder].parent
+        for obj in manifest["objects"]:
+            assert Path(obj["animation_uri"]).parent == manifests[folder].parent
+            assert obj["frame_count"] == frames or obj["entity"] == "left panel"
+    catalog = Catalog(default_catalog_url(str(out)))
+    try:
+        rows = {job.video_uri: job for job in catalog.jobs()}
+        assert set(rows) == {str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4")}
+        assert {job.manifest_uri for job in rows.values()} == {str(m) for m in manifests.values()}
+        assert len(catalog.search("red box")) == 2
+    finally:
+        catalog.dispose()
+    # The same video again replaces its own results and its own row, not the other's.
+    video_a = tmp_path / "a" / "clip.mp4"
+    code, stdout, stderr = run(
+        str(video_a), "--annotations", str(tmp_path / "a" / "clip.json"), "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert Path(stdout.strip().splitlines()[-1]) == manifests["a"]
+    catalog = Catalog(default_catalog_url(str(out)))
+    try:
+        assert sorted(job.video_uri for job in catalog.jobs()) == sorted(
+            [str(video_a), str(tmp_path / "b" / "clip.mp4")]
+        )
+    finally:
+        catalog.dispose()
