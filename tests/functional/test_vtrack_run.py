@@ -354,6 +354,24 @@ def test_run_with_no_annotations_tracks_the_woman_and_the_dog(
     assert entities == ["dog", "person"]
     assert all(obj["status"] == "ok" for obj in manifest["objects"])
     assert Path(manifest["summary_uri"]).name == "sam2_01_dog.mp4.summary_pct30_fr10.jpeg"
+    assert_batch_api_segments(Path(manifest["annotation_uri"]).read_text(encoding="utf-8"))
+
+
+def assert_batch_api_segments(text: str) -> None:
+    """The annotation JSON as client code written for the batch API reads it: every object
+    has its segment (first to last frame time), never the streaming-only track_id."""
+    from google.cloud import videointelligence_v1 as vi
+
+    (result,) = vi.AnnotateVideoResponse.from_json(text).annotation_results
+    assert result.object_annotations
+    for obj in result.object_annotations:
+        assert vi.ObjectTrackingAnnotation.pb(obj).WhichOneof("track_info") == "segment"
+        times = [frame.time_offset for frame in obj.frames]
+        assert (obj.segment.start_time_offset, obj.segment.end_time_offset) == (
+            min(times),
+            max(times),
+        ), obj.entity.description
+        assert obj.segment.end_time_offset > obj.segment.start_time_offset
 
 
 def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
