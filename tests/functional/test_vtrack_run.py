@@ -446,8 +446,10 @@ def test_the_process_pool_writes_what_one_process_writes(tmp_path: Path) -> None
         out = tmp_path / f"out-{processes}"
         record = run_video(video, out, annotations=annotations, processes=processes)
         assert record.status == "completed" and record.objects_done == 30
-        results[processes] = {
-            path.name: path.read_bytes() for path in out.iterdir() if path.suffix != ".json"
+        results[processes] = {  # the outputs, not the JSON nor the (hidden) catalog
+            path.name: path.read_bytes()
+            for path in out.rglob("*")
+            if path.is_file() and path.suffix != ".json" and not path.name.startswith(".")
         }
     assert len(results[1]) == 61  # 30 animations, 30 cells, the summary
     assert results[1] == results[2]
