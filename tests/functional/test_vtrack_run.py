@@ -524,3 +524,32 @@ def test_two_same_named_videos_to_one_out_keep_their_own_results_and_catalog_row
         )
     finally:
         catalog.dispose()
+
+
+def test_a_catalog_that_cannot_be_written_costs_one_warning_not_the_run(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    """--out is the configured output root, whose catalog (VTRACK_CATALOG_URL) is down."""
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "VTRACK_OUTPUT_ROOT": str(out),
+        "VTRACK_CATALOG_URL": "postgresql+psycopg://nobody@127.0.0.1:1/vtrack",
+    }
+    command = [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)]
+    result = subprocess.run(
+        [*command, "--annotations", str(annotations)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip().splitlines()[-1]).is_file()
+    warnings = [
+        line for line in result.stderr.splitlines() if "not recorded in the catalog" in line
+    ]
+    assert len(warnings) == 1 and "vtrack catalog rebuild" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / ".vtrack-catalog.sqlite3").exists()  # not written elsewhere instead
