@@ -363,7 +363,8 @@ def case_cores(files: dict[str, Path], work: Path, runs: int) -> list[list[str]]
             if side == "one core":
                 command = ["taskset", "-c", "0", *command]
             walls[side].append(timed(command))
-            manifest = json.loads((out / "people60.mp4.manifest.json").read_text())
+            # Below the output root at the video's place (README: "Where the outputs go").
+            manifest = json.loads(next(out.rglob("people60.mp4.manifest.json")).read_text())
             tracking[side].append(manifest["timings"]["annotate_seconds"])
 
     def row(
@@ -420,7 +421,8 @@ def case_overhead(files: dict[str, Path], work: Path, runs: int) -> list[list[st
                     service_job(env, str(files[name]), "--backend", "local")
                 # The job's own wall time, from submission to the manifest written (not the
                 # start-up of the vtrack commands that sent it and waited for it).
-                manifest = json.loads((out / f"{files[name].name}.manifest.json").read_text())
+                manifest_path = next(out.rglob(f"{files[name].name}.manifest.json"))
+                manifest = json.loads(manifest_path.read_text())
                 wall = manifest["timings"]["total_seconds"]
                 walls.append(wall)
                 overheads.append(wall - busy_seconds(timing))

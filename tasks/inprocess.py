@@ -106,7 +106,8 @@ def run_video(
     service's job would fail; one object failing to render only marks that object failed.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = (settings or get_settings()).model_copy(
+    configured = settings or get_settings()
+    settings = configured.model_copy(
         update={"output_root": str(out_dir), "annotation_root": str(out_dir)}
     )
     roots = [str(video.parent), str(out_dir)]
@@ -140,7 +141,52 @@ def run_video(
     record = jobs.get(spec.job_id)
     if record is None:
         raise RuntimeError(f"job {spec.job_id} left no record")
+    if record.manifest_uri:
+        record_in_output_catalog(record.manifest_uri, run_catalog_url(configured, out_dir))
     return record
+
+
+def run_catalog_url(settings: Settings, out_dir: Path) -> str:
+    """The catalog that the web app of ``out_dir`` reads: ``VTRACK_CATALOG_URL`` when
+    ``out_dir`` is the configured output root, else the SQLite file inside ``out_dir``."""
+    from workers.catalog import location
+    from workers.uris import parse_uri
+
+    root = parse_uri(settings.output_root)
+    if root.is_local and Path(root.path).resolve() == out_dir.resolve():
+        return location.catalog_url(settings.catalog_url, settings.output_root)
+    return location.default_catalog_url(str(out_dir))
+
+
+def record_in_output_catalog(manifest_uri: str, url: str) -> bool:
+    """Record the finished job's manifest in the catalog at ``url``; never fails the run.
+
+    A catalog that cannot be written costs one warning: the outputs are complete, and
+    ``vtrack catalog rebuild`` records them later.
+    """
+    import json
+    import logging
+
+    from workers.catalog import Catalog
+    from workers.job import Manifest
+
+    catalog = Catalog(url)
+    try:
+        manifest = Manifest.from_dict(json.loads(Path(manifest_uri).read_bytes()))
+        catalog.record(manifest)
+        return True
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        logging.getLogger(__name__).warning(
+            "results not recorded in the catalog %s (%s: %s); `vtrack catalog rebuild` "
+            "records them",
+            catalog.describe(),
+            type(exc).__name__,
+            first,
+        )
+        return False
+    finally:
+        catalog.dispose()
 
 
 @dataclass

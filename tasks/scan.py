@@ -101,7 +101,7 @@ def start_video_job(video: ObjectStat, min_age: float = 0.0, source: str = "scan
         return VideoOutcome(video.uri, reason=SKIP_BEING_WRITTEN)
     claims = rt.claims()
     if claims is not None:
-        if claims.is_done(video, rt.settings.output_root):
+        if claims.is_done(video, rt.settings.output_root, rt.settings.input_root_list()):
             return VideoOutcome(video.uri, reason=SKIP_PROCESSED)
         if claims.failed_recently(video):
             return VideoOutcome(video.uri, reason=SKIP_RECENTLY_FAILED)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from config.settings import Settings
 from workers.errors import InputError, UnsafePathError
 from workers.job import JobSpec
+from workers.naming import video_stem
 from workers.uris import LOCAL_SCHEME, parse_uri
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def make_spec(
         max_video_seconds=settings.max_video_seconds or None,
         render_batch_size=settings.render_batch_size,
         submitted_at=time.time(),
+        output_stem=video_stem(video_uri, settings.input_root_list()),
     )
 
 

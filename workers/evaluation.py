@@ -366,7 +366,11 @@ def _build_frames(
 def _frame_numbers(table: dict[int, _Frame], truth: GroundTruth, frames: FrameMode) -> list[int]:
     if frames == "sampled":
         return sorted(number for number, frame in table.items() if frame.pred_ids)
-    last = truth.info.length or max(table, default=0)
+    # From the first frame to the last one the ground truth or a track reaches: seqinfo.ini
+    # gives the whole sequence's length even when its ground truth covers a few frames.
+    last = max([*table, int(truth.frames.max()) if len(truth.frames) else 0])
+    if truth.info.length:
+        last = min(last, truth.info.length)
     return list(range(1, last + 1))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from workers import naming
 from workers.annotations.model import ObjectTrack, TrackedFrame
 
 JobStatus = Literal["completed", "completed_with_errors", "failed"]
@@ -41,6 +42,15 @@ class JobSpec:
     render_batch_size: int = 8
     submitted_at: float = 0.0
     backend_options: dict[str, Any] = field(default_factory=dict)
+    # The video's place below the output and annotation roots (workers.naming.video_stem),
+    # fixed at submission so that every worker names the outputs alike whatever its own
+    # settings. Empty in specs made before it existed: the flat file name, as then.
+    output_stem: str = ""
+
+    @property
+    def stem(self) -> str:
+        """What every output of this job is named after (``STEM.manifest.json``...)."""
+        return self.output_stem or naming.flat_stem(self.video_uri)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -94,7 +94,7 @@ def start_annotation(spec: JobSpec, annotator: Annotator, storage: Storage) -> O
     check_inputs(spec, storage)
     request = AnnotateRequest(
         video_uri=spec.video_uri,
-        output_uri=naming.annotation_uri(spec.annotation_root, spec.video_uri),
+        output_uri=naming.annotation_uri(spec.annotation_root, spec.stem),
         annotations_uri=spec.annotations_uri,
         job_id=spec.job_id,
     )
@@ -129,7 +129,7 @@ def plan_render(
         obj.with_frames(pick_frames(obj.track.frames, spec.animation_frames))
         for obj in select_objects(annotation, spec.min_confidence, min_frames)
     )
-    annotation_uri = naming.annotation_uri(spec.annotation_root, spec.video_uri)
+    annotation_uri = naming.annotation_uri(spec.annotation_root, spec.stem)
     if not publish_annotation and storage.exists(annotation_uri):
         published = storage.stat(annotation_uri)
     else:
@@ -156,10 +156,10 @@ def remove_partial_outputs(spec: JobSpec, storage: Storage) -> list[str]:
     video (resubmitted, or started again by a scan) removes them before it renders its own.
     A video with a manifest keeps everything: those files are a finished job's.
     """
-    if storage.exists(naming.manifest_uri(spec.output_root, spec.video_uri)):
+    if storage.exists(naming.manifest_uri(spec.output_root, spec.stem)):
         return []
-    folder = naming.output_folder(spec.output_root, spec.video_uri)
-    pattern = naming.rendered_output_pattern(spec.video_uri)
+    folder = naming.output_folder(spec.output_root, spec.stem)
+    pattern = naming.rendered_output_pattern(spec.stem)
     removed = []
     for stat in list(storage.list(folder)):
         parent, _, name = stat.uri.rpartition("/")
@@ -269,9 +269,9 @@ def _store_rendered(
     try:
         if isinstance(outcome, Exception):
             raise outcome
-        cell_uri = naming.cell_uri(spec.output_root, spec.video_uri, *names)
+        cell_uri = naming.cell_uri(spec.output_root, spec.stem, *names)
         animation_uri = naming.animation_uri(
-            spec.output_root, spec.video_uri, *names, spec.animation_format
+            spec.output_root, spec.stem, *names, spec.animation_format
         )
         cell = storage.write_bytes(cell_uri, outcome.cell_jpeg, JPEG_TYPE)
         animation = storage.write_bytes(
@@ -320,7 +320,7 @@ def assemble_manifest(
             max_height=spec.summary_max_height,
         )
         summary_uri = naming.summary_uri(
-            spec.output_root, spec.video_uri, spec.min_confidence, spec.min_frames
+            spec.output_root, spec.stem, spec.min_confidence, spec.min_frames
         )
         summary_generation = storage.write_bytes(summary_uri, grid, JPEG_TYPE).generation
     errors = tuple(
@@ -345,7 +345,7 @@ def assemble_manifest(
         objects=tuple(results),
         summary_uri=summary_uri,
         annotation_uri=plan.annotation_uri,
-        manifest_uri=naming.manifest_uri(spec.output_root, spec.video_uri),
+        manifest_uri=naming.manifest_uri(spec.output_root, spec.stem),
         timings={
             "annotate_seconds": round(plan.annotated_at - spec.submitted_at, 3),
             "render_seconds": round(started - plan.annotated_at, 3),

@@ -122,7 +122,12 @@ class VideoIntelligenceService:
         else:
             video_uri = request.input_uri
             self._storage.stat(video_uri)  # missing, or outside the input roots: refused now
-        spec = make_spec(video_uri, backend=self.settings.vi_server_backend, job_id=job_id)
+        spec = make_spec(
+            video_uri,
+            backend=self.settings.vi_server_backend,
+            job_id=job_id,
+            settings=self.settings,  # the settings _annotation finds the results with
+        )
         job = start_job(spec)  # a job already in flight for this video is shared
         entry = self.book.get(job.id)
         if entry is None or entry.output_uri != request.output_uri:
@@ -226,7 +231,8 @@ class VideoIntelligenceService:
         return operation_message(entry, record, response=response_for(annotation, entry))
 
     def _annotation(self, video_uri: str) -> Any:
-        uri = naming.annotation_uri(self.settings.annotation_root, video_uri)
+        stem = naming.video_stem(video_uri, self.settings.input_root_list())
+        uri = naming.annotation_uri(self.settings.annotation_root, stem)
         return parse_annotation_json(self._storage.read_bytes(uri), uri)
 
     def sweep(self) -> None:

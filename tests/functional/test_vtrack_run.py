@@ -21,6 +21,7 @@ from tests.support.api_output import api_output
 from tests.support.videos import damage_spots, truncate_file, write_test_video
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import read_annotation_file
+from workers.naming import folder_key
 
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
 
@@ -53,7 +54,8 @@ def test_run_writes_every_output_and_prints_the_manifest_path(
     assert stderr.splitlines()[0].startswith("summary: "), stderr
     assert all(line.strip() for line in stderr.splitlines()), stderr
     manifest_path = Path(stdout.strip().splitlines()[-1])
-    assert manifest_path == out / "clip.mp4.manifest.json"
+    # The test's folder is outside VTRACK_INPUT_ROOTS: the outputs go under its folder key.
+    assert manifest_path == out / folder_key(str(tmp_path)) / "clip.mp4.manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "completed"
     assert manifest["objects_total"] == 4
@@ -114,7 +116,7 @@ def test_thresholds_and_webp_from_the_command_line(
     manifest = json.loads(Path(stdout.strip().splitlines()[-1]).read_text())
     assert [o["entity"] for o in manifest["objects"]] == ["blink", "red box", "ghost", "left panel"]
     assert all(o["animation_uri"].endswith(".webp") for o in manifest["objects"])
-    assert (out / "clip.mp4.summary_pct20_fr2.jpeg").is_file()
+    assert (out / folder_key(str(tmp_path)) / "clip.mp4.summary_pct20_fr2.jpeg").is_file()
 
 
 def test_zero_kept_objects_completes_without_a_summary(
@@ -132,7 +134,7 @@ def test_zero_kept_objects_completes_without_a_summary(
         "none of the 4 object(s) found passed the thresholds (confidence 1.00, 10 frames): "
         "no summary"
     ) in stderr
-    assert not list(out.glob("*.jpeg")) and not list(out.glob("*.gif"))
+    assert not list(out.rglob("*.jpeg")) and not list(out.rglob("*.gif"))
 
 
 def test_a_short_clip_keeps_what_half_its_frames_show_and_exports_it(tmp_path: Path) -> None:
@@ -165,7 +167,7 @@ def test_one_object_failing_to_render_completes_with_errors(
 ) -> None:
     out = tmp_path / "out"
     # Something already occupies the second object's animation path: its write fails.
-    blocker = out / "clip.mp4.002_left_panel_pct81_fr20.gif"
+    blocker = out / folder_key(str(tmp_path)) / "clip.mp4.002_left_panel_pct81_fr20.gif"
     blocker.mkdir(parents=True)
     code, stdout, stderr = run(str(video), "--annotations", str(annotations), "--out", str(out))
     assert code == EXIT_COMPLETED_WITH_ERRORS, stderr
@@ -214,7 +216,7 @@ def _assert_failed_cleanly(code: int, stderr: str, out: Path, *phrases: str) -> 
     assert len(message.splitlines()) == 1, message  # one line, no traceback
     for phrase in phrases:
         assert phrase in message
-    published = [p.name for p in out.glob("*")] if out.exists() else []
+    published = [p.name for p in out.rglob("*")] if out.exists() else []
     assert not [n for n in published if "summary" in n or "manifest" in n], published
 
 
@@ -322,7 +324,7 @@ def test_annotations_past_the_end_of_the_video(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, _, stderr = run(str(short), "--annotations", str(path), "--out", str(out))
     _assert_failed_cleanly(code, stderr, out, "past the video's end")
-    assert not list(out.glob("*.gif")), "no animation may be published for a failed job"
+    assert not list(out.rglob("*.gif")), "no animation may be published for a failed job"
 
 
 def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: Path) -> None:
@@ -354,7 +356,8 @@ def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: 
     manifest = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     assert manifest["video"]["width"] == 1280 and manifest["video"]["frame_count"] == 289
     assert [o["status"] for o in manifest["objects"]] == ["ok", "ok"]
-    assert (out / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg").is_file()
+    summary = out / folder_key(str(shared_videos)) / "sam2_01_dog.mp4.summary_pct70_fr10.jpeg"
+    assert summary.is_file()
 
 
 @pytest.mark.shared_data
@@ -383,6 +386,24 @@ def test_run_with_no_annotations_tracks_the_woman_and_the_dog(
     assert entities == ["dog", "person"]
     assert all(obj["status"] == "ok" for obj in manifest["objects"])
     assert Path(manifest["summary_uri"]).name == "sam2_01_dog.mp4.summary_pct30_fr10.jpeg"
+    assert_batch_api_segments(Path(manifest["annotation_uri"]).read_text(encoding="utf-8"))
+
+
+def assert_batch_api_segments(text: str) -> None:
+    """The annotation JSON as client code written for the batch API reads it: every object
+    has its segment (first to last frame time), never the streaming-only track_id."""
+    from google.cloud import videointelligence_v1 as vi
+
+    (result,) = vi.AnnotateVideoResponse.from_json(text).annotation_results
+    assert result.object_annotations
+    for obj in result.object_annotations:
+        assert vi.ObjectTrackingAnnotation.pb(obj).WhichOneof("track_info") == "segment"
+        times = [frame.time_offset for frame in obj.frames]
+        assert (obj.segment.start_time_offset, obj.segment.end_time_offset) == (
+            min(times),
+            max(times),
+        ), obj.entity.description
+        assert obj.segment.end_time_offset > obj.segment.start_time_offset
 
 
 def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
@@ -400,7 +421,9 @@ def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    manifest = json.loads((out / "damaged.mp4.manifest.json").read_text())
+    manifest = json.loads(
+        (out / folder_key(str(tmp_path)) / "damaged.mp4.manifest.json").read_text()
+    )
     assert manifest["status"] == "completed" and manifest["backend"] == "local"
     # One line per decoding pass (per tracking segment: several with the tests' short ones).
     warnings = [line for line in result.stderr.splitlines() if "damaged packet" in line]
@@ -455,8 +478,10 @@ def test_the_process_pool_writes_what_one_process_writes(tmp_path: Path) -> None
         out = tmp_path / f"out-{processes}"
         record = run_video(video, out, annotations=annotations, processes=processes)
         assert record.status == "completed" and record.objects_done == 30
-        results[processes] = {
-            path.name: path.read_bytes() for path in out.iterdir() if path.suffix != ".json"
+        results[processes] = {  # the outputs, not the JSON nor the (hidden) catalog
+            path.name: path.read_bytes()
+            for path in out.rglob("*")
+            if path.is_file() and path.suffix != ".json" and not path.name.startswith(".")
         }
     assert len(results[1]) == 61  # 30 animations, 30 cells, the summary
     assert results[1] == results[2]
@@ -517,3 +542,86 @@ def test_the_first_run_says_once_that_it_converts_the_detector(tmp_path: Path) -
     second = vtrack_run("second")
     assert second.returncode == 0, second.stderr
     assert "converting" not in second.stderr
+
+
+def test_two_same_named_videos_to_one_out_keep_their_own_results_and_catalog_rows(
+    tmp_path: Path,
+) -> None:
+    """a/clip.mp4 and b/clip.mp4 run to one --out: neither overwrites the other's outputs,
+    and both are in the catalog the web app of that folder reads, with no rebuild."""
+    from workers.catalog import Catalog, default_catalog_url
+
+    out = tmp_path / "out"
+    manifests = {}
+    for folder, frames in (("a", 40), ("b", 30)):
+        (tmp_path / folder).mkdir()
+        video = write_test_video(
+            tmp_path / folder / "clip.mp4", frames=frames, fps=FPS, width=WIDTH, height=HEIGHT
+        )
+        annotation = standard_annotation(str(video), frames, FPS, WIDTH, HEIGHT)
+        notes = write_annotation(tmp_path / folder / "clip.json", annotation)
+        code, stdout, stderr = run(str(video), "--annotations", str(notes), "--out", str(out))
+        assert code == 0, stderr
+        manifests[folder] = Path(stdout.strip().splitlines()[-1])
+    assert manifests["a"] != manifests["b"]
+    assert manifests["a"].parent == out / folder_key(str(tmp_path / "a"))
+    assert manifests["b"].parent == out / folder_key(str(tmp_path / "b"))
+    for folder, frames in (("a", 40), ("b", 30)):
+        manifest = json.loads(manifests[folder].read_text())
+        assert manifest["video_uri"] == str(tmp_path / folder / "clip.mp4")
+        assert manifest["video"]["frame_count"] == frames
+        assert Path(manifest["annotation_uri"]).parent == manifests[folder].parent
+        for obj in manifest["objects"]:
+            assert Path(obj["animation_uri"]).parent == manifests[folder].parent
+            assert obj["frame_count"] == frames or obj["entity"] == "left panel"
+    catalog = Catalog(default_catalog_url(str(out)))
+    try:
+        rows = {job.video_uri: job for job in catalog.jobs()}
+        assert set(rows) == {str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4")}
+        assert {job.manifest_uri for job in rows.values()} == {str(m) for m in manifests.values()}
+        assert len(catalog.search("red box")) == 2
+    finally:
+        catalog.dispose()
+    # The same video again replaces its own results and its own row, not the other's.
+    video_a = tmp_path / "a" / "clip.mp4"
+    code, stdout, stderr = run(
+        str(video_a), "--annotations", str(tmp_path / "a" / "clip.json"), "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert Path(stdout.strip().splitlines()[-1]) == manifests["a"]
+    catalog = Catalog(default_catalog_url(str(out)))
+    try:
+        assert sorted(job.video_uri for job in catalog.jobs()) == sorted(
+            [str(video_a), str(tmp_path / "b" / "clip.mp4")]
+        )
+    finally:
+        catalog.dispose()
+
+
+def test_a_catalog_that_cannot_be_written_costs_one_warning_not_the_run(
+    tmp_path: Path, video: Path, annotations: Path
+) -> None:
+    """--out is the configured output root, whose catalog (VTRACK_CATALOG_URL) is down."""
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "VTRACK_OUTPUT_ROOT": str(out),
+        "VTRACK_CATALOG_URL": "postgresql+psycopg://nobody@127.0.0.1:1/vtrack",
+    }
+    command = [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)]
+    result = subprocess.run(
+        [*command, "--annotations", str(annotations)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip().splitlines()[-1]).is_file()
+    warnings = [
+        line for line in result.stderr.splitlines() if "not recorded in the catalog" in line
+    ]
+    assert len(warnings) == 1 and "vtrack catalog rebuild" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / ".vtrack-catalog.sqlite3").exists()  # not written elsewhere instead

@@ -22,6 +22,7 @@ from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.cli import vtrack
 from tests.support.private_redis import PrivateRedis
 from tests.support.videos import write_test_video
+from workers.naming import folder_key
 
 SERVICE_BROKER_DB, SERVICE_RESULTS_DB = 0, 1
 FRAMES, FPS, WIDTH, HEIGHT = 40, 10, 160, 96
@@ -53,7 +54,11 @@ class Service:
         return result.stdout.split()
 
     def manifest_path(self, video: Path) -> Path:
-        return self.output / f"{video.name}.manifest.json"
+        """Where the video's manifest goes: its path below the input root (the README's
+        "Where the outputs go"), or its folder's key for a video outside it."""
+        if video.is_relative_to(self.incoming):
+            return self.output / f"{video.relative_to(self.incoming)}.manifest.json"
+        return self.output / folder_key(str(video.parent)) / f"{video.name}.manifest.json"
 
     def flush(self) -> None:
         for db in (SERVICE_BROKER_DB, SERVICE_RESULTS_DB):

@@ -129,9 +129,9 @@ def test_names_with_spaces_and_non_ascii_characters_work_end_to_end(
         manifest = job.wait(timeout=120)
         assert manifest["status"] == "completed"
         assert manifest["video_uri"] == str(video)
-        assert (
-            Path(manifest["manifest_uri"]) == session_dirs["output"] / f"{video.name}.manifest.json"
-        )
+        # The video's folder below the input root, spaces and accents kept, below the output root.
+        expected = session_dirs["output"] / folder.name / f"{video.name}.manifest.json"
+        assert Path(manifest["manifest_uri"]) == expected
         assert json.loads(Path(manifest["manifest_uri"]).read_text(encoding="utf-8")) == manifest
         for obj in manifest["objects"]:
             assert Path(obj["animation_uri"]).name.startswith(video.name)

@@ -61,7 +61,7 @@ class Stack:
         return f"gs://{self.outputs}/results"
 
     def manifest_uri(self, video_uri: str) -> str:
-        return naming.manifest_uri(self.output_root, video_uri)
+        return naming.manifest_uri(self.output_root, naming.video_stem(video_uri))
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,10 @@ def output_files(manifest: dict[str, Any]) -> list[str]:
 
 
 def assert_same_outputs(service: dict[str, Any], service_root: Path, run_root: Path) -> None:
-    run = json.loads((run_root / Path(service["manifest_uri"]).name).read_text())
+    # Both place the video's outputs alike below their output roots (here, its folder).
+    run = json.loads(
+        (run_root / Path(service["manifest_uri"]).relative_to(service_root)).read_text()
+    )
     assert comparable(run, str(run_root)) == comparable(service, str(service_root))
     for path in output_files(service):
         twin = run_root / Path(path).relative_to(service_root)

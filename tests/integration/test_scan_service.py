@@ -40,7 +40,8 @@ def test_a_video_is_processed_once_until_it_changes(
     manifest = wait_ok(service, job_id, worker)
     assert manifest["job_id"] == job_id and manifest["status"] == "completed"
     assert manifest["backend"] == "file"
-    stamp = json.loads((service.output / f"{video.name}.source.json").read_text())
+    # Beside the manifest, in the video's own folder below the output root.
+    stamp = json.loads((service.output / "once" / f"{video.name}.source.json").read_text())
     assert stamp["job_id"] == job_id and stamp["size"] == video.stat().st_size
     assert stamp["mtime"] == pytest.approx(video.stat().st_mtime)
 

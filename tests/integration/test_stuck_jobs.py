@@ -25,6 +25,7 @@ from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.cli import vtrack
 from tests.support.private_redis import PrivateRedis, free_port
 from tests.support.videos import write_test_video
+from workers.naming import folder_key
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +79,19 @@ def drop_video(folder: Path) -> Path:
     return video
 
 
+def outputs_of(output: Path, video: Path) -> Path:
+    """The folder of ``video``'s outputs: scanned from outside VTRACK_INPUT_ROOTS, it is
+    named after the video's folder and its key."""
+    return output / folder_key(str(video.parent))
+
+
 def rendered_files(output: Path, video: Path) -> set[Path]:
-    """The cells, animations and summaries of ``video`` in the output folder."""
+    """The cells, animations and summaries of ``video`` in its output folder."""
     pattern = re.compile(rf"{re.escape(video.name)}\.(\d{{3}}_.+|summary_.+)\.(gif|webp|jpeg)")
-    if not output.is_dir():
+    folder = outputs_of(output, video)
+    if not folder.is_dir():
         return set()
-    return {path for path in output.iterdir() if pattern.fullmatch(path.name)}
+    return {path for path in folder.iterdir() if pattern.fullmatch(path.name)}
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -195,7 +203,7 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
             workers.append(renderer.wait_ready())
             wait_until(lambda: len(rendered_files(output, video)) == 8, 60, "every render")
             server.restart()
-            assert not (output / f"{video.name}.manifest.json").exists()
+            assert not (outputs_of(output, video) / f"{video.name}.manifest.json").exists()
             assert {path.suffix for path in rendered_files(output, video)} == {".webp", ".jpeg"}
 
             for command in (("wait", job_id, "--timeout", "30"), ("status", job_id)):
@@ -226,7 +234,7 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
             for worker in workers:
                 worker.stop()
 
-    manifest = json.loads((output / f"{video.name}.manifest.json").read_text())
+    manifest = json.loads((outputs_of(output, video) / f"{video.name}.manifest.json").read_text())
     assert manifest["job_id"] == new_job and len(manifest["objects"]) == 4
     listed = {Path(manifest["summary_uri"])} | {
         Path(obj[key]) for obj in manifest["objects"] for key in ("cell_uri", "animation_uri")

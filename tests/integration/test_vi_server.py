@@ -174,8 +174,13 @@ def test_annotate_video_finds_the_person_and_the_dog_and_writes_output_uri(stack
     assert labels == ["dog", "person"], labels
     for obj in objects:
         assert obj.frames, obj.entity.description
-        assert obj.segment.end_time_offset >= obj.segment.start_time_offset
         assert isinstance(obj.frames[0].time_offset, datetime.timedelta)
+        # As the batch API writes it: the segment (one oneof with the streaming-only
+        # track_id) runs from the object's first frame to its last.
+        assert vi.ObjectTrackingAnnotation.pb(obj).WhichOneof("track_info") == "segment"
+        times = [frame.time_offset for frame in obj.frames]
+        assert obj.segment.start_time_offset == min(times), obj.entity.description
+        assert obj.segment.end_time_offset == max(times), obj.entity.description
     # vtrack's own reader reads the same file back (scripts that fed it to vtrack keep working)
     ours = parse_annotation_json(storage.read_bytes(output_uri), output_uri)
     assert len(ours.objects) == len(objects)

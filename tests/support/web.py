@@ -249,13 +249,20 @@ def flush_redis() -> None:
         redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
 
 
-def make_clip(folder: Path, labels: dict[str, tuple[float, range]], frames: int = 40) -> Path:
+def make_clip(
+    folder: Path,
+    labels: dict[str, tuple[float, range]],
+    frames: int = 40,
+    name: str | None = None,
+) -> Path:
     """A real test video and its annotation JSON beside it: label -> (confidence, frames).
 
-    The first label follows the video's moving box; the others are static boxes.
+    The first label follows the video's moving box; the others are static boxes. ``name``:
+    the video's file name (a new unique one by default).
     """
+    folder.mkdir(parents=True, exist_ok=True)
     video = write_test_video(
-        folder / f"clip-{uuid.uuid4().hex[:8]}.mp4",
+        folder / (name or f"clip-{uuid.uuid4().hex[:8]}.mp4"),
         frames=frames,
         fps=FPS,
         width=WIDTH,

@@ -88,7 +88,7 @@ def test_round_trip_keeps_everything_to_the_nanosecond() -> None:
     for before, after in zip(annotation.objects, parsed.objects, strict=True):
         assert after.entity == before.entity
         assert after.confidence == before.confidence
-        assert after.track_id == before.track_id
+        assert after.track_id is None  # the batch API's form: a segment, never a trackId
         assert after.segment.start == pytest.approx(before.segment.start, abs=0.5e-9)
         assert after.segment.end == pytest.approx(before.segment.end, abs=0.5e-9)
         assert [f.box for f in after.frames] == [f.box for f in before.frames]
@@ -116,7 +116,6 @@ def test_round_trip_is_exact_for_nanosecond_times() -> None:
                     _frame(1.000000001, 0.0, 0.0, 0.001, 0.001),
                     _frame(3.000000001, 0.3, 0.3, 0.6, 0.6),
                 ),
-                track_id=42,
             ),
             ObjectTrack(entity=PERSON, confidence=1.0, segment=Segment(4.0, 5.0)),
         ),
@@ -170,7 +169,7 @@ def test_written_document_shape() -> None:
                             "languageCode": "en-US",
                         },
                         "confidence": 0.75,
-                        "trackId": "7",
+                        "segment": {"startTimeOffset": "0.500s", "endTimeOffset": "0.500s"},
                         "frames": [
                             {
                                 "normalizedBoundingBox": {
@@ -199,25 +198,36 @@ def test_unicode_is_written_as_utf8_text() -> None:
     assert parse_annotation_json(text.encode("utf-8"), SOURCE) == annotation
 
 
-def test_a_tracked_object_is_written_without_segment_and_read_back_with_its_frame_span() -> None:
-    """trackId and segment are a oneof in the API's message: the writer keeps the id."""
+def test_a_tracked_object_is_written_as_the_batch_api_writes_it() -> None:
+    """segment and trackId are one oneof: the batch API fills segment (first and last
+    time), never trackId (streaming only). A segment that misses frames is their span."""
     annotation = VideoAnnotation(
         input_uri="/videos/dog.mp4",
         objects=(
             ObjectTrack(
                 DOG,
                 0.9,
-                Segment(0.0, 9.0),  # wider than its frames: cannot be written with a trackId
+                Segment(0.0, 9.0),  # wider than its frames (the API's, with frames dropped)
                 (_frame(1.0, 0.1, 0.1, 0.2, 0.2), _frame(2.0, 0.1, 0.1, 0.2, 0.2)),
                 track_id=5,
+            ),
+            ObjectTrack(
+                PERSON,
+                0.8,
+                Segment(0.0, 0.0),  # an empty default: the frames' span is written
+                (_frame(3.25, 0.1, 0.1, 0.2, 0.2), _frame(4.5, 0.1, 0.1, 0.2, 0.2)),
+                track_id=6,
             ),
         ),
     )
     written = json.loads(dump_annotation_json(annotation))["annotationResults"][0]
-    assert "segment" not in written["objectAnnotations"][0]
+    dog, person = written["objectAnnotations"]
+    assert "trackId" not in dog and "trackId" not in person
+    assert dog["segment"] == {"startTimeOffset": "0s", "endTimeOffset": "9s"}
+    assert person["segment"] == {"startTimeOffset": "3.250s", "endTimeOffset": "4.500s"}
     parsed = parse_annotation_json(dump_annotation_json(annotation), SOURCE)
-    assert parsed.objects[0].track_id == 5
-    assert parsed.objects[0].segment == Segment(1.0, 2.0)
+    assert [obj.segment for obj in parsed.objects] == [Segment(0.0, 9.0), Segment(3.25, 4.5)]
+    assert [obj.track_id for obj in parsed.objects] == [None, None]
 
 
 def test_writer_refuses_times_json_cannot_hold() -> None:
@@ -903,7 +913,13 @@ def test_the_client_library_reads_what_we_write() -> None:
         segment=Segment(0.0, 9.642966),
         objects=(
             ObjectTrack(DOG, 0.875, Segment(0.0, 1.5015), (_frame(1.5015, 0.0, 0.25, 0.5, 0.75),)),
-            ObjectTrack(Entity("/m/x", "Hund 🐕", "de-DE"), 0.5, Segment(2, 2), (), 2**40),
+            ObjectTrack(
+                Entity("/m/x", "Hund 🐕", "de-DE"),
+                0.5,
+                Segment(0, 0),
+                (_frame(2.0, 0.1, 0.1, 0.2, 0.2), _frame(2.5, 0.1, 0.1, 0.3, 0.3)),
+                2**40,
+            ),
         ),
     )
     response = vi.AnnotateVideoResponse.from_json(dump_annotation_json(annotation))
@@ -918,7 +934,15 @@ def test_the_client_library_reads_what_we_write() -> None:
     assert dog.frames[0].normalized_bounding_box.bottom == 0.75
     assert dog.frames[0].time_offset == datetime.timedelta(seconds=1, microseconds=501500)
     assert hund.entity.description == "Hund 🐕"
-    assert hund.track_id == 2**40
+    # The batch API's oneof: a segment from the first to the last frame, no track_id.
+    for obj in (dog, hund):
+        message = vi.ObjectTrackingAnnotation.pb(obj)
+        assert message.WhichOneof("track_info") == "segment"
+        times = [frame.time_offset for frame in obj.frames]
+        assert obj.segment.start_time_offset <= min(times)
+        assert obj.segment.end_time_offset == max(times)
+    assert hund.segment.start_time_offset == datetime.timedelta(seconds=2)
+    assert hund.track_id == 0
 
 
 # --- Errors ---------------------------------------------------------------------------------------

@@ -179,3 +179,28 @@ def test_mot15_ground_truth_without_a_frame_rate_needs_one_for_timed_annotations
     tracks = read_mot_tracks(MOT / "TUD-Campus" / "tracker_result.txt", truth.info.pixel_grid())
     with pytest.raises(InputError, match="--fps"):
         evaluate_annotation(tracks, truth)
+
+
+def test_frames_evaluated_end_where_the_ground_truth_and_the_tracks_end(tmp_path: Path) -> None:
+    # seqinfo.ini gives the whole sequence (1050 frames); the ground truth covers 8.
+    gt = write_sequence(tmp_path / "seq", [f"{f},1,10,10,40,40,1,-1,-1" for f in range(1, 9)])
+    (tmp_path / "seq" / "seqinfo.ini").write_text(
+        "[Sequence]\nname=cut\nframeRate=10\nseqLength=1050\nimWidth=200\nimHeight=100\n",
+        encoding="utf-8",
+    )
+    truth = read_ground_truth(gt)
+    seen = VideoAnnotation("v", (pixel_track("x", 1, range(1, 9), (10, 10, 40, 40)),))
+    assert evaluate_annotation(seen, truth).frames == 8
+    # A track running past the ground truth is scored up to its last frame (false there).
+    longer = VideoAnnotation("v", (pixel_track("x", 1, range(1, 13), (10, 10, 40, 40)),))
+    scored = evaluate_annotation(longer, truth)
+    assert scored.frames == 12 and scored.metrics["CLR_FP"] == 4
+
+
+@needs_mot
+@pytest.mark.shared_data
+def test_eval_of_the_8_frame_mot17_clip_says_8_frames() -> None:
+    sequence = MOT / "MOT17-04_frames1-8"
+    result = CliRunner().invoke(main, ["eval", str(sequence / "gt.txt"), str(sequence)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("MOT17-04-FRCNN: 8 frames,")

@@ -204,3 +204,36 @@ def test_cli_export_of_a_missing_source_is_one_clear_error(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["export", str(tmp_path / "nope.json"), "--format", "mot"])
     assert result.exit_code == 2
     assert "nope.json" in result.output and "Traceback" not in result.output
+
+
+def test_coco_export_is_read_and_scored_by_pycocotools(tmp_path: Path) -> None:
+    """The COCO reference tools as a consumer: the export loads as a dataset, every
+    annotation has the fields readers expect, and scored against itself it is perfect."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    text = to_coco([*objects(), ExportObject(3, PAST_EDGE)], VIDEO)
+    path = tmp_path / "clip.coco.json"
+    path.write_text(text, encoding="utf-8")
+    truth = COCO(str(path))
+    assert sorted(c["name"] for c in truth.loadCats(truth.getCatIds())) == ["dog", "person"]
+    person = truth.getCatIds(catNms=["person"])
+    assert len(truth.getAnnIds(catIds=person)) == 11  # 12 times, two on one frame
+    for annotation in truth.loadAnns(truth.getAnnIds()):
+        assert annotation["segmentation"] == [] and annotation["iscrowd"] == 0
+        x, y, w, h = annotation["bbox"]
+        assert annotation["area"] == pytest.approx(w * h, abs=0.01)
+        image = truth.loadImgs(annotation["image_id"])[0]
+        assert x + w <= image["width"] + 1e-6 and y + h <= image["height"] + 1e-6
+
+    detections = truth.loadRes(
+        [
+            {key: annotation[key] for key in ("image_id", "category_id", "bbox", "score")}
+            for annotation in json.loads(text)["annotations"]
+        ]
+    )
+    evaluation = COCOeval(truth, detections, "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # AP at IoU 0.50:0.95

@@ -77,7 +77,7 @@ def test_a_frame_larger_than_8k_is_refused_by_default(tmp_path: Path) -> None:
     )
     code, stderr = run(str(video), "--annotations", str(annotations), "--out", str(tmp_path / "o"))
     assert_one_line_error(code, stderr, "huge.mp4", "7696x4336", "VTRACK_MAX_VIDEO_PIXELS")
-    assert not list((tmp_path / "o").glob("*.manifest.json"))
+    assert not list((tmp_path / "o").rglob("*.manifest.json"))
 
 
 def test_a_five_hour_video_is_refused_by_default(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_a_video_whose_middle_is_corrupt_reports_each_object_it_cannot_render(
     )
     assert result.exit_code == EXIT_COMPLETED_WITH_ERRORS, result.stderr
     assert "Traceback" not in result.stderr
-    manifest = json.loads((out / "corrupt.mp4.manifest.json").read_text())
+    manifest = json.loads(next(out.rglob("corrupt.mp4.manifest.json")).read_text())
     assert manifest["status"] == "completed_with_errors"
     failed = [obj for obj in manifest["objects"] if obj["status"] == "failed"]
     assert failed, manifest["objects"]

@@ -21,7 +21,14 @@ from workers.media.render import (
     render_object,
     render_objects,
 )
-from workers.media.render_cells import BOX_CORE_COLOUR, caption_font, caption_text, draw_caption
+from workers.media.render_cells import (
+    BOX_CORE_COLOUR,
+    caption_font,
+    caption_lines,
+    caption_size,
+    caption_text,
+    draw_caption,
+)
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 192, 10, 40
 DOG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos" / "sam2_01_dog.mp4"
@@ -206,6 +213,32 @@ def test_long_descriptions_are_shortened_to_fit() -> None:
     assert right_edge.max() < 120
 
 
+@pytest.mark.parametrize("size", [(480, 853), (270, 480), (480, 1080), (160, 284)])
+def test_portrait_cells_keep_the_whole_label(size: tuple[int, int]) -> None:
+    """A phone video's cell is narrow: the label stays whole (on a line of its own when the
+    caption does not fit on one), where it used to be cut to "ten… · 81% · 124 fr."."""
+    width, height = size
+    text = "tennis racket · 81% · 124 fr."
+    font = caption_font(caption_size(width, height))
+    lines = caption_lines(text, font, width - 6)
+    assert lines in ([text], ["tennis racket", "81% · 124 fr."]), lines
+    image = Image.new("RGB", size, (0, 0, 0))
+    draw_caption(image, text)
+    pixels = np.asarray(image).astype(int)
+    assert pixels[:, -2:].max() < 120  # nothing runs off the right edge
+    assert pixels[-height // 8 :].max() > 200  # the text is there, at the bottom
+
+
+def test_summary_of_a_portrait_video_keeps_its_captions_readable() -> None:
+    """Cells of a portrait video are laid side by side, so once the summary scales them
+    down their captions are still at least 12 px high."""
+    for count in (4, 9, 30):
+        layout = grid_layout(count, 720, 1280, 1920, 1080, max_cell_width=480)
+        assert layout.width <= 1920 and layout.height <= 1080
+        scale = layout.cell_width / 480
+        assert caption_size(480, 853) * scale >= 12, (count, layout)
+
+
 def test_caption_on_a_tiny_cell_still_fits() -> None:
     image = Image.new("RGB", (40, 24), (0, 0, 0))
     draw_caption(image, "dog · 92% · 124 fr.")
@@ -244,7 +277,7 @@ def test_grid_layout_is_near_square_and_within_bounds(count: int, columns: int, 
 
 def test_grid_layout_of_portrait_video_and_cell_cap() -> None:
     layout = grid_layout(3, 720, 1280, 1920, 1080)
-    assert (layout.columns, layout.rows) == (2, 2)
+    assert (layout.columns, layout.rows) == (3, 1)  # side by side: cells twice as large
     assert layout.cell_height / layout.cell_width == pytest.approx(1280 / 720, rel=0.02)
     assert layout.height <= 1080
     capped = grid_layout(1, 1280, 720, 1920, 1080, max_cell_width=480)

@@ -87,25 +87,31 @@ def test_a_file_still_being_copied_waits_for_the_next_scan() -> None:
 
 def test_processed_means_a_manifest_and_a_stamp_for_this_version(tmp_path: Path) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
-    inputs.mkdir()
+    (inputs / "sub").mkdir(parents=True)
     out.mkdir()
     video = inputs / "clip.mp4"
     video.write_bytes(b"first version")
     storage = LocalStorage([tmp_path])
+    roots = [str(inputs)]
     listed = storage.stat(str(video))
-    assert not is_processed(storage, str(out), listed)
+    assert not is_processed(storage, str(out), listed, roots)
 
-    stamp = SourceStamp(str(video), VideoVersion.of(listed), "job-1", str(out / "m"), 0.0)
+    manifest = str(out / "clip.mp4.manifest.json")
+    stamp = SourceStamp(str(video), VideoVersion.of(listed), "job-1", manifest, 0.0)
     write_stamp(storage, str(out), stamp)
     assert (out / "clip.mp4.source.json").is_file()
-    assert not is_processed(storage, str(out), listed), "a stamp without a manifest"
+    assert not is_processed(storage, str(out), listed, roots), "a stamp without a manifest"
     (out / "clip.mp4.manifest.json").write_text("{}")
-    assert is_processed(storage, str(out), listed)
+    assert is_processed(storage, str(out), listed, roots)
+    # The same name in a subfolder is another video, with its own stamp and manifest.
+    other = inputs / "sub" / "clip.mp4"
+    other.write_bytes(b"first version")
+    assert not is_processed(storage, str(out), storage.stat(str(other)), roots)
 
     video.write_bytes(b"second, longer version")
-    assert not is_processed(storage, str(out), storage.stat(str(video)))
+    assert not is_processed(storage, str(out), storage.stat(str(video)), roots)
     (out / "clip.mp4.source.json").write_text("not json")
-    assert not is_processed(storage, str(out), listed)
+    assert not is_processed(storage, str(out), listed, roots)
 
 
 def test_schedule_is_a_crontab_or_seconds() -> None:

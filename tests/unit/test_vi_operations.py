@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -84,6 +85,33 @@ def test_results_in_the_response_read_as_the_api_would_send_them() -> None:
     labels = [obj.entity.description for obj in result.object_annotations]
     assert labels == ["dog", "ball"]
     assert len(result.object_annotations[0].frames) == 10
+
+
+def test_tracked_objects_are_answered_with_their_segment_as_the_batch_api_does() -> None:
+    """The local backend's tracks carry a tracker id; the batch API's response never fills
+    track_id (streaming only, one oneof with segment): each object gets its segment."""
+    tracked = sample_annotation()
+    tracked = replace(
+        tracked,
+        objects=tuple(
+            replace(obj, track_id=number) for number, obj in enumerate(tracked.objects, 1)
+        ),
+    )
+    message = operation_message(
+        ENTRY, JobRecord(job_id="0f3c", status="rendering"), response=response_for(tracked, ENTRY)
+    )
+    response = vi.AnnotateVideoResponse.deserialize(message.response.value)
+    objects = response.annotation_results[0].object_annotations
+    assert len(objects) == 2
+    for obj in objects:
+        assert vi.ObjectTrackingAnnotation.pb(obj).WhichOneof("track_info") == "segment"
+        times = [frame.time_offset for frame in obj.frames]
+        assert obj.segment.start_time_offset == min(times)
+        assert obj.segment.end_time_offset == max(times)
+    for obj in json.loads(output_file(tracked, ENTRY))["annotation_results"][0][
+        "object_annotations"
+    ]:
+        assert "segment" in obj and "track_id" not in obj
 
 
 def test_with_an_output_uri_the_file_holds_the_results_in_the_apis_file_form() -> None:

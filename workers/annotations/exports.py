@@ -18,7 +18,9 @@ so each frame appears at most once per track.
   frame, which CVAT's task does not have).
 * **COCO video** (``coco``): ``videos``, ``images`` (one per frame holding a box, with
   ``video_id`` and ``frame_id``), ``annotations`` with ``track_id``, ``bbox`` ``[x, y,
-  w, h]``, ``area``, ``score``, ``iscrowd`` 0, and ``categories`` numbered 1.. by label.
+  w, h]``, an empty ``segmentation`` (boxes only), ``area``, ``score``, ``iscrowd`` 0, and
+  ``categories`` numbered 1.. by label: the fields COCO readers (pycocotools, Datumaro)
+  expect of every annotation.
 """
 
 from __future__ import annotations
@@ -222,6 +224,7 @@ def to_coco(objects: Sequence[ExportObject], video: ExportVideo) -> str:
                     "track_id": obj.number,
                     "category_id": categories[obj.track.entity.description or "object"],
                     "bbox": [left, top, width, height],
+                    "segmentation": [],  # boxes only: no outline (COCO readers want the key)
                     "area": round(width * height, 2),
                     "iscrowd": 0,
                     "score": round(obj.track.confidence, 4),

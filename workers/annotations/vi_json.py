@@ -159,10 +159,12 @@ def dump_annotation_json(annotation: VideoAnnotation) -> str:
     * Zero values are written, not omitted (``"left": 0.0``, ``"timeOffset": "0s"``), so
       the file reads plainly; readers treat both alike.
     * In the API's message, an object's ``segment`` and ``trackId`` are alternatives (a
-      proto ``oneof``): the client library rejects an object holding both. An object with
-      a ``track_id`` is therefore written with ``trackId`` (a string, as proto3 JSON
-      writes int64) and without ``segment``; reading it back gives it the segment from its
-      first to its last frame, which is what trackers report anyway.
+      proto ``oneof``, ``track_info``). The batch API (``annotate_video``, whose response
+      this file is) fills ``segment`` with the object's first and last time and never
+      ``trackId``, which only streaming annotation fills. So every object is written with
+      its ``segment`` and without ``trackId``, as client code written for the batch API
+      reads it; a tracker's own id is not written (objects are told apart by their place
+      in ``objectAnnotations``). Reading still accepts either form.
     * Indented by 2 spaces, non-ASCII characters kept as they are (encode as UTF-8), and
       a final newline.
 
@@ -741,6 +743,22 @@ def _segment_json(segment: Segment) -> dict[str, str]:
     }
 
 
+def _written_segment(track: ObjectTrack) -> Segment:
+    """The object's segment as the batch API reports it: from its first to its last time.
+
+    A track's own segment is kept when it spans its frames (the API's, read back, may
+    reach past frames dropped from the frame); one that misses some of them (an empty
+    default) is replaced by its frames' span.
+    """
+    if not track.frames:
+        return track.segment
+    first = min(frame.time for frame in track.frames)
+    last = max(frame.time for frame in track.frames)
+    if track.segment.start <= first and last <= track.segment.end:
+        return track.segment
+    return Segment(start=first, end=last)
+
+
 def _object_json(track: ObjectTrack) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "entity": {
@@ -750,10 +768,7 @@ def _object_json(track: ObjectTrack) -> dict[str, Any]:
         },
         "confidence": float(track.confidence),
     }
-    if track.track_id is None:
-        obj["segment"] = _segment_json(track.segment)
-    else:
-        obj["trackId"] = str(track.track_id)
+    obj["segment"] = _segment_json(_written_segment(track))
     obj["frames"] = [
         {
             "normalizedBoundingBox": {

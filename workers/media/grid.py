@@ -1,9 +1,12 @@
 """The summary image: every object's cell in one near-square grid.
 
-Cells keep the video's aspect ratio and are laid out ``ceil(sqrt(n))`` columns wide, so
-12 objects make 4 x 3 and 30 make 6 x 5. The grid is as large as fits in the bounds, but
-cells are never enlarged beyond the size they were rendered at (that would only blur them
-and weigh more).
+Cells keep the video's aspect ratio. The grid has as many columns as make its cells the
+largest that fit the bounds; among layouts whose cells are as large (cells are never
+enlarged beyond the size they were rendered at: that would only blur them and weigh more),
+the nearest to ``ceil(sqrt(n))`` columns. For landscape video in the default 1920 x 1080
+that is the near-square grid (12 objects make 4 x 3, 30 make 6 x 5); portrait video gets
+more columns and fewer rows (4 phone videos side by side rather than 2 x 2 cells half as
+tall), so its cells, and their captions, are not shrunk to unreadable.
 """
 
 from __future__ import annotations
@@ -62,9 +65,26 @@ def grid_layout(
         raise ValueError("a grid needs at least one cell")
     if min(video_width, video_height, max_width, max_height) < 1:
         raise ValueError("sizes must be positive")
-    columns = math.ceil(math.sqrt(count))
+    square = math.ceil(math.sqrt(count))
+    layouts = [
+        _layout_with(
+            columns, count, video_width / video_height, max_width, max_height, gap, max_cell_width
+        )
+        for columns in range(1, count + 1)
+    ]
+    return max(layouts, key=lambda layout: (layout.cell_width, -abs(layout.columns - square)))
+
+
+def _layout_with(
+    columns: int,
+    count: int,
+    aspect: float,
+    max_width: int,
+    max_height: int,
+    gap: int,
+    max_cell_width: int | None,
+) -> GridLayout:
     rows = math.ceil(count / columns)
-    aspect = video_width / video_height
     room_width = (max_width - (columns - 1) * gap) / columns
     room_height = (max_height - (rows - 1) * gap) / rows
     cell_width = min(room_width, room_height * aspect)

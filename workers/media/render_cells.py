@@ -70,23 +70,51 @@ def caption_font(size: int) -> Font:
     return ImageFont.load_default()
 
 
+def caption_size(width: int, height: int) -> int:
+    """The caption's font size in px for an image of ``width`` x ``height``.
+
+    A sixteenth of the height on landscape frames; on portrait (narrow) ones the width
+    limits it instead, so ``person · 87% · 97 fr.`` still fits a 480-px-wide cell of a phone
+    video rather than being cut to ``per…``. Larger text reads better once the summary grid
+    scales the cell down, but covers more of the object.
+    """
+    return max(10, round(min(height / 16, width / 14)))
+
+
 def draw_caption(image: Image.Image, text: str, box: NormalizedBox | None = None) -> None:
     """Write ``text`` on a translucent band across the bottom of ``image`` (in place).
 
-    The band goes to the top instead when the object's ``box`` reaches further into the
-    bottom band than into the top one, so the caption hides as little of the object as it can.
+    A caption too long for one line goes on two: what the object is, then the figures
+    (``87% · 124 fr.``); a description too long even for its own line is shortened with an
+    ellipsis. The band goes to the top instead when the object's ``box`` reaches further
+    into the bottom band than into the top one, so the caption hides as little of the
+    object as it can.
     """
-    font = caption_font(max(10, round(image.height / 16)))
-    padding = max(3, round(image.height / 60))
-    text = _fit(text, font, image.width - 2 * padding)
-    _, text_top, _, text_bottom = font.getbbox(text)
-    band_height = (text_bottom - text_top) + 2 * padding
+    font = caption_font(caption_size(image.width, image.height))
+    padding = max(3, round(min(image.width, image.height) / 60))
+    lines = caption_lines(text, font, image.width - 2 * padding)
+    _, text_top, _, text_bottom = font.getbbox("Ag")
+    line_height = text_bottom - text_top
+    spacing = max(1, line_height // 4)
+    band_height = len(lines) * line_height + (len(lines) - 1) * spacing + 2 * padding
     band_top = image.height - band_height
     if box is not None and _band_hides_more_at_bottom(box, band_height / image.height):
         band_top = 0
     draw = ImageDraw.Draw(image, "RGBA")
     draw.rectangle((0, band_top, image.width, band_top + band_height), fill=CAPTION_BAND_COLOUR)
-    draw.text((padding, band_top + padding - text_top), text, font=font, fill=CAPTION_TEXT_COLOUR)
+    for number, line in enumerate(lines):
+        y = band_top + padding - text_top + number * (line_height + spacing)
+        draw.text((padding, y), line, font=font, fill=CAPTION_TEXT_COLOUR)
+
+
+def caption_lines(text: str, font: Font, width: int) -> list[str]:
+    """``text`` as the one or two lines that fit ``width`` px (see :func:`draw_caption`)."""
+    if font.getlength(text) <= width:
+        return [text]
+    what, separator, rest = text.partition(" · ")
+    if not separator:
+        return [_fit(text, font, width)]
+    return [_fit(what, font, width), _fit(rest, font, width)]
 
 
 def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
@@ -96,16 +124,9 @@ def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
 
 
 def _fit(text: str, font: Font, width: int) -> str:
-    """``text`` shortened with an ellipsis to fit ``width`` px: the description goes first,
-    the confidence and frame count are kept while they fit at all."""
+    """``text`` shortened with an ellipsis to fit ``width`` px."""
     if font.getlength(text) <= width:
         return text
-    what, separator, rest = text.partition(" · ")
-    tail = f"{separator}{rest}"
-    for end in range(len(what) - 1, 0, -1):
-        candidate = f"{what[:end].rstrip()}…{tail}"
-        if font.getlength(candidate) <= width:
-            return candidate
     for end in range(len(text) - 1, 0, -1):
         candidate = f"{text[:end].rstrip()}…"
         if font.getlength(candidate) <= width:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,9 +136,9 @@ class Claims:
 
     # --- The interface ------------------------------------------------------------------
 
-    def is_done(self, video: ObjectStat, output_root: str) -> bool:
+    def is_done(self, video: ObjectStat, output_root: str, input_roots: Sequence[str] = ()) -> bool:
         """Whether ``output_root`` holds a manifest made from this version of ``video``."""
-        return scanning.is_processed(self._storage, output_root, video)
+        return scanning.is_processed(self._storage, output_root, video, input_roots)
 
     def failed_recently(self, video: ObjectStat) -> bool:
         """Whether a job for this very version of ``video`` failed lately."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -100,8 +100,10 @@ class SourceStamp:
         )
 
 
-def stamp_uri(output_root: str, video_uri: str) -> str:
-    return join_uri(output_root, f"{naming.video_stem(video_uri)}{STAMP_SUFFIX}")
+def stamp_uri(output_root: str, video_uri: str, input_roots: Sequence[str] = ()) -> str:
+    """``VIDEO.source.json``: beside the video's manifest (see :func:`naming.video_stem`)."""
+    stem = naming.video_stem(video_uri, input_roots)
+    return join_uri(output_root, f"{stem}{STAMP_SUFFIX}")
 
 
 def sidecar_annotation_uri(video_uri: str) -> str:
@@ -110,15 +112,21 @@ def sidecar_annotation_uri(video_uri: str) -> str:
 
 
 def write_stamp(storage: Storage, output_root: str, stamp: SourceStamp) -> str:
-    uri = stamp_uri(output_root, stamp.video_uri)
+    """Write ``stamp`` beside its manifest (the job named it; ``output_root`` for the rest)."""
+    if stamp.manifest_uri.endswith(naming.MANIFEST_SUFFIX):
+        uri = stamp.manifest_uri.removesuffix(naming.MANIFEST_SUFFIX) + STAMP_SUFFIX
+    else:
+        uri = stamp_uri(output_root, stamp.video_uri)
     storage.write_bytes(uri, json.dumps(stamp.to_dict(), indent=2).encode(), "application/json")
     return uri
 
 
-def read_stamp(storage: Storage, output_root: str, video_uri: str) -> SourceStamp | None:
+def read_stamp(
+    storage: Storage, output_root: str, video_uri: str, input_roots: Sequence[str] = ()
+) -> SourceStamp | None:
     """The video's stamp, or None when there is none or it cannot be understood."""
     try:
-        data = json.loads(storage.read_bytes(stamp_uri(output_root, video_uri)))
+        data = json.loads(storage.read_bytes(stamp_uri(output_root, video_uri, input_roots)))
         return SourceStamp.from_dict(data)
     except NotFoundError:
         return None
@@ -126,12 +134,18 @@ def read_stamp(storage: Storage, output_root: str, video_uri: str) -> SourceStam
         return None  # a damaged stamp means "not known to be done": process again
 
 
-def is_processed(storage: Storage, output_root: str, video: ObjectStat) -> bool:
-    """Whether the output root holds a manifest made from this version of ``video``."""
-    stamp = read_stamp(storage, output_root, video.uri)
+def is_processed(
+    storage: Storage, output_root: str, video: ObjectStat, input_roots: Sequence[str] = ()
+) -> bool:
+    """Whether the output root holds a manifest made from this version of ``video``.
+
+    ``input_roots``: ``VTRACK_INPUT_ROOTS``, which place a local video's outputs.
+    """
+    stamp = read_stamp(storage, output_root, video.uri, input_roots)
     if stamp is None or not stamp.version.same_as(VideoVersion.of(video)):
         return False
-    return storage.exists(naming.manifest_uri(output_root, video.uri))
+    stem = naming.video_stem(video.uri, input_roots)
+    return storage.exists(naming.manifest_uri(output_root, stem))
 
 
 def is_video(stat: ObjectStat) -> bool:
