@@ -71,8 +71,9 @@ def missing_message(job_id: str, reason: str, ttl_seconds: int) -> str:
 
 @contextmanager
 def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterator[None]:
-    """Turn a connection failure to ``url`` into one line naming it (no password) and its
-    setting, followed by ``consequence`` (what did or did not happen)."""
+    """Turn a connection failure to ``url`` into one line saying the service cannot reach
+    Redis, naming the URL (no password) and its setting, followed by ``consequence`` (what
+    did or did not happen)."""
     try:
         yield
     except REDIS_DOWN as exc:
@@ -81,7 +82,8 @@ def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterat
         from kombu.utils.url import maybe_sanitize_url
 
         raise ServiceUnavailableError(
-            f"cannot reach the {what} at {maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
+            f"the service cannot reach Redis right now: the {what} at "
+            f"{maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
             + (f"; {consequence}" if consequence else "")
         ) from exc
 

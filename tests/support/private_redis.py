@@ -8,6 +8,7 @@ machine.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -24,11 +25,25 @@ def free_port() -> int:
 
 class PrivateRedis:
     """``redis-server`` keeping nothing on disk; :meth:`restart` loses every key, as a crash
-    of a Redis without persistence does."""
+    of a Redis without persistence does.
 
-    def __init__(self, folder: Path) -> None:
+    ``appendonly=True`` runs it as docker-compose.yml does (append-only file, fsync every
+    second, in ``folder``): :meth:`kill` then :meth:`start` is a crash and a restart on the
+    same port and data folder, as an orchestrator would do it. ``extra`` adds arguments
+    (``--replicaof``, ...).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        appendonly: bool = False,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.extra = extra
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,9 +71,12 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -80,6 +98,17 @@ class PrivateRedis:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+            self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or a lost machine would stop it."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
             self._process = None
 
     def restart(self) -> None:
