@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.api import Job, JobFinished, JobNotFound, list_jobs, make_spec, start_job
 from tasks.catalog import current_catalog
 from tasks.jobstore import TERMINAL_STATUSES
-from workers.errors import InputError, VtrackError
+from workers.errors import InputError, ServiceUnavailableError, VtrackError
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -114,6 +114,8 @@ def submit_job(request: JobRequest) -> dict[str, str]:
         job = start_job(spec, source="web")
     except InputError as exc:
         raise HTTPException(400, str(exc)) from exc
+    except ServiceUnavailableError as exc:  # "the service cannot reach Redis right now: ..."
+        raise HTTPException(503, str(exc)) from exc
     except VtrackError as exc:
         raise HTTPException(400, str(exc)) from exc
     except Exception as exc:  # the broker or Redis is down: nothing was started

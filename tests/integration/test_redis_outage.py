@@ -4,15 +4,18 @@ A Redis of the test's own, run as docker-compose.yml runs it (append-only file, 
 second), a real worker (prefork, 2 processes), a local-backend job on a generated clip of
 real photo sprites. Redis is killed while the job tracks its segments, or while it renders
 its objects, and started again a few seconds later on the same port and data folder. The
-job completes with the same objects as a job that met no outage, the CLI says in one line
-that the service cannot reach Redis while it is down, and the worker's log says once that
-Redis was lost and once that it is back, without a traceback.
+job completes with the same objects as a job that met no outage, the CLI, the web app and
+the VI server (started before the outage) say in one line that the service cannot reach
+Redis while it is down and answer again once it is back, and the worker's log says once
+that Redis was lost and once that it is back, without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,13 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
 import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
 
 from tasks.jobstore import JobRecord, RedisJobStore
-from tests.conftest import TEST_ENV, WorkerProcess
+from tests.conftest import REPO_ROOT, TEST_ENV, WorkerProcess
 from tests.support.cli import vtrack
 from tests.support.private_redis import PrivateRedis
+from tests.support.processes import stop_group
 from tests.support.sprite_video import real_scene, write_sprite_video
+from tests.support.web import WebApp
 from workers.local.model_files import packaged_darknet_files
 
 pytestmark = [
@@ -44,12 +52,17 @@ OUTAGE_SECONDS = 4.0
 VISIBILITY_TIMEOUT = "20"
 
 
+REDIS_DOWN = "the service cannot reach Redis right now"
+
+
 @dataclass
 class Stack:
     redis: PrivateRedis
     env: dict[str, str]
     root: Path
     clip: Path
+    web: WebApp
+    vi_endpoint: str
 
     def cli(self, *args: str, timeout: float = 120) -> Any:
         return vtrack(*args, env=self.env, timeout=timeout)
@@ -102,9 +115,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> Iter
         "VTRACK_BROKER_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT,
         "VTRACK_CATALOG_URL": f"sqlite:///{root / 'catalog.sqlite3'}",
     }
+    web = WebApp(env, root / "web.log")
+    vi_log = (root / "vi-server.log").open("w")
+    vi_server = subprocess.Popen(
+        [sys.executable, "-m", "tasks.cli", "vi-server", "--port", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=vi_log,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        yield Stack(redis=server, env=env, root=root, clip=clip)
+        web.start()
+        assert vi_server.stdout is not None
+        first = vi_server.stdout.readline()
+        assert "listening on" in first, first
+        endpoint = first.split("listening on ", 1)[1].split()[0]
+        yield Stack(server, env, root, clip, web, endpoint)
     finally:
+        web.stop()
+        stop_group(vi_server, timeout=20)
+        vi_log.close()
         server.stop()
 
 
@@ -143,16 +175,38 @@ def objects_of(manifest: dict[str, Any]) -> list[tuple]:
     )
 
 
+def ask_front_ends(stack: Stack, job_id: str) -> tuple[Any, Any, Any]:
+    """``vtrack status``, the web app's job API and the VI server's ListOperations."""
+    cli = stack.cli("status", job_id, timeout=60)
+    web = httpx.get(f"{stack.web.url}/api/jobs/{job_id}", timeout=30)
+    with grpc.insecure_channel(stack.vi_endpoint) as channel:
+        try:
+            vi = operations_pb2_grpc.OperationsStub(channel).ListOperations(
+                operations_pb2.ListOperationsRequest(name=""), timeout=30
+            )
+        except grpc.RpcError as error:
+            vi = error
+    return cli, web, vi
+
+
 def outage(stack: Stack, job_id: str) -> None:
-    """Kill Redis, ask the CLI about the job while it is down, start Redis again."""
+    """Kill Redis, ask the front ends about the job while it is down, start Redis again;
+    then they answer again by themselves."""
     stack.redis.kill()
     killed_at = time.monotonic()
-    answer = stack.cli("status", job_id, timeout=60)
-    assert answer.returncode == 2, answer
-    lines = answer.stderr.strip().splitlines()
-    assert len(lines) == 1 and "the service cannot reach Redis right now" in lines[0], lines
+    cli, web, vi = ask_front_ends(stack, job_id)
+    assert cli.returncode == 2, cli
+    lines = cli.stderr.strip().splitlines()
+    assert len(lines) == 1 and REDIS_DOWN in lines[0], lines
+    assert web.status_code == 503 and web.json() == {"detail": REDIS_DOWN}, web.text
+    assert isinstance(vi, grpc.RpcError), vi
+    assert vi.code() == grpc.StatusCode.UNAVAILABLE and vi.details() == REDIS_DOWN
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - killed_at)))
     stack.redis.start()
+    cli, web, vi = ask_front_ends(stack, job_id)
+    assert cli.returncode == 0, cli.stderr
+    assert web.status_code == 200 and web.json()["job_id"] == job_id
+    assert not isinstance(vi, grpc.RpcError), vi
 
 
 def assert_quiet_log(worker: WorkerProcess) -> None:
@@ -176,3 +230,6 @@ def test_a_redis_killed_mid_job_and_restarted_loses_nothing(
     ids = [obj["index"] for obj in manifest["objects"]]
     assert len(ids) == len(set(ids))
     assert_quiet_log(worker)
+    for front_end in ("web.log", "vi-server.log"):
+        log = (stack.root / front_end).read_text()
+        assert "Traceback" not in log, log[-4000:]
