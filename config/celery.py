@@ -65,14 +65,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     from kombu import Queue
 
     from config.beat import beat_schedule
-    from tasks.broker_transport import transport_for
     from tasks.redis_clients import celery_transport_options
 
     visibility_timeout_s = visibility_timeout(settings)
     return {
         "broker_url": settings.broker_url,
-        # kombu's Redis transports, made to ride out Redis outages (tasks/broker_transport.py).
-        "broker_transport": transport_for(settings.broker_url),
         "result_backend": settings.result_backend,
         # JSON only: pickle in a message is remote code execution for whoever reaches Redis.
         "task_serializer": "json",

@@ -11,14 +11,15 @@ came on was lost (Redis restarted or failed over while its task ran):
   connection pool again failed on the closed transport with an AttributeError that
   stopped the whole worker. The channel keeps what it needs to build it.
 
-Chosen by ``broker_transport`` (config/celery.py) for ``redis://`` and ``sentinel://``
-broker URLs.
+Installed for ``redis://`` and ``sentinel://`` broker URLs by :func:`install`, which the
+Celery app calls (tasks/celery_app.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 from tasks.redis_clients import wait_for_redis
@@ -65,11 +66,11 @@ class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
 
 
-def transport_for(url: str) -> str | None:
-    """The ``broker_transport`` for a broker URL (None: kombu's own choice)."""
-    scheme = url.partition("://")[0]
-    if scheme == "redis":
-        return f"{__name__}:Transport"
-    if scheme == "sentinel":
-        return f"{__name__}:SentinelTransport"
-    return None
+def install() -> None:
+    """Make ``redis://`` and ``sentinel://`` broker URLs use these transports, in this process.
+
+    Through kombu's table of URL schemes rather than Celery's ``broker_transport``, so the
+    URLs stay as written (the worker's banner and logs show ``redis://:**@host...``).
+    """
+    TRANSPORT_ALIASES["redis"] = f"{__name__}:Transport"
+    TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"

@@ -14,7 +14,7 @@ from celery.worker.consumer import Consumer
 
 from config.celery import RENDER_QUEUE, celery_config
 from config.settings import get_settings, usable_cores
-from tasks import redis_clients
+from tasks import broker_transport, redis_clients
 from tasks.deliveries import DeliveryCountedTask
 
 logger = get_logger(__name__)
@@ -25,6 +25,10 @@ logger = get_logger(__name__)
 # catalog writes that failed when a job completed.
 # Every task counts its deliveries: one that kills its worker process every time fails after
 # VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
+# kombu's Redis transports, made to ride out Redis outages (tasks/broker_transport.py).
+broker_transport.install()
+
+
 class VtrackCelery(Celery):
     """Celery whose Redis result backend waits out Redis outages (tasks/redis_clients.py):
     a task that cannot store its result waits for Redis instead of failing."""
