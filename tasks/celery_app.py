@@ -19,12 +19,6 @@ from tasks.deliveries import DeliveryCountedTask
 
 logger = get_logger(__name__)
 
-
-# tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
-# tasks.progress reports job stages as task states for Flower; tasks.catalog retries
-# catalog writes that failed when a job completed.
-# Every task counts its deliveries: one that kills its worker process every time fails after
-# VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
 # kombu's Redis transports, made to ride out Redis outages (tasks/broker_transport.py).
 broker_transport.install()
 
@@ -37,6 +31,11 @@ class VtrackCelery(Celery):
         return redis_clients.prepare_celery_backend(super()._get_backend())
 
 
+# tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
+# tasks.progress reports job stages as task states for Flower; tasks.catalog retries
+# catalog writes that failed when a job completed.
+# Every task counts its deliveries: one that kills its worker process every time fails after
+# VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
 app = VtrackCelery(
     "vtrack",
     include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress", "tasks.catalog"],
