@@ -112,10 +112,10 @@ def submit_job(request: JobRequest) -> dict[str, str]:
             min_frames=request.min_frames,
         )
         job = start_job(spec, source="web")
-    except InputError as exc:
-        raise HTTPException(400, str(exc)) from exc
     except ServiceUnavailableError as exc:  # "the service cannot reach Redis right now: ..."
         raise HTTPException(503, str(exc)) from exc
+    except InputError as exc:
+        raise HTTPException(400, str(exc)) from exc
     except VtrackError as exc:
         raise HTTPException(400, str(exc)) from exc
     except Exception as exc:  # the broker or Redis is down: nothing was started
