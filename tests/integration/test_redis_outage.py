@@ -2,8 +2,9 @@
 
 A Redis of the test's own, run as docker-compose.yml runs it (append-only file, fsync every
 second), a real worker (prefork, 2 processes), a local-backend job on a generated clip of
-real photo sprites. Redis is killed while the job tracks its segments, or while it renders
-its objects, and started again a few seconds later on the same port and data folder. The
+real photo sprites. Redis is killed while the job tracks its segments, while it renders
+its objects, or while it waits in the queue for a worker, and started again a few seconds
+later on the same port and data folder. The
 job completes with the same objects as a job that met no outage, the CLI, the web app and
 the VI server (started before the outage) say in one line that the service cannot reach
 Redis while it is down and answer again once it is back, and the worker's log says once
@@ -233,3 +234,26 @@ def test_a_redis_killed_mid_job_and_restarted_loses_nothing(
     for front_end in ("web.log", "vi-server.log"):
         log = (stack.root / front_end).read_text()
         assert "Traceback" not in log, log[-4000:]
+
+
+def test_a_queued_job_survives_a_redis_killed_before_any_worker_took_it(
+    stack: Stack, undisturbed: list[tuple], tmp_path: Path
+) -> None:
+    # No worker yet: the job's message waits in the queue when Redis dies.
+    job_id = stack.submit()
+    time.sleep(1.5)  # the append-only file is written every second
+    outage(stack, job_id)
+    record = stack.record(job_id)
+    assert record is not None and record.status == "queued", record
+
+    late = WorkerProcess(
+        "annotate,render", 2, f"late-{uuid.uuid4().hex[:6]}", tmp_path / "late.log", env=stack.env
+    )
+    try:
+        late.wait_ready()
+        manifest = stack.manifest(job_id)
+    finally:
+        late.stop()
+    assert manifest["status"] == "completed", manifest.get("errors")
+    assert objects_of(manifest) == undisturbed
+    assert "Traceback" not in late.log()
