@@ -65,6 +65,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     from kombu import Queue
 
     from config.beat import beat_schedule
+    from tasks.redis_clients import celery_transport_options
 
     visibility_timeout_s = visibility_timeout(settings)
     return {
@@ -79,6 +80,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # dies; tasks that are not idempotent opt out in their own definition.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A task running when the worker loses Redis runs on: its result is stored when
+        # Redis is back (tasks/redis_clients.py); cancelling it would only run it again.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Celery's consumer, made to survive a second close of a lost Redis connection.
+        "worker_consumer": "tasks.celery_app:VtrackConsumer",
         # A chord's error callback (job_failed) goes to its body alone: the body fails once,
         # with the failed header task's own error inside (job_failed unwraps it). On the
         # header too, a job would be marked failed, and logged, once per failed task more.
@@ -101,8 +107,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # soon after the timeout.
             "unacked_restore_interval": min(10, max(1, visibility_timeout_s // 3)),
             "unacked_restore_throttle": 1,
+            # sentinel:// URLs: the master's name and the Sentinels' own options.
+            **celery_transport_options(settings, settings.broker_url),
         },
-        "result_backend_transport_options": {"visibility_timeout": visibility_timeout_s},
+        "result_backend_transport_options": {
+            "visibility_timeout": visibility_timeout_s,
+            **celery_transport_options(settings, settings.result_backend),
+        },
         "broker_connection_retry_on_startup": True,
         # Events for Flower: task names, states and progress.
         "worker_send_task_events": True,

@@ -28,6 +28,25 @@ class Settings(BaseSettings):
         "redis://localhost:6379/1",
         description="Where task results and job records are kept (Redis).",
     )
+    broker_outage_seconds: float = Field(
+        120.0,
+        ge=0,
+        description=(
+            "Seconds a worker waits for an unreachable Redis (restarted, failing over) before "
+            "a task fails with the connection error. Longer rides out longer outages; a task "
+            "holds its worker process while it waits."
+        ),
+    )
+    sentinel_master_name: str = Field(
+        "mymaster",
+        description=(
+            "With sentinel:// URLs: the name the Sentinels monitor the Redis primary under."
+        ),
+    )
+    sentinel_password: str = Field(
+        "",
+        description="With sentinel:// URLs: the Sentinels' own password (requirepass), if any.",
+    )
 
     # --- Where things are read from and written to ----------------------------------
     output_root: str = Field(

@@ -91,8 +91,8 @@ class Job:
         rt = runtime.current()
         with _results_reached():
             record = rt.jobs.get(self.id)
-            if record is not None:
-                return record
+            if record is not None:  # a running job whose work was lost is failed here
+                return lost.fail_if_stalled(rt.jobs, record, rt.settings, rt.claims())
             record = _catalog_record(rt.settings, self.id)
             if record is not None:
                 return record

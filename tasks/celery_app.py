@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
 from typing import Any
 
 from celery import Celery
 from celery.signals import celeryd_after_setup, celeryd_init, worker_process_init
 from celery.utils.log import get_logger
+from celery.worker.consumer import Consumer
 
 from config.celery import RENDER_QUEUE, celery_config
 from config.settings import get_settings, usable_cores
+from tasks import broker_transport, redis_clients
 from tasks.deliveries import DeliveryCountedTask
 
 logger = get_logger(__name__)
+
+# kombu's Redis transports, made to ride out Redis outages (tasks/broker_transport.py).
+broker_transport.install()
+
+
+class VtrackCelery(Celery):
+    """Celery whose Redis result backend waits out Redis outages (tasks/redis_clients.py):
+    a task that cannot store its result waits for Redis instead of failing."""
+
+    def _get_backend(self) -> Any:
+        return redis_clients.prepare_celery_backend(super()._get_backend())
+
 
 # tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
 # tasks.progress reports job stages as task states for Flower; tasks.catalog retries
 # catalog writes that failed when a job completed.
 # Every task counts its deliveries: one that kills its worker process every time fails after
 # VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
-app = Celery(
+app = VtrackCelery(
     "vtrack",
     include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress", "tasks.catalog"],
     task_cls=DeliveryCountedTask,
 )
 app.conf.update(celery_config(get_settings()))
+
+
+@celeryd_init.connect
+def wait_out_redis_outages(conf: Any = None, **_: Any) -> None:
+    """Worker processes wait for an unreachable Redis up to VTRACK_BROKER_OUTAGE_SECONDS:
+    Redis commands (tasks/redis_clients.py) and the messages tasks send. Set in the main
+    process before its pool forks, so every pool process inherits it."""
+    seconds = get_settings().broker_outage_seconds
+    redis_clients.ride_out_outages(seconds)
+    if conf is not None:
+        conf.task_publish_retry_policy = redis_clients.publish_retry_policy(seconds)
 
 
 @celeryd_init.connect
@@ -75,6 +102,69 @@ def choose_decode_threads(sender: Any = None, instance: Any = None, **_: Any) ->
     )
 
 
+class BrokerOutageLog(logging.Filter):
+    """The worker's consumer says once that Redis was lost and once that it is back.
+
+    Celery logs a warning when the broker's connection drops, then an error line for every
+    attempt to connect again (one every few seconds), then "Connected to ..." when one
+    works. Filtered on the consumer's loggers, those become one line each way.
+    """
+
+    def __init__(self, patience: float) -> None:
+        super().__init__()
+        self.patience = patience
+        self.lost_at: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg if isinstance(record.msg, str) else ""
+        args = record.args if isinstance(record.args, tuple) else ()
+        if args and str(args[0]).startswith("consumer: Connection to broker lost"):
+            if self.lost_at is not None:
+                return False
+            self.lost_at = time.monotonic()
+            error = args[1] if len(args) > 1 else ""
+            reason = redis_clients.describe(error) if isinstance(error, BaseException) else ""
+            record.msg = "lost Redis (the broker): %s; tasks wait for it up to %.0fs (%s)"
+            record.args = (reason, self.patience, "VTRACK_BROKER_OUTAGE_SECONDS")
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        if self.lost_at is None:
+            return True
+        if text.startswith("consumer: Cannot connect to"):
+            return False
+        if text.startswith("Connected to"):
+            record.msg = "Redis is back after %.0fs"
+            record.args = (time.monotonic() - self.lost_at,)
+            self.lost_at = None
+        return True
+
+
+class VtrackConsumer(Consumer):
+    """The worker's consumer, surviving kombu's second close of a lost Redis connection.
+
+    When the broker connection drops, Celery collects the connection (closing its channel
+    and transport), then closes it again; the second close tries once more to put the
+    messages in hand back in the queue, through a transport already gone, and the
+    AttributeError that follows stopped the whole worker ("Unrecoverable error"). Those
+    messages stay in Redis's unacknowledged set either way (they come back after the
+    visibility timeout if their tasks never finish), and the consumer reconnects.
+    """
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError as error:
+            logger.debug("closing the lost broker connection: %r", error)
+
+
+@celeryd_after_setup.connect
+def quiet_broker_reconnections(**_: Any) -> None:
+    """One line when the worker loses Redis and one when it is back (BrokerOutageLog)."""
+    outage_log = BrokerOutageLog(get_settings().broker_outage_seconds)
+    for name in ("celery.worker.consumer.consumer", "celery.worker.consumer.connection"):
+        logging.getLogger(name).addFilter(outage_log)
+
+
 @celeryd_after_setup.connect
 @worker_process_init.connect
 def quiet_the_chord_errback_notice(**_: Any) -> None:
@@ -84,6 +174,11 @@ def quiet_the_chord_errback_notice(**_: Any) -> None:
     then each prefork process), since that setup turns Celery's own warnings back on."""
     warnings.filterwarnings(
         "ignore", message="task_allow_error_cb_on_chord_header=False", module="celery"
+    )
+    # Celery's notice, at every lost broker connection, that it may one day cancel running
+    # tasks then: ours is chosen (config/celery.py); the outage has its own line.
+    warnings.filterwarnings(
+        "ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking change"
     )
 
 

@@ -19,12 +19,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import redis
 from kombu.exceptions import OperationalError
 
 from tasks.job_ids import submitted_at
 from workers.errors import ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from tasks.jobstore import JobRecord, JobStore
+    from workers.service.claims import Claims
 
 EPOCH_KEY = "vtrack:jobstore:epoch"
 # Clocks of the machines that submit jobs may differ by this much.
@@ -69,10 +75,51 @@ def missing_message(job_id: str, reason: str, ttl_seconds: int) -> str:
     return f"no job {job_id}: unknown id"
 
 
+# Statuses of a job whose tasks are running (or should be): one that stops changing for
+# too long was lost. A queued job waits for a worker, however long that takes.
+RUNNING_STATUSES = frozenset({"annotating", "rendering", "assembling"})
+
+
+def stalled_after(settings: Settings) -> float:
+    """Seconds without a change to its record after which a running job cannot finish.
+
+    Every task of a job writes its record as it goes (stage, tracking and render
+    progress, polls), and a message a worker took comes back to another one after the
+    visibility timeout: a record unchanged for longer than that plus a whole task's run
+    has no message left to move it (lost with a Redis that came back without its last
+    writes). Shorter would fail jobs whose task is merely slow.
+    """
+    from config.celery import visibility_timeout
+
+    return float(visibility_timeout(settings) + settings.task_time_limit)
+
+
+def fail_if_stalled(
+    jobs: JobStore, record: JobRecord, settings: Settings, claims: Claims | None
+) -> JobRecord:
+    """``record``, or, for a running job that stopped changing (:func:`stalled_after`),
+    the record marked failed with one line saying to submit again, its claim released
+    (without a failure, so the next scan starts the video again at once)."""
+    limit = stalled_after(settings)
+    if record.status not in RUNNING_STATUSES or time.time() - record.updated_at <= limit:
+        return record
+    error = (
+        f"job {record.job_id} stopped: no progress for over {limit:.0f}s, longer than any "
+        "of its tasks can take, so its remaining work was lost (Redis restarted or failed "
+        "over without its last writes); submit the video again (a video in a scanned "
+        "folder or bucket is started again by the next scan)"
+    )
+    jobs.update(record.job_id, status="failed", stage="failed", error=error, error_kind="internal")
+    if claims is not None and record.video_uri:
+        claims.release(record.video_uri, record.job_id)
+    return jobs.get(record.job_id) or record
+
+
 @contextmanager
 def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterator[None]:
-    """Turn a connection failure to ``url`` into one line naming it (no password) and its
-    setting, followed by ``consequence`` (what did or did not happen)."""
+    """Turn a connection failure to ``url`` into one line saying the service cannot reach
+    Redis, naming the URL (no password) and its setting, followed by ``consequence`` (what
+    did or did not happen)."""
     try:
         yield
     except REDIS_DOWN as exc:
@@ -81,7 +128,8 @@ def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterat
         from kombu.utils.url import maybe_sanitize_url
 
         raise ServiceUnavailableError(
-            f"cannot reach the {what} at {maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
+            f"the service cannot reach Redis right now: the {what} at "
+            f"{maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
             + (f"; {consequence}" if consequence else "")
         ) from exc
 

@@ -15,6 +15,7 @@ import redis
 
 from config.celery import results_ttl
 from config.settings import Settings, get_settings
+from tasks import redis_clients
 from tasks.jobstore import JobStore, RedisJobStore
 from workers.service.claims import Claims
 from workers.service.quotas import QuotaLimits, SubmissionLimiter
@@ -112,7 +113,7 @@ def video_cache(settings: Settings) -> VideoCache | None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    client = redis.Redis.from_url(settings.result_backend)
+    client = redis_clients.redis_client(settings.result_backend, settings)
     return Runtime(
         settings=settings,
         storage=open_storage(local_roots(settings), video_cache(settings)),

@@ -29,6 +29,8 @@ from config.settings import Settings
 from tasks import runtime
 from tasks.api import make_spec, start_job
 from tasks.job_ids import new_job_id
+from tasks.lost import REDIS_DOWN
+from tasks.redis_clients import describe
 from tasks.vi_server.operations import (
     ANNOTATED_STATUSES,
     OperationBook,
@@ -58,6 +60,9 @@ SWEEP_SECONDS = 1.0
 DEFAULT_PAGE_SIZE = 100
 
 
+REDIS_DOWN_MESSAGE = "the service cannot reach Redis right now"
+
+
 class _Abort(Exception):
     """A call refused with a status code and a message the client shows."""
 
@@ -81,6 +86,9 @@ def _answer(call: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext],
         except VtrackError as error:
             log.error("failed: %s", error)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except REDIS_DOWN as error:
+            log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe(error))
+            context.abort(grpc.StatusCode.UNAVAILABLE, REDIS_DOWN_MESSAGE)
 
     return handler
 
@@ -331,10 +339,19 @@ def serve(settings: Settings, host: str, port: int) -> None:
     print(f"vtrack vi-server listening on {host}:{bound} ({scheme}, {key})", flush=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    redis_down = False
     while not stopping.wait(SWEEP_SECONDS):
         try:
             service.sweep()
+        except REDIS_DOWN as error:  # one line per outage; the sweep goes on when it ends
+            if not redis_down:
+                log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe(error))
+            redis_down = True
+            continue
         except Exception:  # a bug in one sweep must not stop the server
             log.exception("writing finished operations' output files failed")
+        if redis_down:
+            log.warning("Redis is back")
+            redis_down = False
     server.stop(grace=5).wait()
     print("vtrack vi-server stopped", flush=True)

@@ -22,7 +22,7 @@ from tasks.api import (
 )
 from tasks.catalog import current_catalog
 from tasks.jobstore import TERMINAL_STATUSES
-from workers.errors import InputError, VtrackError
+from workers.errors import InputError, ServiceUnavailableError, VtrackError
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -132,6 +132,8 @@ def submit_job(request: JobRequest) -> dict[str, str]:
         )
         refuse_unusable_inputs(spec)
         job = start_job(spec, source="web")
+    except ServiceUnavailableError as exc:  # "the service cannot reach Redis right now: ..."
+        raise HTTPException(503, str(exc)) from exc
     except InputError as exc:
         raise HTTPException(422, str(exc)) from exc
     except VtrackError as exc:

@@ -7,9 +7,11 @@ no network access.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -18,6 +20,24 @@ from tasks.web import api, pages
 from tasks.web.security import GuardMiddleware, parse_credentials
 
 STATIC = Path(__file__).parent / "static"
+REDIS_DOWN_MESSAGE = "the service cannot reach Redis right now"
+# Seconds a client is told to wait before asking again while Redis is down.
+REDIS_DOWN_RETRY_AFTER = 5
+
+log = logging.getLogger(__name__)
+
+
+def redis_down(request: Request, exc: Exception) -> Response:
+    """503 with one line while Redis cannot be reached; the app goes on once it is back."""
+    from tasks.redis_clients import describe
+
+    path = request.url.path
+    reason = describe(exc).removeprefix(REDIS_DOWN_MESSAGE + ": ")
+    log.warning("%s: %s %s: %s", REDIS_DOWN_MESSAGE, request.method, path, reason)
+    headers = {"Retry-After": str(REDIS_DOWN_RETRY_AFTER)}
+    if path.startswith("/api/"):
+        return JSONResponse({"detail": REDIS_DOWN_MESSAGE}, status_code=503, headers=headers)
+    return PlainTextResponse(REDIS_DOWN_MESSAGE, status_code=503, headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Jobs, their results, and a catalog of which videos contain which objects.",
         version="1",
     )
+    from tasks.lost import REDIS_DOWN
+    from workers.errors import ServiceUnavailableError
+
+    for error in (*REDIS_DOWN, ServiceUnavailableError):
+        app.add_exception_handler(error, redis_down)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,6 +8,7 @@ machine.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -24,11 +25,25 @@ def free_port() -> int:
 
 class PrivateRedis:
     """``redis-server`` keeping nothing on disk; :meth:`restart` loses every key, as a crash
-    of a Redis without persistence does."""
+    of a Redis without persistence does.
 
-    def __init__(self, folder: Path) -> None:
+    ``appendonly=True`` runs it as docker-compose.yml does (append-only file, fsync every
+    second, in ``folder``): :meth:`kill` then :meth:`start` is a crash and a restart on the
+    same port and data folder, as an orchestrator would do it. ``extra`` adds arguments
+    (``--replicaof``, ...).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        appendonly: bool = False,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.extra = extra
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,9 +71,12 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -82,6 +100,80 @@ class PrivateRedis:
                 self._process.wait()
             self._process = None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or a lost machine would stop it."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
+            self._process = None
+
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class PrivateSentinel:
+    """A Redis Sentinel (``redis-server CONF --sentinel``) on a free 127.0.0.1 port,
+    watching ``master_name`` at ``primary_port``; it rewrites its own file in ``folder``."""
+
+    def __init__(self, folder: Path, master_name: str, primary_port: int, quorum: int = 2) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.master_name = master_name
+        self.primary_port = primary_port
+        self.quorum = quorum
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateSentinel:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError(
+                "redis-server is not installed (scripts/ensure-redis.sh installs it)"
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conf = self.folder / f"sentinel-{self.port}.conf"
+        name = self.master_name
+        conf.write_text(
+            f"bind 127.0.0.1\nport {self.port}\ndir {self.folder}\n"
+            f"sentinel monitor {name} 127.0.0.1 {self.primary_port} {self.quorum}\n"
+            # Fast failover for tests: down after 1 s, a new election after 3 s.
+            f"sentinel down-after-milliseconds {name} 1000\n"
+            f"sentinel failover-timeout {name} 3000\n"
+            f"sentinel parallel-syncs {name} 1\n"
+        )
+        log = (self.folder / f"sentinel-{self.port}.log").open("ab")
+        self._process = subprocess.Popen(
+            [server, str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(host="127.0.0.1", port=self.port).ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-sentinel did not answer on port {self.port}")
+
+    def primary(self) -> tuple[str, int] | None:
+        """The primary this Sentinel names now."""
+        answer = redis.Redis(host="127.0.0.1", port=self.port).sentinel_get_master_addr_by_name(
+            self.master_name
+        )
+        if answer is None:
+            return None
+        host = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
+        return host, int(answer[1])
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None

@@ -36,11 +36,19 @@ def option(command: list[str], name: str) -> str | None:
 
 # Services outside the local cluster: the listener needs a Pub/Sub subscription.
 EVENT_SERVICES = {"listener"}
+# Redis high availability (--profile sentinel): a replica and three Sentinels.
+SENTINEL_SERVICES = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
 
 
 def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", *APP_SERVICES, *SERVICE_COMMANDS, *EVENT_SERVICES}
+    assert set(services) == {
+        "redis",
+        *APP_SERVICES,
+        *SERVICE_COMMANDS,
+        *EVENT_SERVICES,
+        *SENTINEL_SERVICES,
+    }
     for name, base in SERVICE_COMMANDS.items():
         command = services[name]["command"]
         assert command[: len(base)] == list(base), f"{name} runs something else than locally"
@@ -48,7 +56,7 @@ def test_the_services_are_the_local_clusters(compose: dict[str, Any]) -> None:
 
 def test_commands_name_real_modules_and_queues(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        if name == "redis" or name in APP_SERVICES or name in EVENT_SERVICES:
+        if name == "redis" or name in APP_SERVICES | EVENT_SERVICES | SENTINEL_SERVICES:
             continue
         command = service["command"]
         assert command[0] == "celery"
@@ -156,3 +164,30 @@ def test_the_listener_runs_vtrack_listen_only_when_asked_for(compose: dict[str, 
     assert listener["depends_on"]["redis"]["condition"] == "service_healthy"
     grace = listener["stop_grace_period"]
     assert int(grace.removesuffix("s")) >= 30, "SIGTERM must leave time to finish messages"
+
+
+def test_the_sentinel_profile_runs_a_replica_and_three_sentinels_of_one_primary(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name in SENTINEL_SERVICES:
+        assert services[name]["profiles"] == ["sentinel"], "a plain `up` runs one Redis"
+    replica = services["redis-replica"]["command"]
+    assert option(replica, "--appendonly") == "yes"
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    master = services["web"]["environment"]["VTRACK_SENTINEL_MASTER_NAME"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = " ".join(services[name]["command"])
+        assert f"sentinel monitor {master} redis 6379 2" in script
+        assert "--sentinel" in script and "port 26379" in script
+        assert any(volume.endswith(":/data") for volume in services[name]["volumes"])
+    volumes = {services[name]["volumes"][0] for name in ("sentinel-1", "sentinel-2", "sentinel-3")}
+    assert len(volumes) == 3, "each Sentinel keeps what it learned on its own volume"
+    # Without the profile, vtrack uses `redis`; with it, .env points the URLs at the Sentinels.
+    environment = services["worker-render"]["environment"]
+    assert environment["VTRACK_BROKER_URL"] == "${COMPOSE_BROKER_URL:-redis://redis:6379/0}"
+    assert environment["VTRACK_RESULT_BACKEND"] == "${COMPOSE_RESULT_BACKEND:-redis://redis:6379/1}"
+    text = COMPOSE.read_text()
+    for db in (0, 1):
+        urls = ";".join(f"sentinel://sentinel-{n}:26379/{db}" for n in (1, 2, 3))
+        assert urls in text, "the comment shows the URLs to put in .env"
