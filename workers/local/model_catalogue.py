@@ -177,8 +177,8 @@ def fetch_model(
     with the right checksum is kept and not downloaded again."""
     if model.agpl and not accept_agpl:
         raise ConfigurationError(
-            f"{model.name} is AGPL-3.0 ({model.licence}): fetching it puts your use under the "
-            "AGPL; add --accept-agpl to fetch it anyway"
+            f"{model.name} is {model.licence}: using it puts your use under the AGPL; "
+            "add --accept-agpl to fetch it anyway"
         )
     destination = fetched_path(model, folder)
     if destination.is_file():

@@ -52,7 +52,7 @@ class LocalTrackingOptions:
     detector_family: str | None = None
     model_dir: str | None = None
     detect_tiles: str = "off"
-    cross_class_iou: float = 0.7
+    cross_class_iou: float = 0.6
     model_cache_dir: str | None = None
     model_url: str | None = DEFAULT_WEIGHTS_URL
     tracker: str = DEFAULT_TRACKER
