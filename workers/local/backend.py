@@ -179,7 +179,7 @@ def _is_default_model(detector: ObjectDetector) -> bool:
 def detection_thresholds(
     options: LocalTrackingOptions, detector: ObjectDetector
 ) -> DetectionThresholds:
-    default_confidence = 0.15 if _is_default_model(detector) else 0.25
+    default_confidence = 0.15 if _is_default_model(detector) else detector.default_confidence
     return DetectionThresholds(
         confidence=options.confidence_threshold
         if options.confidence_threshold is not None

@@ -20,10 +20,13 @@ class ObjectDetector(Protocol):
 
     ``family``: the family's registry name (``yolo-export``, ``yolox``, ``gfl``);
     ``input_height`` / ``input_width``: the network input the model was made for;
-    ``class_names``: indexed by the class ids of :class:`Detections`.
+    ``class_names``: indexed by the class ids of :class:`Detections`;
+    ``default_confidence``: the detection threshold used when none is configured (scores
+    of different families are not on one scale).
     """
 
     family: str
+    default_confidence: float
     model_path: Path
     class_names: tuple[str, ...]
     input_height: int

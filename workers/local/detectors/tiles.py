@@ -99,6 +99,7 @@ class TiledDetector:
         self.inner = inner
         self.setting = setting
         self.family = inner.family
+        self.default_confidence = inner.default_confidence
         self.model_path: Path = inner.model_path
         self.class_names = inner.class_names
         self.input_height, self.input_width = inner.input_height, inner.input_width

@@ -67,6 +67,7 @@ class YoloDetector:
     """
 
     family = FAMILY
+    default_confidence = 0.25  # Ultralytics' own default
 
     def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
         self.session = open_session(model_path, inference_threads)

@@ -52,6 +52,7 @@ class YoloxDetector:
     """One session of a YOLOX model with YOLOX's pre- and post-processing (module doc)."""
 
     family = FAMILY
+    default_confidence = 0.25  # objectness x class, as YOLOv8's scores
 
     def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
         self.session = open_session(model_path, inference_threads)
