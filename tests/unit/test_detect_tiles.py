@@ -36,6 +36,7 @@ def test_the_setting_reads_off_auto_and_rows_by_columns() -> None:
     auto = TileSetting.parse("auto")
     assert auto.grid_for((1080, 1920), (416, 416)) != (1, 1)
     assert auto.grid_for((480, 640), (416, 416)) == (1, 1)
+    assert auto.grid_for((720, 1280), (416, 416)) == (1, 1)  # see the dog clip in the docs
 
 
 def test_tiles_overlap_and_cover_the_whole_frame() -> None:
