@@ -66,7 +66,9 @@ def test_jobs_with_the_result_backend_down_is_one_line_and_exit_2() -> None:
         listed = vtrack(*args, env=env)
         assert listed.returncode == 2, listed.stderr
         [line] = listed.stderr.splitlines()
-        assert line.startswith("error: cannot reach the result backend at ")
+        assert line.startswith(
+            "error: the service cannot reach Redis right now: the result backend at "
+        )
         assert "VTRACK_RESULT_BACKEND" in line and "Traceback" not in listed.stderr
 
 
