@@ -4,12 +4,17 @@ tests/support/sprite_video.py), tracked by the real YOLOv3-tiny and scored by `v
 * crossing: two different people crossing (one hidden behind the other for a while) and a
   dog that walks out of the frame and comes back 2 s later;
 * fast runner: a small person running back and forth faster than its own size per processed
-  frame; the real detector also calls it "traffic light" now and then (a label flip).
+  frame; the real detector also calls it "traffic light" now and then (a label flip);
+* grey exit and entry: in black and white, a man leaves at the bottom and a different person
+  walks in from the right 3 s later (alike by colour, apart by grey levels and by edges);
+* panning: the camera pans; a man leaves by the left side, a different person comes in by
+  the right side 3 s later, a dog walks along the whole time.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +22,11 @@ from click.testing import CliRunner
 
 from tasks.cli import main
 from tests.support.sprite_video import (
+    TruthRow,
     crossing_scene,
     fast_object_scene,
+    grey_exit_entry_scene,
+    panning_scene,
     write_mot_ground_truth,
     write_sprite_video,
 )
@@ -105,3 +113,87 @@ def test_a_small_runner_faster_than_its_size_whose_label_flips_is_one_track(
     assert len(runner.label_scores) > 1, "the detector flipped the label: the vote kept person"
     figures = scored(result, gt, tmp_path)
     assert figures["IDF1"] >= 0.9 and figures["MOTA"] >= 0.8
+
+
+def objects_each_track_covers(
+    annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
+) -> dict[int, set[int]]:
+    """For each reported track, the real objects its boxes lie on (IoU 0.5 or more with the
+    object's true box in that frame): a track of one object covers one."""
+    by_frame: dict[int, list[TruthRow]] = {}
+    for row in truth:
+        by_frame.setdefault(row.frame, []).append(row)
+    covered: dict[int, set[int]] = {}
+    for track in annotation.objects:
+        found = covered.setdefault(track.track_id or 0, set())
+        for frame in track.frames:
+            box = frame.box.to_pixels(*size)
+            for row in by_frame.get(round(frame.time * fps), []):
+                if _iou(box, row.box) >= 0.5:
+                    found.add(row.object_id)
+    return covered
+
+
+def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    inter = max(0.0, width) * max(0.0, height)
+    union = (
+        (first[2] - first[0]) * (first[3] - first[1])
+        + (second[2] - second[0]) * (second[3] - second[1])
+        - inter
+    )
+    return inter / union if union > 0 else 0.0
+
+
+def make_camera_scene(
+    shared_videos: Path, folder: Path, name: str, scene: Callable
+) -> tuple[Path, Path, list[TruthRow], tuple[int, int]]:
+    background, sprites, camera = scene(shared_videos)
+    video = folder / f"{name}.mp4"
+    truth = write_sprite_video(video, background, sprites, fps=30, duration=10.0, camera=camera)
+    gt = write_mot_ground_truth(
+        truth,
+        folder / name,
+        name=name,
+        fps=30,
+        size=camera.size,
+        frame_count=300,
+        classes={"dog": 1, "person": 2},
+    )
+    return video, gt, truth, camera.size
+
+
+def test_in_black_and_white_a_person_who_leaves_is_not_the_one_who_enters_later(
+    shared_videos: Path, tmp_path: Path
+) -> None:
+    video, gt, truth, size = make_camera_scene(
+        shared_videos, tmp_path, "grey", grey_exit_entry_scene
+    )
+    result = track_video(video, OPTIONS)
+    covered = objects_each_track_covers(result, truth, size)
+    assert all(len(objects) <= 1 for objects in covered.values()), covered
+    people = [o for o in result.objects if o.entity.description == "person"]
+    assert len(people) == 2  # left at the bottom at 3 s; the other came in from the right at 6 s
+    assert people[0].last_time < 3.5 and people[1].first_time > 5.9
+    assert scored(result, gt, tmp_path)["IDF1"] >= 0.85
+
+
+@pytest.mark.parametrize("grey", [False, True], ids=["colour", "black and white"])
+def test_a_panning_camera_keeps_each_object_one_track_of_its_own(
+    shared_videos: Path, tmp_path: Path, grey: bool
+) -> None:
+    video, gt, truth, size = make_camera_scene(
+        shared_videos, tmp_path, "panning", lambda shared: panning_scene(shared, grey=grey)
+    )
+    result = track_video(video, OPTIONS)
+    covered = objects_each_track_covers(result, truth, size)
+    assert all(len(objects) <= 1 for objects in covered.values()), covered
+    tracks_of = {
+        real: [track for track, objects in covered.items() if real in objects] for real in (1, 2, 3)
+    }
+    assert all(len(tracks) == 1 for tracks in tracks_of.values()), tracks_of
+    dog = next(o for o in result.objects if o.track_id == tracks_of[3][0])
+    assert dog.entity.description in ("dog", "cow")  # black and white: "cow" to YOLOv3-tiny
+    if not grey:
+        assert scored(result, gt, tmp_path)["IDF1"] >= 0.9

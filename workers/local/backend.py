@@ -188,6 +188,10 @@ def object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
             for class_id, score in sorted(track.class_scores().items())
         ),
         appearance=() if appearance is None else tuple(round(float(v), 5) for v in appearance),
+        label_frames=tuple(
+            (class_names[class_id], count)
+            for class_id, count in sorted(track.class_counts().items())
+        ),
     )
 
 

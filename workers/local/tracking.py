@@ -20,7 +20,7 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
-from workers.local.appearance import SAMPLE_EVERY, box_histogram
+from workers.local.appearance import SAMPLE_EVERY, describe
 from workers.local.association import ReachSimilarity
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
@@ -111,19 +111,22 @@ class RawTrack:
             sums[class_id] += score
         return dict(sums)
 
+    def class_counts(self) -> dict[int, int]:
+        """How many of the track's boxes the detector gave each class."""
+        return dict(Counter(self.class_ids))
+
     def voted_class(self) -> int:
-        """The class with the largest summed detection score (ties: the more frequent)."""
+        """The class of the most boxes (ties: the larger summed detection score)."""
         sums = self.class_scores()
         counts = Counter(self.class_ids)
-        return max(sums, key=lambda class_id: (sums[class_id], counts[class_id]))
+        return max(sums, key=lambda class_id: (counts[class_id], sums[class_id]))
 
     def appearance(self) -> np.ndarray | None:
-        """The mean colour histogram of the track's boxes (None when none was taken)."""
+        """The mean appearance cues of the track's sampled boxes (None when none was taken:
+        see :func:`workers.local.appearance.describe`)."""
         if not self.histograms:
             return None
-        mean = np.mean(self.histograms, axis=0)
-        total = float(mean.sum())
-        return mean / total if total > 0 else None
+        return np.mean(self.histograms, axis=0)
 
     @property
     def mean_score(self) -> float:
@@ -238,7 +241,7 @@ class TrackCollector:
             track.scores.append(score)
             track.class_ids.append(class_id)
             if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
-                track.histograms.append(box_histogram(image, box))
+                track.histograms.append(describe(image, box))
         self._unconfirmed = unconfirmed
         self._previous_time = time
 
