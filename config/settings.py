@@ -195,6 +195,14 @@ class Settings(BaseSettings):
             "coarser (10 on a 30 fps video is every third frame)."
         ),
     )
+    camera_motion: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "Camera motion compensation of the local tracker: auto applies the camera's "
+            "estimated motion between processed frames to the tracks' predictions when the "
+            "picture moved (not with botsort, which does its own), on always, off never."
+        ),
+    )
     detection_confidence: float = Field(
         0.0,
         ge=0.0,

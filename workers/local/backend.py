@@ -220,7 +220,10 @@ def track_segment(
     )
     thresholds = detection_thresholds(options, detector)
     collector = TrackCollector(
-        tracker, appearance=options.appearance, class_names=detector.class_names
+        tracker,
+        appearance=options.appearance,
+        class_names=detector.class_names,
+        camera_motion=options.camera_motion,
     )
     for frame in iter_frames(
         video_path,

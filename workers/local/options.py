@@ -36,6 +36,9 @@ class LocalTrackingOptions:
     ``min_track_frames``: tracks seen in fewer processed frames are not reported.
     ``appearance``: keep a colour histogram of every tracked box and use it in the merge
     (see :mod:`workers.local.appearance`); off saves about 1% of the time.
+    ``camera_motion``: ``auto``, ``on`` or ``off``: estimate the camera's motion between
+    processed frames and move the tracks' predictions with it (see
+    :mod:`workers.local.camera`).
     """
 
     detector_model: str | None = None
@@ -52,6 +55,7 @@ class LocalTrackingOptions:
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
+    camera_motion: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,7 @@ from trackers.core.base import BaseTracker
 from workers.errors import ConfigurationError
 from workers.local.appearance import SAMPLE_EVERY, describe
 from workers.local.association import ReachSimilarity
+from workers.local.camera import CameraMotion, move_boxes
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
 
@@ -46,6 +47,17 @@ _SPLIT_ID_BASE = 1_000_000
 # found again on the bed below: IoU 0.26); higher splits more mislabelled objects that
 # moved during the gap (a car 0.3 s unseen, then under another label: IoU 0.65 to 0.70).
 _SAME_PLACE_MIN_IOU = 0.5
+# The gate: a track's next box lies at most _GATE_SIZES box sizes (the smaller of the two
+# boxes' larger sides) from where its last box is now (moved with the camera), plus the
+# distance the track covers at its recent speed times _GATE_SPEED_SLACK; a track seen in
+# fewer than 3 frames, whose speed is not known yet, gets _NEW_TRACK_GATE_SIZES. Lower
+# splits more tracks that hop to a neighbour (a bus to a car across the road in 0.17 s;
+# a man leaving the frame to the dog 1.4 sizes away); higher keeps more tracks of objects
+# that speed up between processed frames (the generated runner: 1.2 sizes a frame).
+_GATE_SIZES = 1.0
+_NEW_TRACK_GATE_SIZES = 2.0
+_GATE_SPEED_SLACK = 1.5
+_SPEED_WINDOW_SECONDS = 0.5
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -103,6 +115,8 @@ class RawTrack:
     scores: list[float] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
     histograms: list[np.ndarray] = field(default_factory=list)
+    # The last box in pixels, moved with the camera since it was seen (for the gate).
+    anchor: np.ndarray | None = None
 
     def class_scores(self) -> dict[int, float]:
         """The summed detection score of each class the detector gave this track."""
@@ -173,6 +187,12 @@ class TrackCollector:
     :mod:`workers.local.labels`), away from the track's last box, is closed, and what
     follows is a new track. Label flips while a track is followed frame after frame (a
     small runner called "traffic light" now and then) are the detector's, and stay.
+
+    A track never takes a box far from where it was: beyond a gate scaled by the track's
+    size and recent speed (``_GATE_SIZES``), what follows is a new track too. With images
+    given, the camera's motion between processed frames is estimated and applied to the
+    tracker's predictions and to the gate (``camera_motion``: see
+    :mod:`workers.local.camera`).
     """
 
     def __init__(
@@ -181,8 +201,10 @@ class TrackCollector:
         *,
         appearance: bool = False,
         class_names: Sequence[str] = (),
+        camera_motion: str = "auto",
     ) -> None:
         self.tracker = tracker
+        self.camera = CameraMotion(camera_motion, tracker)
         self.appearance = appearance
         self.class_names = tuple(class_names)
         self.tracks: dict[int, RawTrack] = {}
@@ -206,6 +228,10 @@ class TrackCollector:
         """Track one processed frame; ``frame_size`` is ``(width, height)`` in pixels."""
         width, height = frame_size
         scale = np.array([width, height, width, height], dtype=np.float32)
+        affine = self.camera.estimate(image, detections.boxes) if image is not None else None
+        if affine is not None:
+            self.camera.apply(affine, self.tracker)
+            self._move_anchors(affine)
         supervision_detections = sv.Detections(
             xyxy=(detections.boxes * scale).astype(np.float32).reshape(-1, 4),
             confidence=detections.scores.astype(np.float32),
@@ -229,7 +255,10 @@ class TrackCollector:
                 unconfirmed.append((time, box, score, class_id))
                 continue
             track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
-            if track is not None and self._reacquired_by_another_object(track, box, class_id):
+            if track is not None and (
+                self._reacquired_by_another_object(track, box, class_id)
+                or self._jumped(track, box * scale, time, scale)
+            ):
                 track = self.tracks[self._next_split_id] = RawTrack(track_id=self._next_split_id)
                 self._current[int(track_id)] = self._next_split_id
                 self._next_split_id += 1
@@ -240,6 +269,7 @@ class TrackCollector:
             track.boxes.append(box)
             track.scores.append(score)
             track.class_ids.append(class_id)
+            track.anchor = box * scale
             if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
                 track.histograms.append(describe(image, box))
         self._unconfirmed = unconfirmed
@@ -260,6 +290,46 @@ class TrackCollector:
         if class_id == voted or self._compatible(class_id, voted):
             return False
         return _iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
+
+    def _move_anchors(self, affine: np.ndarray) -> None:
+        live = [self.tracks[key] for key in set(self._current.values()) if key in self.tracks]
+        live = [track for track in live if track.anchor is not None]
+        if live:
+            moved = move_boxes(affine, np.array([track.anchor for track in live]))
+            for track, box in zip(live, moved, strict=True):
+                track.anchor = box
+
+    def _jumped(self, track: RawTrack, box: np.ndarray, time: float, scale: np.ndarray) -> bool:
+        """Whether pixel ``box`` is beyond ``track``'s gate (see the class doc); ``scale``
+        turns normalized boxes into pixels."""
+        if track.anchor is None or not track.times:
+            return False
+        last = track.anchor
+        size = min(max(last[2] - last[0], last[3] - last[1]), max(box[2] - box[0], box[3] - box[1]))
+        distance = float(
+            np.hypot(
+                (box[0] + box[2] - last[0] - last[2]) / 2, (box[1] + box[3] - last[1] - last[3]) / 2
+            )
+        )
+        sizes = _GATE_SIZES if len(track.times) >= 3 else _NEW_TRACK_GATE_SIZES
+        slack = _GATE_SPEED_SLACK * self._speed(track, scale) * (time - track.times[-1])
+        return distance > sizes * size + slack
+
+    def _speed(self, track: RawTrack, scale: np.ndarray) -> float:
+        """The track's recent speed in pixels a second (in the image: camera motion included)."""
+        if track.anchor is None or len(track.times) < 2:
+            return 0.0
+        end = track.times[-1]
+        start_index = next(i for i, t in enumerate(track.times) if t >= end - _SPEED_WINDOW_SECONDS)
+        if start_index == len(track.times) - 1:
+            start_index -= 1
+        elapsed = end - track.times[start_index]
+        if elapsed <= 0:
+            return 0.0
+        first, last = track.boxes[start_index] * scale, track.boxes[-1] * scale
+        dx = (first[0] + first[2] - last[0] - last[2]) / 2
+        dy = (first[1] + first[3] - last[1] - last[3]) / 2
+        return float(np.hypot(dx, dy)) / elapsed
 
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
         """Give a new track the previous frame's unclaimed detection it most likely grew from
