@@ -203,6 +203,14 @@ class Settings(BaseSettings):
             "picture moved (not with botsort, which does its own), on always, off never."
         ),
     )
+    reid_model: str = Field(
+        "",
+        description=(
+            "An ONNX person re-identification model (e.g. OSNet) the local tracker uses to "
+            "tell people apart after a gap and in the fragment merge; empty: hand-made "
+            "appearance cues only."
+        ),
+    )
     detection_confidence: float = Field(
         0.0,
         ge=0.0,

@@ -197,3 +197,25 @@ def test_a_panning_camera_keeps_each_object_one_track_of_its_own(
     assert dog.entity.description in ("dog", "cow")  # black and white: "cow" to YOLOv3-tiny
     if not grey:
         assert scored(result, gt, tmp_path)["IDF1"] >= 0.9
+
+
+def test_with_a_re_identification_model_each_person_is_still_one_track(
+    crossing: tuple[Path, Path], shared_videos: Path, tmp_path: Path
+) -> None:
+    models = shared_videos.parent.parent / "models"
+    osnet = models / "osnet_x0_25_msmt17.onnx"
+    if not osnet.is_file():
+        pytest.skip(f"the shared OSNet model is not at {osnet}")
+    with_reid = LocalTrackingOptions(inference_threads=1, reid_model=str(osnet))
+    video, gt = crossing
+    result = track_video(video, with_reid)
+    assert sorted(o.entity.description for o in result.objects) == ["dog", "person", "person"]
+    assert scored(result, gt, tmp_path)["IDF1"] >= 0.9
+    people = [o for o in result.objects if o.entity.description == "person"]
+    assert all(len(o.appearance) > 512 for o in people), "people carry an embedding"
+    video, _, truth, size = make_camera_scene(
+        shared_videos, tmp_path, "grey", grey_exit_entry_scene
+    )
+    grey = track_video(video, with_reid)
+    covered = objects_each_track_covers(grey, truth, size)
+    assert sorted(len(objects) for objects in covered.values()) == [1, 1]

@@ -57,7 +57,6 @@ HAND_MADE_PARTS: tuple[tuple[str, int], ...] = (
     ("gradients", GRADIENT_BINS * GRADIENT_CELLS * GRADIENT_CELLS),
 )
 HAND_MADE_LENGTH = sum(length for _, length in HAND_MADE_PARTS)
-REID_LENGTH = 512  # an OSNet embedding
 
 
 def _crop(image: np.ndarray, box: np.ndarray, share: float) -> np.ndarray:
@@ -137,10 +136,11 @@ def describe(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def parts(vector: Sequence[float] | np.ndarray) -> dict[str, np.ndarray]:
-    """The named cues of a track's appearance vector. A vector of another length than the
-    known layouts (an older annotation's) is a colour histogram alone."""
+    """The named cues of a track's appearance vector: the hand-made ones, then (when the
+    vector is longer) a re-identification embedding. A shorter vector (an older
+    annotation's) is a colour histogram alone."""
     values = np.asarray(vector, dtype=np.float64)
-    if len(values) not in (HAND_MADE_LENGTH, HAND_MADE_LENGTH + REID_LENGTH):
+    if len(values) < HAND_MADE_LENGTH:
         return {"colour": values} if len(values) else {}
     named, start = {}, 0
     for name, length in HAND_MADE_PARTS:

@@ -46,6 +46,7 @@ from workers.local.model_files import (
     verify_sha256,
 )
 from workers.local.options import LocalTrackingOptions
+from workers.local.reid import load_reid_model
 from workers.local.segments import plan_segments, stitch_segments
 from workers.local.tracking import (
     ULTRALYTICS_THRESHOLDS,
@@ -224,6 +225,7 @@ def track_segment(
         appearance=options.appearance,
         class_names=detector.class_names,
         camera_motion=options.camera_motion,
+        reid=load_reid_model(options.reid_model, options.inference_threads),
     )
     for frame in iter_frames(
         video_path,

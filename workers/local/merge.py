@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
-from workers.local.appearance import cue_similarities
+from workers.local.appearance import HAND_MADE_LENGTH, cue_similarities
 from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.labels import box_vote, compatible_labels
 
@@ -385,13 +385,16 @@ def voted_entity(parts: Sequence[ObjectTrack]) -> Entity:
 
 
 def combined_appearance(parts: Sequence[ObjectTrack]) -> tuple[float, ...]:
-    """The frame-weighted mean of the parts' histograms (empty when one part has none)."""
+    """The frame-weighted mean of the parts' appearance cues (empty when one part has
+    none). Parts with and without a re-identification embedding keep the hand-made cues."""
     if not parts or any(not part.appearance for part in parts):
         return ()
     total = sum(part.frame_count for part in parts) or 1
-    length = len(parts[0].appearance)
+    length = min(len(part.appearance) for part in parts)
     if any(len(part.appearance) != length for part in parts):
-        return ()
+        if length < HAND_MADE_LENGTH:
+            return ()
+        length = HAND_MADE_LENGTH
     return tuple(
         round(sum(part.appearance[i] * part.frame_count for part in parts) / total, 5)
         for i in range(length)

@@ -39,6 +39,9 @@ class LocalTrackingOptions:
     ``camera_motion``: ``auto``, ``on`` or ``off``: estimate the camera's motion between
     processed frames and move the tracks' predictions with it (see
     :mod:`workers.local.camera`).
+    ``reid_model``: an ONNX re-identification model (OSNet) for people's appearance, in
+    association after a gap and in the merge (see :mod:`workers.local.reid`); None: the
+    hand-made cues only.
     """
 
     detector_model: str | None = None
@@ -56,6 +59,7 @@ class LocalTrackingOptions:
     min_track_frames: int = 3
     appearance: bool = True
     camera_motion: str = "auto"
+    reid_model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,7 @@ from workers.local.association import ReachSimilarity
 from workers.local.camera import CameraMotion, move_boxes
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
+from workers.local.reid import REID_LABELS, ReidModel
 
 TRACKERS: dict[str, type[BaseTracker]] = {
     "bytetrack": ByteTrackTracker,
@@ -58,6 +59,10 @@ _GATE_SIZES = 1.0
 _NEW_TRACK_GATE_SIZES = 2.0
 _GATE_SPEED_SLACK = 1.5
 _SPEED_WINDOW_SECONDS = 0.5
+# A person track found again after a gap whose new box's re-identification embedding is
+# less alike than this (cosine) to the track's mean is someone else: a new track. Lower
+# keeps more re-acquisitions of one person seen from another side; higher splits more.
+_REID_SAME_PERSON = 0.5
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -115,6 +120,8 @@ class RawTrack:
     scores: list[float] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
     histograms: list[np.ndarray] = field(default_factory=list)
+    # Re-identification embeddings of sampled person boxes (with VTRACK_REID_MODEL).
+    embeddings: list[np.ndarray] = field(default_factory=list)
     # The last box in pixels, moved with the camera since it was seen (for the gate).
     anchor: np.ndarray | None = None
 
@@ -140,7 +147,14 @@ class RawTrack:
         see :func:`workers.local.appearance.describe`)."""
         if not self.histograms:
             return None
-        return np.mean(self.histograms, axis=0)
+        hand_made = np.mean(self.histograms, axis=0)
+        if not self.embeddings:
+            return hand_made
+        return np.concatenate([hand_made, self.mean_embedding()])
+
+    def mean_embedding(self) -> np.ndarray:
+        mean = np.mean(self.embeddings, axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     @property
     def mean_score(self) -> float:
@@ -202,8 +216,13 @@ class TrackCollector:
         appearance: bool = False,
         class_names: Sequence[str] = (),
         camera_motion: str = "auto",
+        reid: ReidModel | None = None,
     ) -> None:
         self.tracker = tracker
+        self.reid = reid
+        self._reid_classes = {
+            index for index, name in enumerate(class_names) if name in REID_LABELS
+        }
         self.camera = CameraMotion(camera_motion, tracker)
         self.appearance = appearance
         self.class_names = tuple(class_names)
@@ -245,19 +264,21 @@ class TrackCollector:
                 frame=image if self._wants_frames else None,
                 timestamp=time,
             )
+        track_ids = tracked.tracker_id if tracked.tracker_id is not None else ()
+        embeddings = self._embeddings(tracked, track_ids, scale, time, image)
         unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
-        for index, track_id in enumerate(
-            tracked.tracker_id if tracked.tracker_id is not None else ()
-        ):
+        for index, track_id in enumerate(track_ids):
             box = tracked.xyxy[index] / scale
             score, class_id = float(tracked.confidence[index]), int(tracked.class_id[index])
             if track_id < 0:
                 unconfirmed.append((time, box, score, class_id))
                 continue
             track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
+            embedding = embeddings.get(index)
             if track is not None and (
                 self._reacquired_by_another_object(track, box, class_id)
                 or self._jumped(track, box * scale, time, scale)
+                or self._another_person(track, embedding)
             ):
                 track = self.tracks[self._next_split_id] = RawTrack(track_id=self._next_split_id)
                 self._current[int(track_id)] = self._next_split_id
@@ -270,8 +291,11 @@ class TrackCollector:
             track.scores.append(score)
             track.class_ids.append(class_id)
             track.anchor = box * scale
-            if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
+            sampled = len(track.times) % SAMPLE_EVERY == 1
+            if self.appearance and image is not None and sampled:
                 track.histograms.append(describe(image, box))
+            if embedding is not None and (sampled or not track.embeddings):
+                track.embeddings.append(embedding)
         self._unconfirmed = unconfirmed
         self._previous_time = time
 
@@ -290,6 +314,50 @@ class TrackCollector:
         if class_id == voted or self._compatible(class_id, voted):
             return False
         return _iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
+
+    def _after_gap(self, track: RawTrack) -> bool:
+        return (
+            bool(track.times)
+            and self._previous_time is not None
+            and (track.times[-1] < self._previous_time)
+        )
+
+    def _embeddings(
+        self,
+        tracked: sv.Detections,
+        track_ids: Sequence[int],
+        scale: np.ndarray,
+        time: float,
+        image: np.ndarray | None,
+    ) -> dict[int, np.ndarray]:
+        """Re-identification embeddings, in one batch, of this frame's person boxes that
+        need one: a track's first box, a box its appearance is sampled on, a track found
+        again after a gap, a box beyond the gate (the start of a new track)."""
+        if self.reid is None or image is None or not self.appearance:
+            return {}
+        wanted = []
+        for index, track_id in enumerate(track_ids):
+            if track_id < 0 or int(tracked.class_id[index]) not in self._reid_classes:
+                continue
+            track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
+            if (
+                track is None
+                or (len(track.times) + 1) % SAMPLE_EVERY == 1
+                or self._after_gap(track)
+                or self._jumped(track, tracked.xyxy[index], time, scale)
+            ):
+                wanted.append(index)
+        if not wanted:
+            return {}
+        vectors = self.reid.embed(image, tracked.xyxy[wanted] / scale)
+        return dict(zip(wanted, vectors, strict=True))
+
+    def _another_person(self, track: RawTrack, embedding: np.ndarray | None) -> bool:
+        """Whether a person track found again after a gap is given someone else's box: the
+        re-identification embeddings disagree (cosine below ``_REID_SAME_PERSON``)."""
+        if embedding is None or not track.embeddings or not self._after_gap(track):
+            return False
+        return float(np.dot(track.mean_embedding(), embedding)) < _REID_SAME_PERSON
 
     def _move_anchors(self, affine: np.ndarray) -> None:
         live = [self.tracks[key] for key in set(self._current.values()) if key in self.tracks]
