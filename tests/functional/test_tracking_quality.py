@@ -26,6 +26,7 @@ from tests.support.sprite_video import (
     crossing_scene,
     fast_object_scene,
     grey_exit_entry_scene,
+    objects_each_track_covers,
     panning_scene,
     write_mot_ground_truth,
     write_sprite_video,
@@ -113,37 +114,6 @@ def test_a_small_runner_faster_than_its_size_whose_label_flips_is_one_track(
     assert len(runner.label_scores) > 1, "the detector flipped the label: the vote kept person"
     figures = scored(result, gt, tmp_path)
     assert figures["IDF1"] >= 0.9 and figures["MOTA"] >= 0.8
-
-
-def objects_each_track_covers(
-    annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
-) -> dict[int, set[int]]:
-    """For each reported track, the real objects its boxes lie on (IoU 0.5 or more with the
-    object's true box in that frame): a track of one object covers one."""
-    by_frame: dict[int, list[TruthRow]] = {}
-    for row in truth:
-        by_frame.setdefault(row.frame, []).append(row)
-    covered: dict[int, set[int]] = {}
-    for track in annotation.objects:
-        found = covered.setdefault(track.track_id or 0, set())
-        for frame in track.frames:
-            box = frame.box.to_pixels(*size)
-            for row in by_frame.get(round(frame.time * fps), []):
-                if _iou(box, row.box) >= 0.5:
-                    found.add(row.object_id)
-    return covered
-
-
-def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    inter = max(0.0, width) * max(0.0, height)
-    union = (
-        (first[2] - first[0]) * (first[3] - first[1])
-        + (second[2] - second[0]) * (second[3] - second[1])
-        - inter
-    )
-    return inter / union if union > 0 else 0.0
 
 
 def make_camera_scene(

@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from workers.annotations.model import VideoAnnotation
 from workers.media.video import extract_frames
 
 # Where the sprites are in the shared clip: time (s) and normalized box, found by eye and
@@ -414,3 +415,34 @@ def panning_scene(
         ],
         Camera((width, height), ((0.0, 0.0, 0.0), (10.0, 1920.0, 0.0)), grey=grey),
     )
+
+
+def objects_each_track_covers(
+    annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
+) -> dict[int, set[int]]:
+    """For each reported track, the real objects its boxes lie on (IoU 0.5 or more with the
+    object's true box in that frame): a track of one object covers one."""
+    by_frame: dict[int, list[TruthRow]] = {}
+    for row in truth:
+        by_frame.setdefault(row.frame, []).append(row)
+    covered: dict[int, set[int]] = {}
+    for track in annotation.objects:
+        found = covered.setdefault(track.track_id or 0, set())
+        for frame in track.frames:
+            box = frame.box.to_pixels(*size)
+            for row in by_frame.get(round(frame.time * fps), []):
+                if _iou(box, row.box) >= 0.5:
+                    found.add(row.object_id)
+    return covered
+
+
+def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    inter = max(0.0, width) * max(0.0, height)
+    union = (
+        (first[2] - first[0]) * (first[3] - first[1])
+        + (second[2] - second[0]) * (second[3] - second[1])
+        - inter
+    )
+    return inter / union if union > 0 else 0.0
