@@ -420,8 +420,11 @@ def panning_scene(
 def objects_each_track_covers(
     annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
 ) -> dict[int, set[int]]:
-    """For each reported track, the real objects its boxes lie on (IoU 0.5 or more with the
-    object's true box in that frame): a track of one object covers one."""
+    """For each reported track, the real objects its boxes lie on: in each frame, the
+    mostly visible object (half of it or more) whose true box the track's box overlaps
+    best, at IoU 0.5 or more. A track of one object covers one. (While one person is
+    hidden behind another, a box on the one in front also overlaps the hidden one's true
+    box: hidden objects are not counted.)"""
     by_frame: dict[int, list[TruthRow]] = {}
     for row in truth:
         by_frame.setdefault(row.frame, []).append(row)
@@ -430,9 +433,14 @@ def objects_each_track_covers(
         found = covered.setdefault(track.track_id or 0, set())
         for frame in track.frames:
             box = frame.box.to_pixels(*size)
-            for row in by_frame.get(round(frame.time * fps), []):
-                if _iou(box, row.box) >= 0.5:
-                    found.add(row.object_id)
+            scored = [
+                (_iou(box, row.box), row.object_id)
+                for row in by_frame.get(round(frame.time * fps), [])
+                if row.visibility >= 0.5
+            ]
+            best = max(scored, default=(0.0, 0))
+            if best[0] >= 0.5:
+                found.add(best[1])
     return covered
 
 
