@@ -34,8 +34,9 @@ class LocalTrackingOptions:
     is faster for a process alone on the machine (the decoder works beside the detector)
     and slower, by about 5%, when every core already tracks a segment of its own.
     ``min_track_frames``: tracks seen in fewer processed frames are not reported.
-    ``appearance``: keep a colour histogram of every tracked box and use it in the merge
-    (see :mod:`workers.local.appearance`); off saves about 1% of the time.
+    ``appearance``: keep appearance cues (colour, grey levels, layout, gradients; with
+    ``reid_model``, embeddings of people) of one tracked box in three and use them in the
+    merge (see :mod:`workers.local.appearance`); off saves their cost (docs/local-backend.md).
     ``camera_motion``: ``auto``, ``on`` or ``off``: estimate the camera's motion between
     processed frames and move the tracks' predictions with it (see
     :mod:`workers.local.camera`).
