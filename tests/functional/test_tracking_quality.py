@@ -31,9 +31,9 @@ from tests.support.sprite_video import (
     write_mot_ground_truth,
     write_sprite_video,
 )
-from workers.annotations.model import VideoAnnotation
+from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotations.vi_json import dump_annotation_json
-from workers.local.backend import LocalTrackingOptions, track_video
+from workers.local.backend import LocalTrackingOptions, stitch_segments, track_segment, track_video
 from workers.local.model_files import packaged_darknet_files
 
 pytestmark = [
@@ -189,3 +189,20 @@ def test_with_a_re_identification_model_each_person_is_still_one_track(
     grey = track_video(video, with_reid)
     covered = objects_each_track_covers(grey, truth, size)
     assert sorted(len(objects) for objects in covered.values()) == [1, 1]
+
+
+def test_one_by_one_a_woman_who_leaves_is_not_the_man_who_comes_in_next(
+    shared_videos: Path,
+) -> None:
+    # intel_one-by-one-person-detection.mp4, 64 to 80 s: a woman in black walks out by the
+    # right side at 69.4 s; a different man in black walks in from the bottom at 74.5 s.
+    # Alike in colour (0.91), they were one "person" track before: one person counted once
+    # too few, and the track's summary cell showed one of them for both.
+    clip = shared_videos / "intel_one-by-one-person-detection.mp4"
+    segment = Segment(64.0, 80.0)
+    tracked = track_segment(clip, segment, OPTIONS)
+    result = stitch_segments([(segment, tracked)], 0.0, options=OPTIONS)
+    people = [o for o in result.objects if o.entity.description == "person" and o.frame_count >= 10]
+    assert len(people) == 2, [(o.first_time, o.last_time) for o in people]
+    woman, man = sorted(people, key=lambda o: o.first_time)
+    assert woman.last_time < 70.0 and man.first_time > 74.0
