@@ -163,3 +163,17 @@ def test_annotation_dict_shape() -> None:
         "description": "dog",
         "language_code": "en-US",
     }
+
+
+def test_the_local_backends_label_counts_survive_a_message_and_older_documents_lack_them() -> None:
+    track = dataclasses.replace(
+        _track([0.5, 0.6]),
+        label_scores=(("dog", 0.8), ("person", 0.9)),
+        label_frames=(("dog", 2), ("person", 1)),
+    )
+    data = json.loads(json.dumps(track.to_dict()))
+    assert data["label_frames"] == [["dog", 2], ["person", 1]]
+    assert ObjectTrack.from_dict(data) == track
+    del data["label_frames"]
+    assert ObjectTrack.from_dict(data).label_frames == ()
+    assert "label_frames" not in _track([0.5]).to_dict()
