@@ -28,6 +28,7 @@ from tests.support.sprite_video import (
     grey_exit_entry_scene,
     objects_each_track_covers,
     panning_scene,
+    shaky_scene,
     write_mot_ground_truth,
     write_sprite_video,
 )
@@ -206,3 +207,20 @@ def test_one_by_one_a_woman_who_leaves_is_not_the_man_who_comes_in_next(
     assert len(people) == 2, [(o.first_time, o.last_time) for o in people]
     woman, man = sorted(people, key=lambda o: o.first_time)
     assert woman.last_time < 70.0 and man.first_time > 74.0
+
+
+def test_a_shaking_camera_does_not_swap_two_people_standing_close(
+    shared_videos: Path, tmp_path: Path
+) -> None:
+    video, gt, truth, size = make_camera_scene(shared_videos, tmp_path, "shaky", shaky_scene)
+    result = track_video(video, OPTIONS)  # VTRACK_CAMERA_MOTION's default: auto
+    covered = objects_each_track_covers(result, truth, size)
+    assert sorted(covered.values(), key=min) == [{1}, {2}, {3}], covered
+    figures = scored(result, gt, tmp_path)
+    assert figures["IDSW"] == 0 and figures["IDF1"] >= 0.95
+    # Without compensation, the shake between the first two processed frames gives each
+    # person's track the other's first box.
+    still = track_video(video, LocalTrackingOptions(inference_threads=1, camera_motion="off"))
+    assert any(
+        len(objects) > 1 for objects in objects_each_track_covers(still, truth, size).values()
+    )

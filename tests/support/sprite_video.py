@@ -417,6 +417,65 @@ def panning_scene(
     )
 
 
+def shaky_scene(
+    shared_videos: Path, width: int = 1280, height: int = 720, *, seed: int = 3
+) -> tuple[np.ndarray, list[Sprite], Camera]:
+    """A handheld camera shaking (its view jumps up to 90 px sideways and 70 px up or
+    down every 0.2 s), 10 s: two people standing close (85 px apart), slowly drifting
+    right, and a dog walking in front of them. 3 real objects."""
+    frame = _background(shared_videos, width, height)
+    row = np.concatenate([frame, frame[:, ::-1]], axis=1)
+    world = np.ascontiguousarray(np.concatenate([row, row[::-1]], axis=0))
+    woman, man, dog = _people_and_dog(shared_videos)
+    man = _scaled_to_height(man, 340)
+    woman = _scaled_to_height(woman, 360)
+    dog = _scaled_to_height(dog, 180)
+    rng = np.random.default_rng(seed)
+    shake = tuple(
+        (float(t), 300 + rng.uniform(-90, 90), 200 + rng.uniform(-70, 70))
+        for t in np.arange(0.0, 10.01, 0.2)
+    )
+    return (
+        world,
+        [
+            Sprite(
+                1,
+                "person",
+                man,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                1,
+                waypoints=((0.0, 820.0, 330.0), (10.0, 880.0, 330.0)),
+            ),
+            Sprite(
+                2,
+                "person",
+                woman,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                2,
+                waypoints=((0.0, 1040.0, 320.0), (10.0, 1080.0, 320.0)),
+            ),
+            Sprite(
+                3,
+                "dog",
+                dog,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                3,
+                waypoints=((0.0, 700.0, 600.0), (10.0, 1300.0, 600.0)),
+            ),
+        ],
+        Camera((width, height), shake),
+    )
+
+
 def objects_each_track_covers(
     annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
 ) -> dict[int, set[int]]:

@@ -235,7 +235,7 @@ class TrackCollector:
         self._wants_frames = tracker_wants_frames(tracker)
         # Detections of the previous frame that got no id: a track's first detection is
         # among them (the library gives an id only from a track's second frame).
-        self._unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
+        self._unconfirmed: list[tuple[float, np.ndarray, float, int, np.ndarray]] = []
 
     def update(
         self,
@@ -251,6 +251,10 @@ class TrackCollector:
         if affine is not None:
             self.camera.apply(affine, self.tracker)
             self._move_anchors(affine)
+            self._unconfirmed = [
+                (*candidate[:4], move_boxes(affine, (candidate[4] * scale)[None])[0] / scale)
+                for candidate in self._unconfirmed
+            ]
         supervision_detections = sv.Detections(
             xyxy=(detections.boxes * scale).astype(np.float32).reshape(-1, 4),
             confidence=detections.scores.astype(np.float32),
@@ -266,12 +270,12 @@ class TrackCollector:
             )
         track_ids = tracked.tracker_id if tracked.tracker_id is not None else ()
         embeddings = self._embeddings(tracked, track_ids, scale, time, image)
-        unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
+        unconfirmed: list[tuple[float, np.ndarray, float, int, np.ndarray]] = []
         for index, track_id in enumerate(track_ids):
             box = tracked.xyxy[index] / scale
             score, class_id = float(tracked.confidence[index]), int(tracked.class_id[index])
             if track_id < 0:
-                unconfirmed.append((time, box, score, class_id))
+                unconfirmed.append((time, box, score, class_id, box))
                 continue
             track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
             embedding = embeddings.get(index)
@@ -406,9 +410,10 @@ class TrackCollector:
         for position, candidate in enumerate(self._unconfirmed):
             if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
-            score = _iou(candidate[1], box)
+            moved = candidate[4]  # where the camera's motion since put that detection
+            score = _iou(moved, box)
             if score < _FIRST_DETECTION_MIN_IOU:
-                near = float(_FIRST_DETECTION_REACH.compute(candidate[1][None], box[None])[0, 0])
+                near = float(_FIRST_DETECTION_REACH.compute(moved[None], box[None])[0, 0])
                 score = near if near >= _FIRST_DETECTION_MIN_NEAR else 0.0
             if score > best_score:
                 best, best_score = position, score
