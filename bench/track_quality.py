@@ -7,10 +7,12 @@ and a dog that leaves and comes back; a small person running back and forth fast
 its size per processed frame; in black and white, a man who leaves and a different person
 who comes in 3 s later elsewhere; a panning camera, in colour and in black and white,
 a man leaving by one side, a different person coming in by the other 3 s later and a dog
-along the whole time), tracks them and MOT17-04 frames 1-8 with the local backend of
-each code tree given (``--tree``: a checkout of vtrack; default this one), each in its own
-process, and scores every result with ``workers.evaluation`` (this tree's) at IoU 0.5,
-class-aware, on every ground-truth frame (tracks interpolated over gaps up to 1 s).
+along the whole time; a handheld camera shaking, two people standing close), tracks them
+and MOT17-04 frames 1-8 with the local backend of each code tree given (``--tree``: a
+checkout of vtrack; default this one), each in its own process, and scores every result
+with ``workers.evaluation`` (this tree's) at IoU 0.5, class-aware, on every ground-truth
+frame (tracks interpolated over gaps up to 1 s); counts the tracks whose boxes lie on two
+real objects (``objects_each_track_covers``).
 Also times each tracking run (wall seconds, default settings, 1 inference thread).
 """
 
@@ -31,6 +33,7 @@ from tests.support.sprite_video import (
     grey_exit_entry_scene,
     objects_each_track_covers,
     panning_scene,
+    shaky_scene,
     write_mot_ground_truth,
     write_sprite_video,
 )
@@ -77,6 +80,7 @@ def scenes(shared: Path, folder: Path) -> list[Scene]:
         ("grey exit and entry", grey_exit_entry_scene(videos), 10.0),
         ("panning", panning_scene(videos, grey=False), 10.0),
         ("panning, black and white", panning_scene(videos), 10.0),
+        ("handheld shake", shaky_scene(videos), 10.0),
     ):
         background, sprites, camera = scene
         video = folder / f"{name.replace(' ', '_').replace(',', '')}.mp4"
