@@ -239,6 +239,23 @@ class Settings(BaseSettings):
             "coarser (10 on a 30 fps video is every third frame)."
         ),
     )
+    camera_motion: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "Camera motion compensation of the local tracker: auto applies the camera's "
+            "estimated motion between processed frames to the tracks' predictions when the "
+            "picture moved (not with botsort, which does its own), on always, off never."
+        ),
+    )
+    reid_model: str = Field(
+        "",
+        description=(
+            "An ONNX person re-identification model (a path, or a name `vtrack models` lists, "
+            "once fetched; e.g. OSNet) the local tracker uses to "
+            "tell people apart after a gap and in the fragment merge; empty: hand-made "
+            "appearance cues only."
+        ),
+    )
     detection_confidence: float = Field(
         0.0,
         ge=0.0,

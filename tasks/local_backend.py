@@ -47,6 +47,8 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
         confidence_threshold=settings.detection_confidence or None,
         track_activation_threshold=settings.track_activation or None,
         inference_threads=settings.inference_threads or None,
+        camera_motion=settings.camera_motion,
+        reid_model=settings.reid_model or None,
     )
 
 

@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from workers.annotations.model import VideoAnnotation
 from workers.media.video import extract_frames
 
 # Where the sprites are in the shared clip: time (s) and normalized box, found by eye and
@@ -181,11 +182,39 @@ def fast_object_scene(
     return background, [Sprite(1, "person", runner, (0, 0), (0, 0), 0, 6, 1, tuple(points))]
 
 
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """A camera that sees a ``size`` (width, height) window of a larger background (the
+    world), its top-left corner moving through ``waypoints`` ``(time, x, y)`` in world
+    pixels: a pan. Sprites' positions are in world pixels too. ``grey``: the video is
+    black and white."""
+
+    size: tuple[int, int]
+    waypoints: tuple[tuple[float, float, float], ...] = ((0.0, 0.0, 0.0),)
+    grey: bool = False
+
+    def origin(self, time: float) -> tuple[int, int]:
+        times = [point[0] for point in self.waypoints]
+        x = float(np.interp(time, times, [point[1] for point in self.waypoints]))
+        y = float(np.interp(time, times, [point[2] for point in self.waypoints]))
+        return round(x), round(y)
+
+
 def render_frame(
-    background: np.ndarray, sprites: list[Sprite], time: float, frame: int
+    background: np.ndarray,
+    sprites: list[Sprite],
+    time: float,
+    frame: int,
+    camera: Camera | None = None,
 ) -> tuple[np.ndarray, list[TruthRow]]:
-    """The scene at ``time`` and the true box of every object in it."""
-    canvas = background.copy()
+    """The scene at ``time`` (seen by ``camera``: the whole background when None) and the
+    true box of every object in it."""
+    world_x, world_y = camera.origin(time) if camera else (0, 0)
+    if camera:
+        view_width, view_height = camera.size
+        canvas = background[world_y : world_y + view_height, world_x : world_x + view_width].copy()
+    else:
+        canvas = background.copy()
     height, width = canvas.shape[:2]
     coverage = np.zeros((height, width), dtype=np.int32)  # which object shows at each pixel
     placed: list[tuple[Sprite, tuple[int, int, int, int]]] = []
@@ -193,7 +222,7 @@ def render_frame(
         position = sprite.position(time)
         if position is None:
             continue
-        x, y = position
+        x, y = position[0] - world_x, position[1] - world_y
         sprite_height, sprite_width = sprite.image.shape[:2]
         left, top = max(0, x), max(0, y)
         right, bottom = min(width, x + sprite_width), min(height, y + sprite_height)
@@ -202,6 +231,8 @@ def render_frame(
         canvas[top:bottom, left:right] = sprite.image[top - y : bottom - y, left - x : right - x]
         coverage[top:bottom, left:right] = sprite.object_id
         placed.append((sprite, (left, top, right, bottom)))
+    if camera and camera.grey:
+        canvas = cv2.cvtColor(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     rows = []
     for sprite, (left, top, right, bottom) in placed:
         area = (right - left) * (bottom - top)
@@ -226,9 +257,11 @@ def write_sprite_video(
     *,
     fps: int = 30,
     duration: float = 8.0,
+    camera: Camera | None = None,
 ) -> list[TruthRow]:
-    """Encode the scene as H.264 at ``fps`` and return the ground truth of every frame."""
-    height, width = background.shape[:2]
+    """Encode the scene (as ``camera`` sees it) as H.264 at ``fps`` and return the ground
+    truth of every frame."""
+    width, height = camera.size if camera else (background.shape[1], background.shape[0])
     truth: list[TruthRow] = []
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps, 1))
@@ -236,7 +269,7 @@ def write_sprite_video(
         stream.options = {"crf": "20", "preset": "veryfast", "g": str(fps * 2)}
         for index in range(round(duration * fps)):
             time = index / fps
-            pixels, rows = render_frame(background, sprites, time, index)
+            pixels, rows = render_frame(background, sprites, time, index, camera)
             truth.extend(rows)
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             for packet in stream.encode(frame):
@@ -271,3 +304,212 @@ def write_mot_ground_truth(
         encoding="utf-8",
     )
     return folder
+
+
+def _people_and_dog(shared_videos: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The woman and the dog of the dog clip and the man of the one-by-one clip, full size."""
+    person_frame, dog_frame = extract_frames(
+        shared_videos / "sam2_01_dog.mp4", [PERSON_SOURCE[0], DOG_SOURCE[0]]
+    )
+    woman = _crop(np.asarray(person_frame.image), PERSON_SOURCE[1])
+    dog = _crop(np.asarray(dog_frame.image), DOG_SOURCE[1])
+    clip, time, box = OTHER_PERSON_SOURCE
+    man = _crop(np.asarray(extract_frames(shared_videos / clip, [time])[0].image), box)
+    return woman, man, dog
+
+
+def grey_exit_entry_scene(
+    shared_videos: Path, width: int = 1280, height: int = 720
+) -> tuple[np.ndarray, list[Sprite], Camera]:
+    """Black and white, still camera, 10 s: a man walks down and out of the frame at the
+    bottom (gone at 3 s); a different person (the woman) walks in from the right edge 3 s
+    later (from 6 s), far from where he left. In grey, colour histograms of the two are
+    alike; only the layout and texture of the boxes, and where they left and came in,
+    tell them apart. 2 real objects."""
+    background = _background(shared_videos, width, height)
+    woman, man, _ = _people_and_dog(shared_videos)
+    man = _scaled_to_height(man, 380)
+    woman = _scaled_to_height(woman, 400)
+    w, h = width, height
+    return (
+        background,
+        [
+            Sprite(
+                1,
+                "person",
+                man,
+                (0, 0),
+                (0, 0),
+                0,
+                3.2,
+                1,
+                waypoints=((0.0, 0.28 * w, 0.05 * h), (3.2, 0.34 * w, 1.02 * h)),
+            ),
+            Sprite(
+                2,
+                "person",
+                woman,
+                (0, 0),
+                (0, 0),
+                6.0,
+                10,
+                2,
+                waypoints=((6.0, 1.0 * w, 0.22 * h), (10.0, 0.55 * w, 0.22 * h)),
+            ),
+        ],
+        Camera((width, height), grey=True),
+    )
+
+
+def panning_scene(
+    shared_videos: Path, width: int = 1280, height: int = 720, *, grey: bool = True
+) -> tuple[np.ndarray, list[Sprite], Camera]:
+    """A camera panning right at 192 px/s over a world three frames wide, 10 s (black and
+    white by default). A man walking left leaves the frame by its left side (out at about
+    2.6 s); a different person (the woman), walking slowly right in the world, comes in by
+    the right side 3 s later (5.6 s); a dog walks along with the camera the whole time,
+    in front of them. 3 real objects, none ever seen as two."""
+    frame = _background(shared_videos, width, height)
+    world = np.ascontiguousarray(np.concatenate([frame, frame[:, ::-1], frame], axis=1))
+    woman, man, dog = _people_and_dog(shared_videos)
+    man = _scaled_to_height(man, 360)
+    woman = _scaled_to_height(woman, 380)
+    dog = _scaled_to_height(dog, 190)
+    h = height
+    return (
+        world,
+        [
+            Sprite(
+                1,
+                "person",
+                man,
+                (0, 0),
+                (0, 0),
+                0,
+                3.0,
+                1,
+                waypoints=((0.0, 450.0, 0.12 * h), (3.0, 330.0, 0.12 * h)),
+            ),
+            Sprite(
+                2,
+                "person",
+                woman,
+                (0, 0),
+                (0, 0),
+                5.0,
+                10,
+                1,
+                waypoints=((5.0, 2337.0, 0.14 * h), (10.0, 2487.0, 0.14 * h)),
+            ),
+            Sprite(
+                3,
+                "dog",
+                dog,
+                (0, 0),
+                (0, 0),
+                0.0,
+                10,
+                3,
+                waypoints=((0.0, 180.0, 0.66 * h), (10.0, 2180.0, 0.66 * h)),
+            ),
+        ],
+        Camera((width, height), ((0.0, 0.0, 0.0), (10.0, 1920.0, 0.0)), grey=grey),
+    )
+
+
+def shaky_scene(
+    shared_videos: Path, width: int = 1280, height: int = 720, *, seed: int = 3
+) -> tuple[np.ndarray, list[Sprite], Camera]:
+    """A handheld camera shaking (its view jumps up to 90 px sideways and 70 px up or
+    down every 0.2 s), 10 s: two people standing close (85 px apart), slowly drifting
+    right, and a dog walking in front of them. 3 real objects."""
+    frame = _background(shared_videos, width, height)
+    row = np.concatenate([frame, frame[:, ::-1]], axis=1)
+    world = np.ascontiguousarray(np.concatenate([row, row[::-1]], axis=0))
+    woman, man, dog = _people_and_dog(shared_videos)
+    man = _scaled_to_height(man, 340)
+    woman = _scaled_to_height(woman, 360)
+    dog = _scaled_to_height(dog, 180)
+    rng = np.random.default_rng(seed)
+    shake = tuple(
+        (float(t), 300 + rng.uniform(-90, 90), 200 + rng.uniform(-70, 70))
+        for t in np.arange(0.0, 10.01, 0.2)
+    )
+    return (
+        world,
+        [
+            Sprite(
+                1,
+                "person",
+                man,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                1,
+                waypoints=((0.0, 820.0, 330.0), (10.0, 880.0, 330.0)),
+            ),
+            Sprite(
+                2,
+                "person",
+                woman,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                2,
+                waypoints=((0.0, 1040.0, 320.0), (10.0, 1080.0, 320.0)),
+            ),
+            Sprite(
+                3,
+                "dog",
+                dog,
+                (0, 0),
+                (0, 0),
+                0,
+                10,
+                3,
+                waypoints=((0.0, 700.0, 600.0), (10.0, 1300.0, 600.0)),
+            ),
+        ],
+        Camera((width, height), shake),
+    )
+
+
+def objects_each_track_covers(
+    annotation: VideoAnnotation, truth: list[TruthRow], size: tuple[int, int], fps: int = 30
+) -> dict[int, set[int]]:
+    """For each reported track, the real objects its boxes lie on: in each frame, the
+    mostly visible object (half of it or more) whose true box the track's box overlaps
+    best, at IoU 0.5 or more. A track of one object covers one. (While one person is
+    hidden behind another, a box on the one in front also overlaps the hidden one's true
+    box: hidden objects are not counted.)"""
+    by_frame: dict[int, list[TruthRow]] = {}
+    for row in truth:
+        by_frame.setdefault(row.frame, []).append(row)
+    covered: dict[int, set[int]] = {}
+    for track in annotation.objects:
+        found = covered.setdefault(track.track_id or 0, set())
+        for frame in track.frames:
+            box = frame.box.to_pixels(*size)
+            scored = [
+                (_iou(box, row.box), row.object_id)
+                for row in by_frame.get(round(frame.time * fps), [])
+                if row.visibility >= 0.5
+            ]
+            best = max(scored, default=(0.0, 0))
+            if best[0] >= 0.5:
+                found.add(best[1])
+    return covered
+
+
+def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    inter = max(0.0, width) * max(0.0, height)
+    union = (
+        (first[2] - first[0]) * (first[3] - first[1])
+        + (second[2] - second[0]) * (second[3] - second[1])
+        - inter
+    )
+    return inter / union if union > 0 else 0.0

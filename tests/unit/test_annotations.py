@@ -173,3 +173,17 @@ def test_the_frame_minimum_scales_to_a_short_clip() -> None:
     assert frame_minimum(10, 19) == 10 and frame_minimum(10, 18) == 9  # half, rounded up
     assert frame_minimum(10, 8) == 4 and frame_minimum(10, 1) == 1
     assert frame_minimum(3, 0) == 3  # frames unknown: as asked
+
+
+def test_the_local_backends_label_counts_survive_a_message_and_older_documents_lack_them() -> None:
+    track = dataclasses.replace(
+        _track([0.5, 0.6]),
+        label_scores=(("dog", 0.8), ("person", 0.9)),
+        label_frames=(("dog", 2), ("person", 1)),
+    )
+    data = json.loads(json.dumps(track.to_dict()))
+    assert data["label_frames"] == [["dog", 2], ["person", 1]]
+    assert ObjectTrack.from_dict(data) == track
+    del data["label_frames"]
+    assert ObjectTrack.from_dict(data).label_frames == ()
+    assert "label_frames" not in _track([0.5]).to_dict()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
+from workers.local.appearance import cue_similarities, describe
 from workers.local.association import ReachSimilarity
 from workers.local.backend import object_track
 from workers.local.coco import COCO_CLASS_NAMES
@@ -172,3 +173,74 @@ def test_an_object_that_leaves_and_comes_back_looking_alike_is_one_track() -> No
     assert len(merge_fragments([leaves, other_dog])) == 2
     much_later = _fragment("dog", 9.0, 10.0, 0.85, RED, 0.5)
     assert len(merge_fragments([leaves, much_later])) == 2
+
+
+def test_a_track_mostly_of_dog_boxes_is_a_dog_even_if_the_person_boxes_score_higher() -> None:
+    dog, person = COCO_CLASS_NAMES.index("dog"), PERSON
+    frames = [
+        (
+            round(i * STEP, 3),
+            Detections(
+                boxes=np.array([[0.3 + 0.005 * i, 0.5, 0.5 + 0.005 * i, 0.8]], dtype=np.float32),
+                scores=np.array([0.9 if i % 5 < 2 else 0.4], dtype=np.float32),
+                class_ids=np.array([person if i % 5 < 2 else dog]),
+            ),
+        )
+        for i in range(20)
+    ]
+    [track] = _tracks(frames)
+    assert dict(track.label_frames) == {"person": 8, "dog": 12}
+    assert dict(track.label_scores)["person"] > dict(track.label_scores)["dog"]
+    assert track.entity.description == "dog"
+
+
+def _walk(
+    start: float, end: float, x: tuple[float, float], y: tuple[float, float], look: tuple
+) -> ObjectTrack:
+    times = [round(start + STEP * i, 3) for i in range(round((end - start) / STEP) + 1)]
+    frames = []
+    for t in times:
+        share = (t - start) / max(end - start, 1e-9)
+        left = x[0] + (x[1] - x[0]) * share
+        top = y[0] + (y[1] - y[0]) * share
+        box = NormalizedBox(left, top, left + 0.1, top + 0.4).clipped()
+        frames.append(TrackedFrame(t, box))
+    return ObjectTrack(
+        entity=Entity(entity_id="0", description="person"),
+        confidence=0.8,
+        segment=Segment(times[0], times[-1]),
+        frames=tuple(frames),
+        appearance=look,
+    )
+
+
+GREY_PERSON = (1.0, 0.0, 0.0, 0.0)  # colour alone: every grey box is alike
+
+
+def test_an_object_that_left_by_one_edge_is_not_the_one_that_comes_in_by_another() -> None:
+    leaves_at_bottom = _walk(0.0, 2.0, (0.3, 0.35), (0.3, 0.65), GREY_PERSON)
+    enters_from_right = _walk(4.0, 6.0, (0.95, 0.6), (0.3, 0.3), GREY_PERSON)
+    assert len(merge_fragments([leaves_at_bottom, enters_from_right])) == 2
+    comes_back_at_bottom = _walk(4.0, 6.0, (0.4, 0.4), (0.62, 0.3), GREY_PERSON)
+    assert len(merge_fragments([leaves_at_bottom, comes_back_at_bottom])) == 1
+
+
+def test_grey_objects_alike_in_colour_are_told_apart_by_grey_levels_and_layout() -> None:
+    rng = np.random.default_rng(7)
+    frame = np.full((200, 400, 3), 128, dtype=np.uint8)
+    # A man in black (dark top to bottom) and a woman in a white shirt and grey trousers.
+    frame[20:180, 40:100] = 25 + rng.integers(0, 20, (160, 60, 1), dtype=np.uint8)
+    frame[20:100, 240:300] = 225 + rng.integers(0, 20, (80, 60, 1), dtype=np.uint8)
+    frame[100:180, 240:300] = 90 + rng.integers(0, 20, (80, 60, 1), dtype=np.uint8)
+    man = describe(frame, np.array([0.1, 0.1, 0.25, 0.9]))
+    woman = describe(frame, np.array([0.6, 0.1, 0.75, 0.9]))
+    cues = cue_similarities(man, woman)
+    assert cues["colour"] > 0.99  # no saturation: colour cannot tell grey objects apart
+    assert cues["grey"] < 0.2
+    assert cue_similarities(man, man)["layout"] == pytest.approx(1.0)
+    # Side by side in time and place, the grey levels veto the join colour alone allowed.
+    first = _walk(0.0, 2.0, (0.3, 0.3), (0.3, 0.3), tuple(float(v) for v in man))
+    second = _walk(2.2, 4.0, (0.3, 0.3), (0.3, 0.3), tuple(float(v) for v in woman))
+    assert len(merge_fragments([first, second])) == 2
+    same = _walk(2.2, 4.0, (0.3, 0.3), (0.3, 0.3), tuple(float(v) for v in man))
+    assert len(merge_fragments([first, same])) == 1

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from config.settings import Settings
+from tasks.local_backend import local_tracking_options
 from tests.support.fixed_yolo import write_fixed_yolo
 from tests.support.sprite_video import real_scene, write_sprite_video
 from tests.support.videos import write_test_video
@@ -181,3 +184,18 @@ print(len(parts), sorted(m for m in ("onnxruntime", "trackers", "supervision") i
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert result.stdout.split() == ["4", "[]"]
+
+
+def test_camera_motion_and_reid_settings_reach_the_tracker_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert local_tracking_options(Settings()).camera_motion == "auto"
+    assert local_tracking_options(Settings()).reid_model is None
+    monkeypatch.setenv("VTRACK_CAMERA_MOTION", "off")
+    monkeypatch.setenv("VTRACK_REID_MODEL", "/models/osnet.onnx")
+    options = local_tracking_options(Settings())
+    assert options.camera_motion == "off" and options.reid_model == "/models/osnet.onnx"
+    assert LocalTrackingOptions.from_dict(options.to_dict()) == options
+    monkeypatch.setenv("VTRACK_CAMERA_MOTION", "sometimes")
+    with pytest.raises(ValidationError, match="camera_motion"):
+        Settings()

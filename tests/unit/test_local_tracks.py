@@ -259,3 +259,40 @@ def test_tracks_that_only_touch_one_side_of_the_boundary_are_not_stitched() -> N
     arrives_elsewhere = track("person", moments(5.6, 9.0), 0.7)
     stitched = stitch_tracks([(a, [leaves]), (b, [arrives_elsewhere])], 1.0)
     assert len(stitched) == 2
+
+
+def _leaves_and_a_dog_nearby(count: int) -> list[tuple[float, Detections]]:
+    """A person walking left out of the frame (gone after frame 5); from frame 6 a dog,
+    scored low, 1.4 person-sizes below-right of where the person was last seen."""
+    dog = COCO_CLASS_NAMES.index("dog")
+    frames = []
+    for index in range(count):
+        if index <= 5:
+            left = 0.12 - 0.02 * index
+            boxes, scores, classes = [[max(left, 0.0), 0.1, left + 0.08, 0.5]], [0.8], [0]
+        else:
+            boxes, scores, classes = [[0.17, 0.62, 0.37, 0.88]], [0.3], [dog]
+        frames.append(
+            (
+                round(index * STEP, 3),
+                Detections(
+                    boxes=np.array(boxes, dtype=np.float32),
+                    scores=np.array(scores, dtype=np.float32),
+                    class_ids=np.array(classes),
+                ),
+            )
+        )
+    return frames
+
+
+def test_a_track_does_not_hop_to_another_object_beyond_its_gate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    tracks = track_detections(_leaves_and_a_dog_nearby(12), tracker, (416, 234), COCO_CLASS_NAMES)
+    assert all(len(set(t.class_ids)) == 1 for t in tracks), [t.class_ids for t in tracks]
+    # Without the gate the person's track takes the dog in the very next frame.
+    monkeypatch.setattr("workers.local.tracking._GATE_SIZES", 100.0)
+    tracker = make_tracker("bytetrack", YOLOV3_TINY_THRESHOLDS, frame_rate=1 / STEP)
+    hopped = track_detections(_leaves_and_a_dog_nearby(12), tracker, (416, 234), COCO_CLASS_NAMES)
+    assert any(len(set(t.class_ids)) == 2 for t in hopped)

@@ -147,5 +147,12 @@ def test_the_reid_model_is_resolved_by_name_once_fetched(
     )
     assert fetched.returncode == 0 and "VTRACK_REID_MODEL=osnet-x0.25-msmt17" in fetched.stderr
     assert resolve_reid_name("osnet-x0.25-msmt17", tmp_path) == tmp_path / "osnet_x0_25_msmt17.onnx"
+    # The tracker takes the name as VTRACK_REID_MODEL, as the fetch command says.
+    from workers.local.backend import resolve_reid_path
+    from workers.local.reid import load_reid_model
+
+    by_name = LocalTrackingOptions(reid_model="osnet-x0.25-msmt17", model_dir=str(tmp_path))
+    assert resolve_reid_path(by_name) == str(tmp_path / "osnet_x0_25_msmt17.onnx")
+    assert load_reid_model(resolve_reid_path(by_name)) is not None
     with pytest.raises(ConfigurationError, match="VTRACK_REID_MODEL: 'yolox-nano'"):
         resolve_reid_name("yolox-nano", tmp_path)

@@ -159,8 +159,9 @@ class ObjectTrack:
     Two optional fields serve the local backend's stitching and merging (empty otherwise,
     and only written by ``to_dict`` when set, so older readers and documents are unchanged):
     ``label_scores``, the summed detection score of each label the detector gave the
-    object (the description is the label with the largest sum), and ``appearance``, a
-    normalized colour histogram of the object's boxes.
+    object, ``label_frames``, the number of boxes the detector gave each label (the
+    description is the label of the most boxes, ties going to the largest score sum), and
+    ``appearance``, the object's appearance cues (see ``workers/local/appearance.py``).
     """
 
     entity: Entity
@@ -170,6 +171,7 @@ class ObjectTrack:
     track_id: int | None = None
     label_scores: tuple[tuple[str, float], ...] = ()
     appearance: tuple[float, ...] = ()
+    label_frames: tuple[tuple[str, int], ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -195,6 +197,8 @@ class ObjectTrack:
             data["label_scores"] = [[label, score] for label, score in self.label_scores]
         if self.appearance:
             data["appearance"] = list(self.appearance)
+        if self.label_frames:
+            data["label_frames"] = [[label, count] for label, count in self.label_frames]
         return data
 
     @classmethod
@@ -210,6 +214,9 @@ class ObjectTrack:
                 (str(label), float(score)) for label, score in data.get("label_scores", ())
             ),
             appearance=tuple(float(value) for value in data.get("appearance", ())),
+            label_frames=tuple(
+                (str(label), int(count)) for label, count in data.get("label_frames", ())
+            ),
         )
 
 

@@ -37,7 +37,12 @@ from workers.local.detector import DetectionThresholds
 from workers.local.detectors import ObjectDetector, open_detector
 from workers.local.detectors.tiles import TiledDetector, TileSetting
 from workers.local.detectors.yolo_export import FAMILY as YOLO_EXPORT_FAMILY
-from workers.local.model_catalogue import DEFAULT_DETECTOR, model_dir, resolve_detector_name
+from workers.local.model_catalogue import (
+    DEFAULT_DETECTOR,
+    model_dir,
+    resolve_detector_name,
+    resolve_reid_name,
+)
 from workers.local.model_files import (
     HOW_TO_PROVIDE_A_MODEL,
     PACKAGE_WITH_WEIGHTS,
@@ -50,6 +55,7 @@ from workers.local.model_files import (
     verify_sha256,
 )
 from workers.local.options import LocalTrackingOptions
+from workers.local.reid import load_reid_model
 from workers.local.segments import plan_segments, stitch_segments
 from workers.local.tracking import (
     ULTRALYTICS_THRESHOLDS,
@@ -151,6 +157,15 @@ def resolve_model_path(options: LocalTrackingOptions) -> Path:
     )
 
 
+def resolve_reid_path(options: LocalTrackingOptions) -> str | None:
+    """``VTRACK_REID_MODEL``: the path of an ONNX file, or a catalogue name (``vtrack models``)
+    of a fetched re-identification model; None when unset."""
+    choice = (options.reid_model or "").strip()
+    if not choice or Path(choice).expanduser().is_file() or _looks_like_a_path(choice):
+        return choice or None
+    return str(resolve_reid_name(choice, model_dir(options.model_dir or options.model_cache_dir)))
+
+
 _detectors: dict[tuple[str, str | None, int | None], ObjectDetector] = {}
 _detectors_lock = threading.Lock()
 
@@ -245,6 +260,10 @@ def object_track(track: RawTrack, class_names: Sequence[str]) -> ObjectTrack:
             for class_id, score in sorted(track.class_scores().items())
         ),
         appearance=() if appearance is None else tuple(round(float(v), 5) for v in appearance),
+        label_frames=tuple(
+            (class_names[class_id], count)
+            for class_id, count in sorted(track.class_counts().items())
+        ),
     )
 
 
@@ -273,7 +292,11 @@ def track_segment(
     )
     thresholds = detection_thresholds(options, detector)
     collector = TrackCollector(
-        tracker, appearance=options.appearance, class_names=detector.class_names
+        tracker,
+        appearance=options.appearance,
+        class_names=detector.class_names,
+        camera_motion=options.camera_motion,
+        reid=load_reid_model(resolve_reid_path(options), options.inference_threads),
     )
     for frame in iter_frames(
         video_path,

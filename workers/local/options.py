@@ -54,8 +54,15 @@ class LocalTrackingOptions:
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
-    ``appearance``: keep a colour histogram of every tracked box and use it in the merge
-    (see :mod:`workers.local.appearance`); off saves about 1% of the time.
+    ``appearance``: keep appearance cues (colour, grey levels, layout, gradients; with
+    ``reid_model``, embeddings of people) of one tracked box in three and use them in the
+    merge (see :mod:`workers.local.appearance`); off saves their cost (docs/local-backend.md).
+    ``camera_motion``: ``auto``, ``on`` or ``off``: estimate the camera's motion between
+    processed frames and move the tracks' predictions with it (see
+    :mod:`workers.local.camera`).
+    ``reid_model``: an ONNX re-identification model (OSNet) for people's appearance, in
+    association after a gap and in the merge (see :mod:`workers.local.reid`); None: the
+    hand-made cues only.
     """
 
     detector_model: str | None = None
@@ -77,6 +84,8 @@ class LocalTrackingOptions:
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
+    camera_motion: str = "auto"
+    reid_model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ from workers.local.labels import compatible_labels
 from workers.local.merge import (
     MergeRules,
     combined_appearance,
+    combined_label_frames,
     combined_label_scores,
     merge_fragments,
     voted_entity,
@@ -153,6 +154,7 @@ def _assemble(
         track_id=first.track_id,
         label_scores=combined_label_scores(tracks),
         appearance=combined_appearance(tracks),
+        label_frames=combined_label_frames(tracks),
     )
 
 

@@ -20,10 +20,12 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
-from workers.local.appearance import SAMPLE_EVERY, box_histogram
+from workers.local.appearance import SAMPLE_EVERY, describe
 from workers.local.association import ReachSimilarity
+from workers.local.camera import CameraMotion, move_boxes
 from workers.local.detector import Detections
 from workers.local.labels import compatible_labels
+from workers.local.reid import REID_LABELS, ReidModel
 
 TRACKERS: dict[str, type[BaseTracker]] = {
     "bytetrack": ByteTrackTracker,
@@ -46,6 +48,21 @@ _SPLIT_ID_BASE = 1_000_000
 # found again on the bed below: IoU 0.26); higher splits more mislabelled objects that
 # moved during the gap (a car 0.3 s unseen, then under another label: IoU 0.65 to 0.70).
 _SAME_PLACE_MIN_IOU = 0.5
+# The gate: a track's next box lies at most _GATE_SIZES box sizes (the smaller of the two
+# boxes' larger sides) from where its last box is now (moved with the camera), plus the
+# distance the track covers at its recent speed times _GATE_SPEED_SLACK; a track seen in
+# fewer than 3 frames, whose speed is not known yet, gets _NEW_TRACK_GATE_SIZES. Lower
+# splits more tracks that hop to a neighbour (a bus to a car across the road in 0.17 s;
+# a man leaving the frame to the dog 1.4 sizes away); higher keeps more tracks of objects
+# that speed up between processed frames (the generated runner: 1.2 sizes a frame).
+_GATE_SIZES = 1.0
+_NEW_TRACK_GATE_SIZES = 2.0
+_GATE_SPEED_SLACK = 1.5
+_SPEED_WINDOW_SECONDS = 0.5
+# A person track found again after a gap whose new box's re-identification embedding is
+# less alike than this (cosine) to the track's mean is someone else: a new track. Lower
+# keeps more re-acquisitions of one person seen from another side; higher splits more.
+_REID_SAME_PERSON = 0.5
 
 
 def _iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -103,6 +120,10 @@ class RawTrack:
     scores: list[float] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
     histograms: list[np.ndarray] = field(default_factory=list)
+    # Re-identification embeddings of sampled person boxes (with VTRACK_REID_MODEL).
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    # The last box in pixels, moved with the camera since it was seen (for the gate).
+    anchor: np.ndarray | None = None
 
     def class_scores(self) -> dict[int, float]:
         """The summed detection score of each class the detector gave this track."""
@@ -111,19 +132,29 @@ class RawTrack:
             sums[class_id] += score
         return dict(sums)
 
+    def class_counts(self) -> dict[int, int]:
+        """How many of the track's boxes the detector gave each class."""
+        return dict(Counter(self.class_ids))
+
     def voted_class(self) -> int:
-        """The class with the largest summed detection score (ties: the more frequent)."""
+        """The class of the most boxes (ties: the larger summed detection score)."""
         sums = self.class_scores()
         counts = Counter(self.class_ids)
-        return max(sums, key=lambda class_id: (sums[class_id], counts[class_id]))
+        return max(sums, key=lambda class_id: (counts[class_id], sums[class_id]))
 
     def appearance(self) -> np.ndarray | None:
-        """The mean colour histogram of the track's boxes (None when none was taken)."""
+        """The mean appearance cues of the track's sampled boxes (None when none was taken:
+        see :func:`workers.local.appearance.describe`)."""
         if not self.histograms:
             return None
-        mean = np.mean(self.histograms, axis=0)
-        total = float(mean.sum())
-        return mean / total if total > 0 else None
+        hand_made = np.mean(self.histograms, axis=0)
+        if not self.embeddings:
+            return hand_made
+        return np.concatenate([hand_made, self.mean_embedding()])
+
+    def mean_embedding(self) -> np.ndarray:
+        mean = np.mean(self.embeddings, axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     @property
     def mean_score(self) -> float:
@@ -170,6 +201,12 @@ class TrackCollector:
     :mod:`workers.local.labels`), away from the track's last box, is closed, and what
     follows is a new track. Label flips while a track is followed frame after frame (a
     small runner called "traffic light" now and then) are the detector's, and stay.
+
+    A track never takes a box far from where it was: beyond a gate scaled by the track's
+    size and recent speed (``_GATE_SIZES``), what follows is a new track too. With images
+    given, the camera's motion between processed frames is estimated and applied to the
+    tracker's predictions and to the gate (``camera_motion``: see
+    :mod:`workers.local.camera`).
     """
 
     def __init__(
@@ -178,8 +215,15 @@ class TrackCollector:
         *,
         appearance: bool = False,
         class_names: Sequence[str] = (),
+        camera_motion: str = "auto",
+        reid: ReidModel | None = None,
     ) -> None:
         self.tracker = tracker
+        self.reid = reid
+        self._reid_classes = {
+            index for index, name in enumerate(class_names) if name in REID_LABELS
+        }
+        self.camera = CameraMotion(camera_motion, tracker)
         self.appearance = appearance
         self.class_names = tuple(class_names)
         self.tracks: dict[int, RawTrack] = {}
@@ -191,7 +235,7 @@ class TrackCollector:
         self._wants_frames = tracker_wants_frames(tracker)
         # Detections of the previous frame that got no id: a track's first detection is
         # among them (the library gives an id only from a track's second frame).
-        self._unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
+        self._unconfirmed: list[tuple[float, np.ndarray, float, int, np.ndarray]] = []
 
     def update(
         self,
@@ -203,6 +247,14 @@ class TrackCollector:
         """Track one processed frame; ``frame_size`` is ``(width, height)`` in pixels."""
         width, height = frame_size
         scale = np.array([width, height, width, height], dtype=np.float32)
+        affine = self.camera.estimate(image, detections.boxes) if image is not None else None
+        if affine is not None:
+            self.camera.apply(affine, self.tracker)
+            self._move_anchors(affine)
+            self._unconfirmed = [
+                (*candidate[:4], move_boxes(affine, (candidate[4] * scale)[None])[0] / scale)
+                for candidate in self._unconfirmed
+            ]
         supervision_detections = sv.Detections(
             xyxy=(detections.boxes * scale).astype(np.float32).reshape(-1, 4),
             confidence=detections.scores.astype(np.float32),
@@ -216,17 +268,22 @@ class TrackCollector:
                 frame=image if self._wants_frames else None,
                 timestamp=time,
             )
-        unconfirmed: list[tuple[float, np.ndarray, float, int]] = []
-        for index, track_id in enumerate(
-            tracked.tracker_id if tracked.tracker_id is not None else ()
-        ):
+        track_ids = tracked.tracker_id if tracked.tracker_id is not None else ()
+        embeddings = self._embeddings(tracked, track_ids, scale, time, image)
+        unconfirmed: list[tuple[float, np.ndarray, float, int, np.ndarray]] = []
+        for index, track_id in enumerate(track_ids):
             box = tracked.xyxy[index] / scale
             score, class_id = float(tracked.confidence[index]), int(tracked.class_id[index])
             if track_id < 0:
-                unconfirmed.append((time, box, score, class_id))
+                unconfirmed.append((time, box, score, class_id, box))
                 continue
             track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
-            if track is not None and self._reacquired_by_another_object(track, box, class_id):
+            embedding = embeddings.get(index)
+            if track is not None and (
+                self._reacquired_by_another_object(track, box, class_id)
+                or self._jumped(track, box * scale, time, scale)
+                or self._another_person(track, embedding)
+            ):
                 track = self.tracks[self._next_split_id] = RawTrack(track_id=self._next_split_id)
                 self._current[int(track_id)] = self._next_split_id
                 self._next_split_id += 1
@@ -237,8 +294,12 @@ class TrackCollector:
             track.boxes.append(box)
             track.scores.append(score)
             track.class_ids.append(class_id)
-            if self.appearance and image is not None and len(track.times) % SAMPLE_EVERY == 1:
-                track.histograms.append(box_histogram(image, box))
+            track.anchor = box * scale
+            sampled = len(track.times) % SAMPLE_EVERY == 1
+            if self.appearance and image is not None and sampled:
+                track.histograms.append(describe(image, box))
+            if embedding is not None and (sampled or not track.embeddings):
+                track.embeddings.append(embedding)
         self._unconfirmed = unconfirmed
         self._previous_time = time
 
@@ -258,6 +319,90 @@ class TrackCollector:
             return False
         return _iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
 
+    def _after_gap(self, track: RawTrack) -> bool:
+        return (
+            bool(track.times)
+            and self._previous_time is not None
+            and (track.times[-1] < self._previous_time)
+        )
+
+    def _embeddings(
+        self,
+        tracked: sv.Detections,
+        track_ids: Sequence[int],
+        scale: np.ndarray,
+        time: float,
+        image: np.ndarray | None,
+    ) -> dict[int, np.ndarray]:
+        """Re-identification embeddings, in one batch, of this frame's person boxes that
+        need one: a track's first box, a box its appearance is sampled on, a track found
+        again after a gap, a box beyond the gate (the start of a new track)."""
+        if self.reid is None or image is None or not self.appearance:
+            return {}
+        wanted = []
+        for index, track_id in enumerate(track_ids):
+            if track_id < 0 or int(tracked.class_id[index]) not in self._reid_classes:
+                continue
+            track = self.tracks.get(self._current.get(int(track_id), int(track_id)))
+            if (
+                track is None
+                or (len(track.times) + 1) % SAMPLE_EVERY == 1
+                or self._after_gap(track)
+                or self._jumped(track, tracked.xyxy[index], time, scale)
+            ):
+                wanted.append(index)
+        if not wanted:
+            return {}
+        vectors = self.reid.embed(image, tracked.xyxy[wanted] / scale)
+        return dict(zip(wanted, vectors, strict=True))
+
+    def _another_person(self, track: RawTrack, embedding: np.ndarray | None) -> bool:
+        """Whether a person track found again after a gap is given someone else's box: the
+        re-identification embeddings disagree (cosine below ``_REID_SAME_PERSON``)."""
+        if embedding is None or not track.embeddings or not self._after_gap(track):
+            return False
+        return float(np.dot(track.mean_embedding(), embedding)) < _REID_SAME_PERSON
+
+    def _move_anchors(self, affine: np.ndarray) -> None:
+        live = [self.tracks[key] for key in set(self._current.values()) if key in self.tracks]
+        live = [track for track in live if track.anchor is not None]
+        if live:
+            moved = move_boxes(affine, np.array([track.anchor for track in live]))
+            for track, box in zip(live, moved, strict=True):
+                track.anchor = box
+
+    def _jumped(self, track: RawTrack, box: np.ndarray, time: float, scale: np.ndarray) -> bool:
+        """Whether pixel ``box`` is beyond ``track``'s gate (see the class doc); ``scale``
+        turns normalized boxes into pixels."""
+        if track.anchor is None or not track.times:
+            return False
+        last = track.anchor
+        size = min(max(last[2] - last[0], last[3] - last[1]), max(box[2] - box[0], box[3] - box[1]))
+        distance = float(
+            np.hypot(
+                (box[0] + box[2] - last[0] - last[2]) / 2, (box[1] + box[3] - last[1] - last[3]) / 2
+            )
+        )
+        sizes = _GATE_SIZES if len(track.times) >= 3 else _NEW_TRACK_GATE_SIZES
+        slack = _GATE_SPEED_SLACK * self._speed(track, scale) * (time - track.times[-1])
+        return distance > sizes * size + slack
+
+    def _speed(self, track: RawTrack, scale: np.ndarray) -> float:
+        """The track's recent speed in pixels a second (in the image: camera motion included)."""
+        if track.anchor is None or len(track.times) < 2:
+            return 0.0
+        end = track.times[-1]
+        start_index = next(i for i, t in enumerate(track.times) if t >= end - _SPEED_WINDOW_SECONDS)
+        if start_index == len(track.times) - 1:
+            start_index -= 1
+        elapsed = end - track.times[start_index]
+        if elapsed <= 0:
+            return 0.0
+        first, last = track.boxes[start_index] * scale, track.boxes[-1] * scale
+        dx = (first[0] + first[2] - last[0] - last[2]) / 2
+        dy = (first[1] + first[3] - last[1] - last[3]) / 2
+        return float(np.hypot(dx, dy)) / elapsed
+
     def _claim_first_detection(self, track: RawTrack, box: np.ndarray, class_id: int) -> None:
         """Give a new track the previous frame's unclaimed detection it most likely grew from
         (of the same class or a confusable one: see :mod:`workers.local.labels`)."""
@@ -265,9 +410,10 @@ class TrackCollector:
         for position, candidate in enumerate(self._unconfirmed):
             if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
-            score = _iou(candidate[1], box)
+            moved = candidate[4]  # where the camera's motion since put that detection
+            score = _iou(moved, box)
             if score < _FIRST_DETECTION_MIN_IOU:
-                near = float(_FIRST_DETECTION_REACH.compute(candidate[1][None], box[None])[0, 0])
+                near = float(_FIRST_DETECTION_REACH.compute(moved[None], box[None])[0, 0])
                 score = near if near >= _FIRST_DETECTION_MIN_NEAR else 0.0
             if score > best_score:
                 best, best_score = position, score
