@@ -17,6 +17,7 @@ from tasks.api import Job, JobNotFound, list_jobs, make_spec, refuse_unusable_in
 from tasks.catalog import current_catalog
 from tasks.web import files
 from workers.errors import VtrackError
+from workers.steps import describe_no_summary
 from workers.uris import GCS_SCHEME, parse_uri
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -128,8 +129,18 @@ def job_page(request: Request, job_id: str) -> Response:
         "labels": labels,
         "playable": manifest is not None and _playable(record.video_uri),
         "exports": _exports(manifest) if manifest else [],
+        "no_summary": _no_summary(manifest),
     }
     return TEMPLATES.TemplateResponse(request, "job.html", context)
+
+
+def _no_summary(manifest: dict[str, Any] | None) -> str | None:
+    """Why a finished job shows no summary, as ``vtrack run`` says it (nothing detected, or
+    nothing passed the thresholds), as a sentence; None when it has one."""
+    if manifest is None or manifest.get("summary_uri"):
+        return None
+    reason = describe_no_summary(manifest)
+    return f"{reason[:1].upper()}{reason[1:]}."
 
 
 @router.api_route("/jobs/{job_id}/video", methods=["GET", "HEAD"])

@@ -144,6 +144,28 @@ def _lose_catalog(url: str) -> None:
     engine.dispose()
 
 
+def test_a_job_page_without_summary_says_whether_nothing_was_found_or_nothing_passed(
+    stack: Stack,
+) -> None:
+    if stack.kind != "sqlite":
+        pytest.skip("the page does not depend on the database: run on the SQLite stack only")
+    faint = make_clip(stack.incoming, {"owl": (0.4, range(0, 30))})
+    empty = make_clip(stack.incoming, {})
+    with stack.client() as client:
+        faint_job = submit(client, faint, min_confidence=0.9)
+        empty_job = submit(client, empty)
+        for job_id in (faint_job, empty_job):
+            assert wait_finished(client, job_id)["status"] == "completed"
+        faint_page = client.get(f"/jobs/{faint_job}").text
+        empty_page = client.get(f"/jobs/{empty_job}").text
+    assert (
+        "None of the 1 object(s) found passed the thresholds (confidence 0.90, 10 frames): "
+        "no summary."
+    ) in faint_page
+    assert "The annotations hold no objects: no summary." in empty_page
+    assert "passed the thresholds" not in empty_page
+
+
 def test_a_catalog_that_cannot_be_written_does_not_fail_the_job(stack: Stack) -> None:
     if stack.kind != "sqlite":
         pytest.skip("the retry does not depend on the database: run on the SQLite stack only")
