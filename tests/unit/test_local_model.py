@@ -22,9 +22,9 @@ from workers.local.darknet_onnx import convert_darknet, parse_cfg
 from workers.local.detector import (
     DetectionThresholds,
     Letterbox,
-    YoloDetector,
     pairwise_overlaps,
 )
+from workers.local.detectors.yolo_export import YoloDetector
 from workers.local.model_files import (
     YOLOV3_TINY_WEIGHTS_SHA256,
     DarknetFiles,

@@ -33,7 +33,11 @@ from workers.annotations.model import (
 )
 from workers.errors import ConfigurationError
 from workers.local.darknet_onnx import convert_darknet, save_model_atomically
-from workers.local.detector import DetectionThresholds, YoloDetector
+from workers.local.detector import DetectionThresholds
+from workers.local.detectors import ObjectDetector, open_detector
+from workers.local.detectors.tiles import TiledDetector, TileSetting
+from workers.local.detectors.yolo_export import FAMILY as YOLO_EXPORT_FAMILY
+from workers.local.model_catalogue import DEFAULT_DETECTOR, model_dir, resolve_detector_name
 from workers.local.model_files import (
     HOW_TO_PROVIDE_A_MODEL,
     PACKAGE_WITH_WEIGHTS,
@@ -98,9 +102,27 @@ def ensure_default_model(
     return save_model_atomically(convert_darknet(files, cfg_text), target)
 
 
+def _looks_like_a_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.lower().endswith(".onnx")
+
+
 def resolve_model_path(options: LocalTrackingOptions) -> Path:
-    """The ONNX file ``options`` select, made ready for use."""
-    if options.detector_model:
+    """The ONNX file ``options`` select, made ready for use.
+
+    ``VTRACK_DETECTOR`` (a catalogue name or a path) wins over the older
+    ``VTRACK_DETECTOR_MODEL`` (a path); with neither, the default YOLOv3-tiny.
+    """
+    if options.detector and options.detector.strip().lower() != DEFAULT_DETECTOR:
+        choice = options.detector.strip()
+        path = Path(choice).expanduser()
+        if path.is_file():
+            return path
+        if _looks_like_a_path(choice):
+            raise ConfigurationError(f"VTRACK_DETECTOR: {path} does not exist")
+        return resolve_detector_name(
+            choice, model_dir(options.model_dir or options.model_cache_dir)
+        )
+    if options.detector_model and not options.detector:
         path = Path(options.detector_model).expanduser()
         if not path.is_file():
             raise ConfigurationError(
@@ -112,21 +134,33 @@ def resolve_model_path(options: LocalTrackingOptions) -> Path:
     )
 
 
-_detectors: dict[tuple[str, int | None], YoloDetector] = {}
+_detectors: dict[tuple[str, str | None, int | None], ObjectDetector] = {}
 _detectors_lock = threading.Lock()
 
 
-def load_detector(options: LocalTrackingOptions) -> YoloDetector:
-    """This process's detector for ``options`` (loaded once, then reused)."""
+def load_model(options: LocalTrackingOptions) -> ObjectDetector:
+    """This process's detector network for ``options``, untiled (loaded once, then reused)."""
     path = resolve_model_path(options)
-    key = (str(path.resolve()), options.inference_threads)
+    family = options.detector_family or None
+    if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
+        family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
+    key = (str(path.resolve()), family, options.inference_threads)
     with _detectors_lock:
         if key not in _detectors:
-            _detectors[key] = YoloDetector(path, inference_threads=options.inference_threads)
+            _detectors[key] = open_detector(
+                path, family=family, inference_threads=options.inference_threads
+            )
         return _detectors[key]
 
 
-def warm_up(options: LocalTrackingOptions) -> YoloDetector:
+def load_detector(options: LocalTrackingOptions) -> ObjectDetector:
+    """This process's detector for ``options``: the network, on tiles if they are asked for."""
+    model = load_model(options)
+    setting = TileSetting.parse(options.detect_tiles)
+    return model if setting.mode == "off" else TiledDetector(model, setting)
+
+
+def warm_up(options: LocalTrackingOptions) -> ObjectDetector:
     """Load the detector and run it once, so a worker's first task pays no start-up cost."""
     detector = load_detector(options)
     blank = np.zeros((detector.input_height, detector.input_width, 3), dtype=np.uint8)
@@ -134,25 +168,31 @@ def warm_up(options: LocalTrackingOptions) -> YoloDetector:
     return detector
 
 
-def _is_default_model(detector: YoloDetector) -> bool:
-    source = detector.session.get_modelmeta().custom_metadata_map.get("source", "")
+def _is_default_model(detector: ObjectDetector) -> bool:
+    session = getattr(detector, "session", None)
+    if session is None:
+        return False
+    source = session.get_modelmeta().custom_metadata_map.get("source", "")
     return source.startswith("darknet")
 
 
 def detection_thresholds(
-    options: LocalTrackingOptions, detector: YoloDetector
+    options: LocalTrackingOptions, detector: ObjectDetector
 ) -> DetectionThresholds:
-    default_confidence = 0.15 if _is_default_model(detector) else 0.25
+    default_confidence = 0.15 if _is_default_model(detector) else detector.default_confidence
     return DetectionThresholds(
         confidence=options.confidence_threshold
         if options.confidence_threshold is not None
         else default_confidence,
         nms_iou=options.nms_iou,
         containment=options.containment,
+        cross_class_iou=options.cross_class_iou,
     )
 
 
-def tracker_thresholds(options: LocalTrackingOptions, detector: YoloDetector) -> TrackerThresholds:
+def tracker_thresholds(
+    options: LocalTrackingOptions, detector: ObjectDetector
+) -> TrackerThresholds:
     base = YOLOV3_TINY_THRESHOLDS if _is_default_model(detector) else ULTRALYTICS_THRESHOLDS
     if options.track_activation_threshold is None:
         return base
@@ -223,7 +263,7 @@ def track_segment(
         start=segment.start,
         end=segment.end,
         every=1.0 / rate if rate else None,
-        max_width=max(detector.input_width, detector.input_height),
+        max_width=_decode_width(options, detector, info.width, info.height),
         threads=options.decode_threads,
     ):
         if progress is not None:
@@ -241,6 +281,15 @@ def track_segment(
         objects=objects,
         segment=segment,
     )
+
+
+def _decode_width(
+    options: LocalTrackingOptions, detector: ObjectDetector, width: int, height: int
+) -> int | None:
+    """How wide frames are decoded: the network input's size, or in full when tiled."""
+    input_size = (detector.input_height, detector.input_width)
+    grid = TileSetting.parse(options.detect_tiles).grid_for((height or 1, width or 1), input_size)
+    return max(input_size) if grid == (1, 1) else None
 
 
 def track_video(

@@ -1,35 +1,24 @@
-"""Run a YOLO detector exported to ONNX on video frames, on the CPU.
+"""What every detector family shares: detections, thresholds, the letterbox, and the
+suppression that leaves one box per object.
 
-Any model in the Ultralytics YOLOv8/YOLO11 export layout is accepted: one input
-``[1, 3, H, W]`` (RGB scaled to 0..1, letterboxed), one output ``[1, 4 + classes, N]``
-(box centre x, centre y, width, height in input pixels, then one score per class), and
-the class names in the model's ``names`` metadata. The default YOLOv3-tiny network is
-converted to that layout by :mod:`workers.local.darknet_onnx`.
-
-A model whose input height and width are free (the converted YOLOv3-tiny, or an
-Ultralytics export made with ``dynamic=True``) does not get the square letterbox, whose
-grey rows are 44% of a 16:9 frame's input and pure wasted compute: the frame is scaled as
-for the square, and the input is cut to the picture plus the padding the network's stride
-grid needs to see it exactly as in the square (:meth:`Letterbox.fitted`). A 1280x720 frame
-runs at 416x288 instead of 416x416, with the same detections, in 70% of the time. A model
-with a fixed input size gets the square letterbox to that size, as it was exported for.
+The families themselves (how a model's input is prepared and its output decoded) live in
+:mod:`workers.local.detectors`, one module each.
 
 After the network, boxes go through class-aware non-maximum suppression and then a
 containment pass: YOLOv3-tiny's two heads often report one object twice, a large box and
 a smaller one inside it, whose IoU is too low for NMS to catch, so a box mostly inside a
-higher-scoring box of the same class is dropped too.
+higher-scoring box of the same class is dropped too. Last, boxes of different classes on
+one object are merged (:func:`merge_across_classes`): a detector unsure whether a bag is a
+"sports ball" or a "frisbee" gives both, and both would become tracks.
 """
 
 from __future__ import annotations
 
 import ast
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime
 
 from workers.errors import ConfigurationError
 from workers.local.coco import canonical_class_name
@@ -72,11 +61,14 @@ class DetectionThresholds:
     ``containment``: a box whose area lies this much inside a higher-scoring box of the same
     class is dropped; lower removes more nested duplicates (and may drop a small object held
     in front of a larger one of the same class).
+    ``cross_class_iou``: boxes of different classes overlapping more than this are one
+    object (see :func:`merge_across_classes`).
     """
 
     confidence: float = 0.15
     nms_iou: float = 0.45
     containment: float = 0.8
+    cross_class_iou: float = 0.6
 
 
 def read_class_names(metadata: dict[str, str]) -> tuple[str, ...]:
@@ -201,135 +193,44 @@ def suppress_duplicates(detections: Detections, nms_iou: float, containment: flo
     return ranked.select(keep)
 
 
-class YoloDetector:
-    """One onnxruntime session of a YOLO model and the pre- and post-processing around it.
+def merge_across_classes(detections: Detections, iou_threshold: float) -> Detections:
+    """One box per object whatever the classes: boxes of different classes overlapping by
+    more than ``iou_threshold`` are one object, kept as the highest-scoring box.
 
-    ``detect`` may be called from several threads (runs are serialized); a process keeps
-    one detector per model (see :func:`workers.local.backend.load_detector`).
-    ``input_height`` / ``input_width`` are the model's size (``imgsz`` for a model with a
-    free input size, which ``fits_input_to_frame``: see the module doc); ``stride`` is
-    the network's largest downsampling, from the ``stride`` metadata (default 32).
+    The label is a vote: the kept box takes the class with the highest summed score in its
+    group, and the tracker's vote over frames does the rest. Lower merges more: a rider and
+    the horse overlap by about 0.3 to 0.5 and must stay two, while a detector's two guesses
+    on one bag overlap by 0.65 to 0.95. Higher leaves such double guesses as two boxes, hence
+    two tracks; 1 or more turns the merge off.
     """
+    if len(detections) <= 1 or iou_threshold >= 1.0:
+        return detections
+    order = np.argsort(-detections.scores, kind="stable")
+    ranked = detections.select(order)
+    iou, _ = pairwise_overlaps(ranked.boxes.astype(np.float64))
+    other_class = ranked.class_ids[:, None] != ranked.class_ids[None, :]
+    same_object = other_class & (iou > iou_threshold)
+    keep = np.ones(len(ranked), dtype=bool)
+    class_ids = ranked.class_ids.copy()
+    for index in range(len(ranked)):
+        if not keep[index]:
+            continue
+        group = same_object[index] & keep
+        group[: index + 1] = False
+        if not group.any():
+            continue
+        keep &= ~group
+        members = np.flatnonzero(group)
+        votes: dict[int, float] = {int(ranked.class_ids[index]): float(ranked.scores[index])}
+        for member in members:
+            class_id = int(ranked.class_ids[member])
+            votes[class_id] = votes.get(class_id, 0.0) + float(ranked.scores[member])
+        class_ids[index] = max(votes, key=lambda c: (votes[c], c == ranked.class_ids[index]))
+    merged = Detections(ranked.boxes, ranked.scores, class_ids)
+    return merged.select(keep)
 
-    def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
-        options = onnxruntime.SessionOptions()
-        if inference_threads:
-            options.intra_op_num_threads = inference_threads
-            options.inter_op_num_threads = 1
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own untyped errors
-            raise ConfigurationError(
-                f"detector model {model_path}: cannot be loaded by onnxruntime: {error}"
-            ) from error
-        self.model_path = model_path
-        self._lock = threading.Lock()
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise ConfigurationError(
-                f"detector model {model_path}: expected one image input [1, 3, H, W]"
-            )
-        self.input_name = inputs[0].name
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        self.class_names = read_class_names(metadata)
-        self.input_height, self.input_width = self._input_size(inputs[0].shape, metadata)
-        height, width = inputs[0].shape[2:]
-        self.fits_input_to_frame = not (isinstance(height, int) and isinstance(width, int))
-        self.stride = self._stride(metadata)
-        output_shape = outputs[0].shape
-        if len(output_shape) != 3 or output_shape[1] != 4 + len(self.class_names):
-            raise ConfigurationError(
-                f"detector model {model_path}: output {output_shape} is not the YOLOv8 layout "
-                f"[1, 4 + {len(self.class_names)} classes, N]"
-            )
 
-    @staticmethod
-    def _stride(metadata: dict[str, str]) -> int:
-        try:
-            stride = int(metadata.get("stride") or DEFAULT_STRIDE)
-        except ValueError:
-            return DEFAULT_STRIDE
-        return stride if stride > 0 else DEFAULT_STRIDE
-
-    @staticmethod
-    def _input_size(shape: list[object], metadata: dict[str, str]) -> tuple[int, int]:
-        height, width = shape[2], shape[3]
-        if isinstance(height, int) and isinstance(width, int):
-            return height, width
-        size = ast.literal_eval(metadata.get("imgsz", "[640, 640]"))
-        return (int(size[0]), int(size[1])) if isinstance(size, list | tuple) else (size, size)
-
-    @property
-    def model_name(self) -> str:
-        return self.model_path.stem
-
-    def letterbox_for(
-        self, image_size: tuple[int, int], input_size: tuple[int, int] | None = None
-    ) -> Letterbox:
-        """How an image of ``image_size`` is put on the network input.
-
-        A model with a free input size gets :meth:`Letterbox.fitted` (a 16:9 frame runs at
-        416x288 instead of 416x416), unless ``input_size`` asks for a centred letterbox to
-        that size; a model with a fixed size always gets a centred one to its size.
-        """
-        if input_size is None:
-            if self.fits_input_to_frame:
-                model_size = (self.input_height, self.input_width)
-                return Letterbox.fitted(image_size, model_size, self.stride)
-            input_size = (self.input_height, self.input_width)
-        return Letterbox.centred(image_size, *input_size)
-
-    def detect(
-        self,
-        image: np.ndarray,
-        thresholds: DetectionThresholds,
-        *,
-        input_size: tuple[int, int] | None = None,
-    ) -> Detections:
-        """Objects in one RGB ``image`` (``[h, w, 3]`` uint8), boxes normalized to it.
-
-        ``input_size``: run at this network input ``(height, width)`` (centred letterbox)
-        instead of :meth:`letterbox_for`'s choice; only a model with a free input size
-        accepts a size other than its own.
-        """
-        box = self.letterbox_for(image.shape[:2], input_size)
-        blob = np.ascontiguousarray(box.apply(image).transpose(2, 0, 1)[None], dtype=np.float32)
-        blob *= 1.0 / 255.0
-        with self._lock:
-            output = self.session.run(None, {self.input_name: blob})[0][0]
-        return self._decode(output, image.shape[:2], box.scale, box.left, box.top, thresholds)
-
-    @staticmethod
-    def _decode(
-        output: np.ndarray,
-        image_size: tuple[int, ...],
-        scale: float,
-        left: int,
-        top: int,
-        thresholds: DetectionThresholds,
-    ) -> Detections:
-        class_scores = output[4:]
-        class_ids = class_scores.argmax(axis=0)
-        scores = class_scores[class_ids, np.arange(class_scores.shape[1])]
-        keep = scores >= thresholds.confidence
-        if not keep.any():
-            return Detections.empty()
-        centre_x, centre_y, width, height = output[:4, keep]
-        image_height, image_width = image_size
-        boxes = np.stack(
-            [
-                (centre_x - width / 2 - left) / scale / image_width,
-                (centre_y - height / 2 - top) / scale / image_height,
-                (centre_x + width / 2 - left) / scale / image_width,
-                (centre_y + height / 2 - top) / scale / image_height,
-            ],
-            axis=1,
-        ).clip(0.0, 1.0)
-        found = Detections(
-            boxes=boxes.astype(np.float32),
-            scores=scores[keep].astype(np.float32),
-            class_ids=class_ids[keep].astype(np.int64),
-        )
-        return suppress_duplicates(found, thresholds.nms_iou, thresholds.containment)
+def keep_one_box_per_object(detections: Detections, thresholds: DetectionThresholds) -> Detections:
+    """Every family's last step: class-aware suppression, then the merge across classes."""
+    found = suppress_duplicates(detections, thresholds.nms_iou, thresholds.containment)
+    return merge_across_classes(found, thresholds.cross_class_iou)

@@ -100,7 +100,12 @@ def packaged_darknet_files(package: str = PACKAGE_WITH_WEIGHTS) -> DarknetFiles 
 
 
 def download_file(
-    url: str, destination: Path, *, expected_sha256: str | None = None, timeout: float = 60.0
+    url: str,
+    destination: Path,
+    *,
+    expected_sha256: str | None = None,
+    timeout: float = 60.0,
+    hint: str = HOW_TO_PROVIDE_A_MODEL,
 ) -> Path:
     """Download ``url`` to ``destination`` atomically, checking the SHA-256 when given.
 
@@ -124,13 +129,11 @@ def download_file(
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256.lower():
             raise ConfigurationError(
                 f"{url}: downloaded file has sha256 {digest.hexdigest()[:12]}..., expected "
-                f"{expected_sha256[:12]}...; {HOW_TO_PROVIDE_A_MODEL}"
+                f"{expected_sha256[:12]}...: refused, nothing kept; {hint}"
             )
         os.replace(temporary, destination)
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise ConfigurationError(
-            f"cannot download {url}: {error}; {HOW_TO_PROVIDE_A_MODEL}"
-        ) from error
+        raise ConfigurationError(f"cannot download {url}: {error}; {hint}") from error
     finally:
         temporary.unlink(missing_ok=True)
     return destination

@@ -27,8 +27,17 @@ SHORT_CLIP_SECONDS = 2.0
 class LocalTrackingOptions:
     """Settings of the local backend; JSON-friendly so they can travel in task messages.
 
-    ``detector_model``: an ONNX file in the Ultralytics YOLOv8/YOLO11 layout; None uses the
+    ``detector``: ``VTRACK_DETECTOR``, a catalogue name (``yolov3-tiny``, ``yolox-nano``...,
+    fetched into ``model_dir``) or the path of an ONNX file of any supported family; None
+    falls back to ``detector_model``, then to the default YOLOv3-tiny.
+    ``detector_family``: the family to decode the model with; None reads it from the
+    model's input and output shapes (:mod:`workers.local.detectors`).
+    ``detector_model``: an ONNX file (the older ``VTRACK_DETECTOR_MODEL``); None uses the
     default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
+    ``model_dir``: where ``vtrack models fetch`` puts models; None: ``model_cache_dir``.
+    ``detect_tiles``: ``off``, ``auto`` or ``RxC`` (:mod:`workers.local.detectors.tiles`).
+    ``cross_class_iou``: boxes of different classes overlapping more than this are one
+    object (:func:`workers.local.detector.merge_across_classes`); 1 turns that off.
     ``model_url``: where the default weights may be downloaded from when no installed copy
     is found; empty disables downloading.
     ``tracker``: a name in :data:`workers.local.tracking.TRACKERS`.
@@ -50,6 +59,11 @@ class LocalTrackingOptions:
     """
 
     detector_model: str | None = None
+    detector: str | None = None
+    detector_family: str | None = None
+    model_dir: str | None = None
+    detect_tiles: str = "off"
+    cross_class_iou: float = 0.6
     model_cache_dir: str | None = None
     model_url: str | None = DEFAULT_WEIGHTS_URL
     tracker: str = DEFAULT_TRACKER
