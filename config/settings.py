@@ -255,6 +255,14 @@ class Settings(BaseSettings):
             "own, and more threads only take turns), else FFmpeg's choice."
         ),
     )
+    decode_ahead: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Frames a tracking process decodes ahead of its detector, in a thread of its own, "
+            "so decoding overlaps inference; 0 decodes in turn with the detector."
+        ),
+    )
     segment_seconds: float = Field(
         30.0,
         gt=0,

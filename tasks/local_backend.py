@@ -47,6 +47,7 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
         confidence_threshold=settings.detection_confidence or None,
         track_activation_threshold=settings.track_activation or None,
         inference_threads=settings.inference_threads or None,
+        decode_ahead=settings.decode_ahead,
     )
 
 

@@ -59,7 +59,7 @@ from workers.local.tracking import (
     TrackerThresholds,
     make_tracker,
 )
-from workers.media.video import iter_frames, probe_video
+from workers.media.video import iter_frames, probe_video, read_ahead
 
 __all__ = [
     "LocalTrackingOptions",
@@ -258,14 +258,15 @@ def track_segment(
     collector = TrackCollector(
         tracker, appearance=options.appearance, class_names=detector.class_names
     )
-    for frame in iter_frames(
+    frames = iter_frames(
         video_path,
         start=segment.start,
         end=segment.end,
         every=1.0 / rate if rate else None,
         max_width=_decode_width(options, detector, info.width, info.height),
         threads=options.decode_threads,
-    ):
+    )
+    for frame in read_ahead(frames, options.decode_ahead):
         if progress is not None:
             progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
         detections = detector.detect(frame.image, thresholds)

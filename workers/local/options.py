@@ -51,6 +51,8 @@ class LocalTrackingOptions:
     ``decode_threads``: FFmpeg decoding threads per process; None lets FFmpeg choose, which
     is faster for a process alone on the machine (the decoder works beside the detector)
     and slower, by about 5%, when every core already tracks a segment of its own.
+    ``decode_ahead``: frames a decoding thread may decode ahead of the detector (a small
+    bounded queue: decoding then overlaps inference); 0 decodes in the tracking loop.
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
@@ -74,6 +76,7 @@ class LocalTrackingOptions:
     containment: float = 0.8
     inference_threads: int | None = None
     decode_threads: int | None = None
+    decode_ahead: int = 0
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
