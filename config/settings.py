@@ -189,6 +189,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
+    detector_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description=(
+            "fp32, or int8: the detector quantized to 8-bit integers, calibrated once on the "
+            "first video tracked and cached (faster on CPUs with 8-bit dot products; check "
+            "its detections per model: docs/benchmarks.md)."
+        ),
+    )
     detect_tiles: str = Field(
         "off",
         description=(

@@ -17,6 +17,7 @@ which the object was seen, times from the container's timestamps.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,6 +51,13 @@ from workers.local.model_files import (
     verify_sha256,
 )
 from workers.local.options import LocalTrackingOptions
+from workers.local.quantization import (
+    calibration_blobs,
+    check_precision,
+    int8_path,
+    quantize_model,
+    sample_frames,
+)
 from workers.local.segments import plan_segments, stitch_segments
 from workers.local.tracking import (
     ULTRALYTICS_THRESHOLDS,
@@ -71,6 +79,8 @@ __all__ = [
     "track_video",
     "warm_up",
 ]
+
+log = logging.getLogger(__name__)
 
 # Bump when the converter's output changes, so cached conversions are redone.
 # 3: free input height and width (a 16:9 frame runs at 416x288).
@@ -138,12 +148,7 @@ _detectors: dict[tuple[str, str | None, int | None], ObjectDetector] = {}
 _detectors_lock = threading.Lock()
 
 
-def load_model(options: LocalTrackingOptions) -> ObjectDetector:
-    """This process's detector network for ``options``, untiled (loaded once, then reused)."""
-    path = resolve_model_path(options)
-    family = options.detector_family or None
-    if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
-        family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
+def _open_once(path: Path, family: str | None, options: LocalTrackingOptions) -> ObjectDetector:
     key = (str(path.resolve()), family, options.inference_threads)
     with _detectors_lock:
         if key not in _detectors:
@@ -153,9 +158,37 @@ def load_model(options: LocalTrackingOptions) -> ObjectDetector:
         return _detectors[key]
 
 
-def load_detector(options: LocalTrackingOptions) -> ObjectDetector:
+def load_model(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
+    """This process's detector network for ``options``, untiled (loaded once, then reused).
+
+    With ``detector_precision`` int8, the int8 copy of the model (:mod:`.quantization`),
+    made on first use by calibrating on frames of ``video_path``; without a video to
+    calibrate on and no copy made yet (a worker warming up), the fp32 model.
+    """
+    path = resolve_model_path(options)
+    family = options.detector_family or None
+    if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
+        family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
+    if check_precision(options.detector_precision) == "fp32":
+        return _open_once(path, family, options)
+    quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
+    if not quantized.is_file():
+        if video_path is None:
+            return _open_once(path, family, options)
+        fp32 = _open_once(path, family, options)
+        info = probe_video(video_path)
+        log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
+        blobs = calibration_blobs(
+            fp32, sample_frames(video_path, _decode_width(options, fp32, info.width, info.height))
+        )
+        quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
+        family = family or fp32.family
+    return _open_once(quantized, family, options)
+
+
+def load_detector(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
     """This process's detector for ``options``: the network, on tiles if they are asked for."""
-    model = load_model(options)
+    model = load_model(options, video_path)
     setting = TileSetting.parse(options.detect_tiles)
     return model if setting.mode == "off" else TiledDetector(model, setting)
 
@@ -249,7 +282,7 @@ def track_segment(
     """
     video_path = Path(video_path)
     info = probe_video(video_path)
-    detector = load_detector(options)
+    detector = load_detector(options, video_path)
     rate = options.processing_rate(info)
     tracker = make_tracker(
         options.tracker, tracker_thresholds(options, detector), rate or info.fps or 30.0

@@ -32,6 +32,9 @@ class LocalTrackingOptions:
     falls back to ``detector_model``, then to the default YOLOv3-tiny.
     ``detector_family``: the family to decode the model with; None reads it from the
     model's input and output shapes (:mod:`workers.local.detectors`).
+    ``detector_precision``: ``fp32``, or ``int8`` for the model quantized to 8-bit integers
+    (calibrated once on the first video tracked, cached: :mod:`workers.local.quantization`);
+    faster on CPUs with 8-bit dot products, and its detections must be checked per model.
     ``detector_model``: an ONNX file (the older ``VTRACK_DETECTOR_MODEL``); None uses the
     default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
     ``model_dir``: where ``vtrack models fetch`` puts models; None: ``model_cache_dir``.
@@ -63,6 +66,7 @@ class LocalTrackingOptions:
     detector_model: str | None = None
     detector: str | None = None
     detector_family: str | None = None
+    detector_precision: str = "fp32"
     model_dir: str | None = None
     detect_tiles: str = "off"
     cross_class_iou: float = 0.6
