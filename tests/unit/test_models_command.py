@@ -127,7 +127,25 @@ def test_a_known_name_not_yet_fetched_says_how_to_get_it(tmp_path: Path) -> None
     options = LocalTrackingOptions(detector="yolox-nano", model_dir=str(tmp_path))
     with pytest.raises(ConfigurationError, match="vtrack models fetch yolox-nano"):
         load_detector(options)
-    with pytest.raises(ConfigurationError, match="neither a known detector"):
+    with pytest.raises(ConfigurationError, match="neither a known detector model"):
         load_detector(LocalTrackingOptions(detector="yolox-huge", model_dir=str(tmp_path)))
     with pytest.raises(ConfigurationError, match=r"VTRACK_DETECTOR: .* does not exist"):
         load_detector(LocalTrackingOptions(detector=str(tmp_path / "absent.onnx")))
+
+
+def test_the_reid_model_is_resolved_by_name_once_fetched(
+    tmp_path: Path, models_server: str
+) -> None:
+    from workers.errors import ConfigurationError
+    from workers.local.model_catalogue import resolve_reid_name
+
+    with pytest.raises(ConfigurationError, match=r"vtrack models fetch osnet-x0\.25-msmt17"):
+        resolve_reid_name("osnet-x0.25-msmt17", tmp_path)
+    url = f"{models_server}/osnet_x0_25_msmt17.onnx"
+    fetched = vtrack(
+        "models", "fetch", "osnet-x0.25-msmt17", "--url", url, env=environment(tmp_path)
+    )
+    assert fetched.returncode == 0 and "VTRACK_REID_MODEL=osnet-x0.25-msmt17" in fetched.stderr
+    assert resolve_reid_name("osnet-x0.25-msmt17", tmp_path) == tmp_path / "osnet_x0_25_msmt17.onnx"
+    with pytest.raises(ConfigurationError, match="VTRACK_REID_MODEL: 'yolox-nano'"):
+        resolve_reid_name("yolox-nano", tmp_path)

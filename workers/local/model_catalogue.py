@@ -189,17 +189,29 @@ def fetch_model(
     )
 
 
-def resolve_detector_name(name: str, folder: Path) -> Path:
-    """The fetched file of catalogue detector ``name``; one clear error when it is not there."""
+def resolve_known_model(name: str, folder: Path, *, kind: str, setting: str) -> Path:
+    """The fetched file of catalogue model ``name`` of ``kind`` (``detector`` or ``reid``);
+    one clear error, naming ``setting``, when it is unknown or not fetched yet."""
     model = find_model(name)
-    if model is None or model.kind != "detector":
+    if model is None or model.kind != kind:
         raise ConfigurationError(
-            f"VTRACK_DETECTOR: {name!r} is neither a known detector "
-            f"({', '.join(known_names('detector'))}) nor an existing ONNX file"
+            f"{setting}: {name!r} is neither a known {kind} model "
+            f"({', '.join(known_names(kind))}) nor an existing ONNX file"
         )
     path = fetched_path(model, folder)
     if not path.is_file():
         raise ConfigurationError(
-            f"VTRACK_DETECTOR: {name} is not in {folder}; get it with `vtrack models fetch {name}`"
+            f"{setting}: {name} is not in {folder}; get it with `vtrack models fetch {name}`"
         )
     return path
+
+
+def resolve_detector_name(name: str, folder: Path) -> Path:
+    """The fetched file of catalogue detector ``name`` (see :func:`resolve_known_model`)."""
+    return resolve_known_model(name, folder, kind="detector", setting="VTRACK_DETECTOR")
+
+
+def resolve_reid_name(name: str, folder: Path) -> Path:
+    """The fetched file of catalogue re-identification model ``name`` (for
+    ``VTRACK_REID_MODEL``)."""
+    return resolve_known_model(name, folder, kind="reid", setting="VTRACK_REID_MODEL")

@@ -33,7 +33,7 @@ from workers.local.detectors.base import ObjectDetector
 TILE_OVERLAP = 0.2  # share of a tile's width (height) shared with its neighbour
 AUTO_MIN_ZOOM = 2.5  # a frame this many times the input's size (its longer side) gets tiles
 AUTO_GRID = (2, 2)
-CUT_MARGIN = 0.01  # a box edge this close (share of the tile) to an inner tile edge is cut
+CUT_MARGIN = 0.03  # a box edge this close (share of the tile) to an inner tile edge is cut
 OVERLAP_OF_SMALLER = 0.5
 
 _GRID = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$", re.IGNORECASE)
