@@ -85,8 +85,8 @@ def _install_stage_clocks() -> None:
 
     real_load = backend.load_detector
 
-    def timed_detector(options):  # type: ignore[no-untyped-def]
-        detector = real_load(options)
+    def timed_detector(options, video_path=None):  # type: ignore[no-untyped-def]
+        detector = real_load(options, video_path)
         if getattr(detector, "_bench_timed", False):
             return detector
         real_detect = detector.detect

@@ -54,6 +54,7 @@ from workers.local.options import LocalTrackingOptions
 from workers.local.quantization import (
     calibration_blobs,
     check_precision,
+    exclusive_lock,
     int8_path,
     quantize_model,
     sample_frames,
@@ -176,13 +177,15 @@ def load_model(options: LocalTrackingOptions, video_path: Path | None = None) ->
         if video_path is None:
             return _open_once(path, family, options)
         fp32 = _open_once(path, family, options)
-        info = probe_video(video_path)
-        log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
-        blobs = calibration_blobs(
-            fp32, sample_frames(video_path, _decode_width(options, fp32, info.width, info.height))
-        )
-        quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
         family = family or fp32.family
+        # One process quantizes; the others (a pool's, a machine's workers) wait for it.
+        with exclusive_lock(quantized.with_suffix(".lock")):
+            if not quantized.is_file():
+                info = probe_video(video_path)
+                log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
+                width = _decode_width(options, fp32, info.width, info.height)
+                blobs = calibration_blobs(fp32, sample_frames(video_path, width))
+                quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
     return _open_once(quantized, family, options)
 
 

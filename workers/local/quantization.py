@@ -55,6 +55,20 @@ def check_precision(precision: str) -> str:
     return value
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) across processes."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def int8_path(model_path: Path, cache_dir: Path) -> Path:
     """Where the int8 copy of ``model_path`` is cached (named by the source's content)."""
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
