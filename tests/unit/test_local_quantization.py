@@ -49,6 +49,18 @@ def test_an_unknown_precision_is_one_clear_error() -> None:
         check_precision("int4")
 
 
+def test_int8_is_refused_for_a_family_it_breaks(tmp_path: Path) -> None:
+    yolox = DOG.parents[2] / "models" / "yolox_nano_416.onnx"
+    if not yolox.is_file():
+        pytest.skip(f"{yolox} is absent")
+    int8 = LocalTrackingOptions(
+        detector=str(yolox), detector_precision="int8", model_cache_dir=str(tmp_path)
+    )
+    with pytest.raises(ConfigurationError, match="the yolox family loses detections in int8"):
+        load_model(int8, DOG)
+    assert not list(tmp_path.glob("*int8*"))
+
+
 def test_without_a_video_to_calibrate_on_the_fp32_model_is_used(tmp_path: Path) -> None:
     source = resolve_model_path(LocalTrackingOptions())
     shutil.copy(source, tmp_path / source.name)

@@ -83,6 +83,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Families whose int8 copy keeps the fp32 model's detections (bench/precision_quality.py,
+# MOT17-mini): YOLOv3-tiny. YOLOX-Nano lost 40% of its recall and ran slower; PicoDet
+# found nothing.
+INT8_FAMILIES = frozenset({YOLO_EXPORT_FAMILY})
+
 # Bump when the converter's output changes, so cached conversions are redone.
 # 3: free input height and width (a 16:9 frame runs at 416x288).
 CONVERTER_VERSION = 3
@@ -172,12 +177,17 @@ def load_model(options: LocalTrackingOptions, video_path: Path | None = None) ->
         family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
     if check_precision(options.detector_precision) == "fp32":
         return _open_once(path, family, options)
+    fp32 = _open_once(path, family, options)
+    if fp32.family not in INT8_FAMILIES:
+        raise ConfigurationError(
+            f"VTRACK_DETECTOR_PRECISION=int8: the {fp32.family} family loses detections in "
+            f"int8 ({path.name}: measured in docs/benchmarks.md); use fp32 for this detector"
+        )
+    family = family or fp32.family
     quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
     if not quantized.is_file():
         if video_path is None:
-            return _open_once(path, family, options)
-        fp32 = _open_once(path, family, options)
-        family = family or fp32.family
+            return fp32
         # One process quantizes; the others (a pool's, a machine's workers) wait for it.
         with exclusive_lock(quantized.with_suffix(".lock")):
             if not quantized.is_file():
