@@ -37,6 +37,9 @@ of the segments (ms per frame of the whole video, in the parent).
 ``--set KEY=VALUE`` (repeatable) passes settings to the tracking processes as environment
 variables, e.g. ``--set VTRACK_DETECTOR_PRECISION=int8``; ``--variant NAME:KEY=VALUE,...``
 (repeatable) adds a row per model with those settings beside the plain one, run in turn.
+With ``VTRACK_DETECTOR_PRECISION=int8``, make the int8 copy first (any tracking run with
+int8, e.g. ``python -m bench.precision_quality``): otherwise the first timed run includes
+the quantization.
 
 The machine is shared: figures are noisy, the load average before and after is printed.
 """
