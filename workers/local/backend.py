@@ -177,26 +177,34 @@ def load_model(options: LocalTrackingOptions, video_path: Path | None = None) ->
         family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
     if check_precision(options.detector_precision) == "fp32":
         return _open_once(path, family, options)
+    quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
+    if quantized.is_file():
+        detector = _open_once(quantized, family, options)
+        _refuse_int8_of(detector.family, path)
+        return detector
     fp32 = _open_once(path, family, options)
-    if fp32.family not in INT8_FAMILIES:
+    _refuse_int8_of(fp32.family, path)
+    if video_path is None:
+        return fp32
+    # One process quantizes; the others (a pool's, a machine's workers) wait for it.
+    with exclusive_lock(quantized.with_suffix(".lock")):
+        if not quantized.is_file():
+            info = probe_video(video_path)
+            log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
+            width = _decode_width(options, fp32, info.width, info.height)
+            blobs = calibration_blobs(fp32, sample_frames(video_path, width))
+            quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
+    with _detectors_lock:  # the fp32 session is not used again: free its memory
+        _detectors.pop((str(path.resolve()), family, options.inference_threads), None)
+    return _open_once(quantized, family or fp32.family, options)
+
+
+def _refuse_int8_of(family: str, path: Path) -> None:
+    if family not in INT8_FAMILIES:
         raise ConfigurationError(
-            f"VTRACK_DETECTOR_PRECISION=int8: the {fp32.family} family loses detections in "
+            f"VTRACK_DETECTOR_PRECISION=int8: the {family} family loses detections in "
             f"int8 ({path.name}: measured in docs/benchmarks.md); use fp32 for this detector"
         )
-    family = family or fp32.family
-    quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
-    if not quantized.is_file():
-        if video_path is None:
-            return fp32
-        # One process quantizes; the others (a pool's, a machine's workers) wait for it.
-        with exclusive_lock(quantized.with_suffix(".lock")):
-            if not quantized.is_file():
-                info = probe_video(video_path)
-                log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
-                width = _decode_width(options, fp32, info.width, info.height)
-                blobs = calibration_blobs(fp32, sample_frames(video_path, width))
-                quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
-    return _open_once(quantized, family, options)
 
 
 def load_detector(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:

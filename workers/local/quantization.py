@@ -24,6 +24,7 @@ Models of an opset below 13 are upgraded first (per-channel quantization needs i
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -71,8 +72,16 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 
 def int8_path(model_path: Path, cache_dir: Path) -> Path:
     """Where the int8 copy of ``model_path`` is cached (named by the source's content)."""
-    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    stat = model_path.stat()
+    digest = _digest(str(model_path.resolve()), stat.st_size, stat.st_mtime_ns)
     return cache_dir / f"{model_path.stem}-int8-q{QUANTIZATION_VERSION}-{digest}.onnx"
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """The first 12 hex digits of the file's SHA-256; size and time key the cache (a file
+    replaced in place is read again)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def head_convolutions(model: object) -> list[str]:
