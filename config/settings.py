@@ -208,6 +208,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
+    detector_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description=(
+            "fp32, or int8: the detector quantized to 8-bit integers, calibrated once on the "
+            "first video tracked and cached (faster on CPUs with 8-bit dot products; check "
+            "its detections per model: docs/benchmarks.md)."
+        ),
+    )
     detect_tiles: str = Field(
         "off",
         description=(
@@ -289,6 +297,14 @@ class Settings(BaseSettings):
             "FFmpeg decoding threads per worker process; 0: one when the worker's processes "
             "are as many as the cores it may use (each core then decodes for a process of its "
             "own, and more threads only take turns), else FFmpeg's choice."
+        ),
+    )
+    decode_ahead: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Frames a tracking process decodes ahead of its detector, in a thread of its own, "
+            "so decoding overlaps inference; 0 decodes in turn with the detector."
         ),
     )
     segment_seconds: float = Field(

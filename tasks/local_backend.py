@@ -38,6 +38,7 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
         detector_model=settings.detector_model or None,
         detector=settings.detector or None,
         detector_family=settings.detector_family or None,
+        detector_precision=settings.detector_precision,
         detect_tiles=settings.detect_tiles,
         model_dir=settings.model_dir or None,
         model_cache_dir=settings.model_cache_dir or None,
@@ -49,6 +50,7 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
         inference_threads=settings.inference_threads or None,
         camera_motion=settings.camera_motion,
         reid_model=settings.reid_model or None,
+        decode_ahead=settings.decode_ahead,
     )
 
 

@@ -17,6 +17,7 @@ which the object was seen, times from the container's timestamps.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,14 @@ from workers.local.model_files import (
     verify_sha256,
 )
 from workers.local.options import LocalTrackingOptions
+from workers.local.quantization import (
+    calibration_blobs,
+    check_precision,
+    exclusive_lock,
+    int8_path,
+    quantize_model,
+    sample_frames,
+)
 from workers.local.reid import load_reid_model
 from workers.local.segments import plan_segments, stitch_segments
 from workers.local.tracking import (
@@ -65,7 +74,7 @@ from workers.local.tracking import (
     TrackerThresholds,
     make_tracker,
 )
-from workers.media.video import iter_frames, probe_video
+from workers.media.video import iter_frames, probe_video, read_ahead
 
 __all__ = [
     "LocalTrackingOptions",
@@ -78,6 +87,13 @@ __all__ = [
     "track_video",
     "warm_up",
 ]
+
+log = logging.getLogger(__name__)
+
+# Families whose int8 copy keeps the fp32 model's detections (bench/precision_quality.py,
+# MOT17-mini): YOLOv3-tiny. YOLOX-Nano lost 40% of its recall and ran slower; PicoDet
+# found nothing.
+INT8_FAMILIES = frozenset({YOLO_EXPORT_FAMILY})
 
 # Bump when the converter's output changes, so cached conversions are redone.
 # 3: free input height and width (a 16:9 frame runs at 416x288).
@@ -170,12 +186,7 @@ _detectors: dict[tuple[str, str | None, int | None], ObjectDetector] = {}
 _detectors_lock = threading.Lock()
 
 
-def load_model(options: LocalTrackingOptions) -> ObjectDetector:
-    """This process's detector network for ``options``, untiled (loaded once, then reused)."""
-    path = resolve_model_path(options)
-    family = options.detector_family or None
-    if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
-        family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
+def _open_once(path: Path, family: str | None, options: LocalTrackingOptions) -> ObjectDetector:
     key = (str(path.resolve()), family, options.inference_threads)
     with _detectors_lock:
         if key not in _detectors:
@@ -185,9 +196,52 @@ def load_model(options: LocalTrackingOptions) -> ObjectDetector:
         return _detectors[key]
 
 
-def load_detector(options: LocalTrackingOptions) -> ObjectDetector:
+def load_model(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
+    """This process's detector network for ``options``, untiled (loaded once, then reused).
+
+    With ``detector_precision`` int8, the int8 copy of the model (:mod:`.quantization`),
+    made on first use by calibrating on frames of ``video_path``; without a video to
+    calibrate on and no copy made yet (a worker warming up), the fp32 model.
+    """
+    path = resolve_model_path(options)
+    family = options.detector_family or None
+    if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
+        family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
+    if check_precision(options.detector_precision) == "fp32":
+        return _open_once(path, family, options)
+    quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
+    if quantized.is_file():
+        detector = _open_once(quantized, family, options)
+        _refuse_int8_of(detector.family, path)
+        return detector
+    fp32 = _open_once(path, family, options)
+    _refuse_int8_of(fp32.family, path)
+    if video_path is None:
+        return fp32
+    # One process quantizes; the others (a pool's, a machine's workers) wait for it.
+    with exclusive_lock(quantized.with_suffix(".lock")):
+        if not quantized.is_file():
+            info = probe_video(video_path)
+            log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
+            width = _decode_width(options, fp32, info.width, info.height)
+            blobs = calibration_blobs(fp32, sample_frames(video_path, width))
+            quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
+    with _detectors_lock:  # the fp32 session is not used again: free its memory
+        _detectors.pop((str(path.resolve()), family, options.inference_threads), None)
+    return _open_once(quantized, family or fp32.family, options)
+
+
+def _refuse_int8_of(family: str, path: Path) -> None:
+    if family not in INT8_FAMILIES:
+        raise ConfigurationError(
+            f"VTRACK_DETECTOR_PRECISION=int8: the {family} family loses detections in "
+            f"int8 ({path.name}: measured in docs/benchmarks.md); use fp32 for this detector"
+        )
+
+
+def load_detector(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
     """This process's detector for ``options``: the network, on tiles if they are asked for."""
-    model = load_model(options)
+    model = load_model(options, video_path)
     setting = TileSetting.parse(options.detect_tiles)
     return model if setting.mode == "off" else TiledDetector(model, setting)
 
@@ -285,7 +339,7 @@ def track_segment(
     """
     video_path = Path(video_path)
     info = probe_video(video_path)
-    detector = load_detector(options)
+    detector = load_detector(options, video_path)
     rate = options.processing_rate(info)
     tracker = make_tracker(
         options.tracker, tracker_thresholds(options, detector), rate or info.fps or 30.0
@@ -298,14 +352,15 @@ def track_segment(
         camera_motion=options.camera_motion,
         reid=load_reid_model(resolve_reid_path(options), options.inference_threads),
     )
-    for frame in iter_frames(
+    frames = iter_frames(
         video_path,
         start=segment.start,
         end=segment.end,
         every=1.0 / rate if rate else None,
         max_width=_decode_width(options, detector, info.width, info.height),
         threads=options.decode_threads,
-    ):
+    )
+    for frame in read_ahead(frames, options.decode_ahead):
         if progress is not None:
             progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
         detections = detector.detect(frame.image, thresholds)

@@ -32,6 +32,9 @@ class LocalTrackingOptions:
     falls back to ``detector_model``, then to the default YOLOv3-tiny.
     ``detector_family``: the family to decode the model with; None reads it from the
     model's input and output shapes (:mod:`workers.local.detectors`).
+    ``detector_precision``: ``fp32``, or ``int8`` for the model quantized to 8-bit integers
+    (calibrated once on the first video tracked, cached: :mod:`workers.local.quantization`);
+    faster on CPUs with 8-bit dot products, and its detections must be checked per model.
     ``detector_model``: an ONNX file (the older ``VTRACK_DETECTOR_MODEL``); None uses the
     default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
     ``model_dir``: where ``vtrack models fetch`` puts models; None: ``model_cache_dir``.
@@ -51,6 +54,8 @@ class LocalTrackingOptions:
     ``decode_threads``: FFmpeg decoding threads per process; None lets FFmpeg choose, which
     is faster for a process alone on the machine (the decoder works beside the detector)
     and slower, by about 5%, when every core already tracks a segment of its own.
+    ``decode_ahead``: frames a decoding thread may decode ahead of the detector (a small
+    bounded queue: decoding then overlaps inference); 0 decodes in the tracking loop.
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
@@ -68,6 +73,7 @@ class LocalTrackingOptions:
     detector_model: str | None = None
     detector: str | None = None
     detector_family: str | None = None
+    detector_precision: str = "fp32"
     model_dir: str | None = None
     detect_tiles: str = "off"
     cross_class_iou: float = 0.6
@@ -81,6 +87,7 @@ class LocalTrackingOptions:
     containment: float = 0.8
     inference_threads: int | None = None
     decode_threads: int | None = None
+    decode_ahead: int = 0
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True

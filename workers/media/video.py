@@ -29,6 +29,8 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -491,6 +493,60 @@ def iter_frames(
                     continue
                 image = _as_displayed(frame, display, max_width, fmt)
                 yield DecodedFrame(time=time, index=position, image=image)
+
+
+def read_ahead(frames: Iterator[DecodedFrame], depth: int) -> Iterator[DecodedFrame]:
+    """``frames``, produced by a thread of their own up to ``depth`` frames ahead.
+
+    Decoding and scaling (FFmpeg) and inference (onnxruntime) both release the GIL, so
+    with the decoder in a thread the tracking loop seldom waits for its next frame while
+    the decoder works during inference. The queue is small: ``depth`` frames at the
+    detector's size are a few hundred kilobytes. ``depth`` 0 decodes in the caller's
+    thread. An error of the decoder is raised in the caller, where the frame would have
+    been; a caller that stops early stops the thread.
+    """
+    if depth <= 0:
+        yield from frames
+        return
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not offer(("frame", frame)):
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            offer(("error", error))
+            return
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        offer(("end", None))
+
+    thread = threading.Thread(target=produce, name="vtrack-decode-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _first_of_slot(index: _FrameIndex, position: int, every: float) -> bool:
