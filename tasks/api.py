@@ -277,7 +277,11 @@ def list_jobs(
         held = [job_id for job_id in rt.jobs.ids() if job_id in running]
     else:
         held = rt.jobs.ids(status=status)
-    records = [r for r in (rt.jobs.get(job_id) for job_id in held[: offset + limit]) if r]
+    records = [
+        lost.fail_if_stalled(rt.jobs, record, rt.settings, rt.claims())
+        for record in (rt.jobs.get(job_id) for job_id in held[: offset + limit])
+        if record
+    ]
     total = len(held)
     wanted = status in (None, "completed", "completed_with_errors")
     if not wanted or _catalog_absent(rt.settings):

@@ -78,8 +78,14 @@ class Runtime:
             return self._claims
 
     def _job_ended(self, job_id: str) -> bool | None:
+        """Whether the job holding a claim has ended; a running job that stalled (its work
+        lost with Redis) is failed here, so the scan that asks starts its video again."""
+        from tasks import lost
+
         record = self.jobs.get(job_id)
-        return None if record is None else record.finished
+        if record is None:
+            return None
+        return lost.fail_if_stalled(self.jobs, record, self.settings, None).finished
 
 
 def claim_ttl(settings: Settings) -> int:

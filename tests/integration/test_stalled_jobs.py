@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from tasks import runtime
-from tasks.api import Job, JobFailed
+from tasks.api import Job, JobFailed, list_jobs
 from tasks.jobstore import JobRecord
 from tasks.lost import stalled_after
 
@@ -63,3 +63,37 @@ def test_a_job_that_still_moves_or_waits_for_a_worker_is_left_alone(
     # Rendering, changed a moment ago; queued (waiting for a worker), idle for long.
     job_id = running_job(status, 5 if status == "rendering" else limit + 60)
     assert Job(job_id).status().status == status
+
+
+def test_a_stalled_job_is_failed_by_the_job_list_without_anyone_asking_for_it(
+    redis_server: None,
+) -> None:
+    rt = runtime.current()
+    job_id = running_job("assembling", stalled_after(rt.settings) + 60)
+
+    listed = {record.job_id: record for record in list_jobs(limit=500)[0]}
+
+    assert listed[job_id].status == "failed" and "submit the video again" in (
+        listed[job_id].error or ""
+    )
+    assert job_id not in {record.job_id for record in list_jobs(status="running")[0]}
+    claims = rt.claims()
+    assert claims is not None and claims.holder(listed[job_id].video_uri) is None
+
+
+def test_a_scan_takes_the_claim_of_a_stalled_job_and_fails_it(redis_server: None) -> None:
+    """The claim check of a scan (or an upload event) is the sweep that needs no reader:
+    the video of a stalled job is claimed again at once, and the stalled job is failed."""
+    rt = runtime.current()
+    job_id = running_job("rendering", stalled_after(rt.settings) + 60)
+    record = rt.jobs.get(job_id)
+    assert record is not None and record.video_uri is not None
+    claims = rt.claims()
+    assert claims is not None
+
+    assert claims.claim(record.video_uri, "the-next-job", None) is None
+
+    holder = claims.holder(record.video_uri)
+    assert holder is not None and holder.job_id == "the-next-job"
+    stalled = rt.jobs.get(job_id)
+    assert stalled is not None and stalled.status == "failed"
