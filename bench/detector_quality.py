@@ -58,7 +58,10 @@ CLIPS = (
 
 
 def iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """IoU of ``[n, 4]`` and ``[m, 4]`` xyxy boxes."""
+    """IoU of every pair of ``[n, 4]`` and ``[m, 4]`` xyxy boxes, ``[n, m]`` in float64
+    (an empty side gives an empty matrix)."""
+    if not len(first) or not len(second):
+        return np.zeros((len(first), len(second)))
     left = np.maximum(first[:, None, 0], second[None, :, 0])
     top = np.maximum(first[:, None, 1], second[None, :, 1])
     right = np.minimum(first[:, None, 2], second[None, :, 2])
