@@ -17,14 +17,12 @@ first video tracked, or the copy already cached):
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from bench.detector_quality import MODELS, rate, score_frame, sequences, truth_of
+from bench.detector_quality import MODELS, rate, score_persons, sequences
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -47,21 +45,13 @@ def on_mot(model: str, precision: str) -> dict:
     options = options_for(model, precision)
     detector = load_detector(options, CALIBRATION)
     thresholds = detection_thresholds(options, detector)
-    person = detector.class_names.index("person")
-    tp = fp = positives = 0
-    times = []
+    total: Counter[str] = Counter()
+    times: list[float] = []
     for _name, frames, gt, _det in sequences(SHARED):
-        for frame in frames:
-            image = cv2.cvtColor(cv2.imread(str(frame)), cv2.COLOR_BGR2RGB)
-            started = time.perf_counter()
-            found = detector.detect(image, thresholds)
-            times.append(time.perf_counter() - started)
-            height, width = image.shape[:2]
-            boxes = found.boxes[found.class_ids == person] * np.array([width, height] * 2)
-            truth, ignored = truth_of(gt, int(frame.stem))
-            t, f, p = score_frame(truth, ignored, boxes)
-            tp, fp, positives = tp + t, fp + f, positives + p
-    recall, precision_ = rate(tp, fp, positives)
+        counts, frame_times = score_persons(detector, thresholds, frames, gt)
+        total.update(counts)
+        times.extend(frame_times)
+    recall, precision_ = rate(total["tp"], total["fp"], total["positives"])
     return {
         "recall": recall,
         "precision": precision_,

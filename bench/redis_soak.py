@@ -32,7 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.soak import _SUCCEEDED, MemorySampler, make_videos, memory_summary, start_worker
+from bench.soak import (
+    _SUCCEEDED,
+    MemorySampler,
+    make_videos,
+    memory_summary,
+    soak_env,
+    start_worker,
+)
 from tests.support.private_redis import PrivateRedis
 
 
@@ -93,16 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="vtrack-redis-soak-"))
     server = PrivateRedis(work / "redis", appendonly=True).start()
-    env = {
-        **os.environ,
-        "VTRACK_BROKER_URL": f"{server.url}/0",
-        "VTRACK_RESULT_BACKEND": f"{server.url}/1",
-        "VTRACK_OUTPUT_ROOT": str(work / "output"),
-        "VTRACK_ANNOTATION_ROOT": str(work / "output"),
-        "VTRACK_INPUT_ROOTS": str(work / "input"),
+    env = soak_env(work, f"{server.url}/0", f"{server.url}/1", "local") | {
         "VTRACK_CATALOG_URL": f"sqlite:///{work / 'catalog.sqlite3'}",
-        "VTRACK_BACKEND": "local",
-        "VTRACK_INFERENCE_THREADS": "1",
         # A message whose acknowledgement was lost comes back after this long.
         "VTRACK_BROKER_VISIBILITY_TIMEOUT": "120",
     }

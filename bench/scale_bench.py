@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -233,38 +233,41 @@ def busy_seconds(timing_file: Path) -> float:
 # --- the cases ----------------------------------------------------------------------------
 
 
-def case_floor(files: dict[str, Path], work: Path, runs: int) -> list[list[str]]:
-    ours, floor, ours_cpu, floor_cpu = [], [], [], []
+def run_vs_reference(
+    video: Path,
+    notes: Path,
+    out_prefix: str,
+    reference: Callable[[int], list[str]],
+    work: Path,
+    runs: int,
+) -> tuple[float, float, float, float]:
+    """``vtrack run --annotations`` (every object drawn) on ``video`` with ``notes``, then
+    the command ``reference(run)`` returns, ``runs`` times in turn; the medians of their
+    wall and CPU seconds: ``(ours, reference, ours CPU, reference CPU)``."""
+    ours, theirs, ours_cpu, theirs_cpu = [], [], [], []
     for run in range(runs):
-        ours.append(
-            timed(
-                vtrack(
-                    "run",
-                    str(files["long"]),
-                    "--annotations",
-                    str(files["long_json"]),
-                    "--out",
-                    str(work / f"run-{run}"),
-                    *ALL_OBJECTS,
-                )
-            )
-        )
+        out = work / f"{out_prefix}-{run}"
+        command = vtrack("run", str(video), "--annotations", str(notes), "--out", str(out))
+        ours.append(timed([*command, *ALL_OBJECTS]))
         ours_cpu.append(LAST_CPU[-1])
-        floor.append(
-            timed(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.floor_render",
-                    str(files["long"]),
-                    str(files["long_json"]),
-                    str(work / f"floor-{run}"),
-                ]
-            )
-        )
-        floor_cpu.append(LAST_CPU[-1])
-    o, f = statistics.median(ours), statistics.median(floor)
-    oc, fc = statistics.median(ours_cpu), statistics.median(floor_cpu)
+        theirs.append(timed(reference(run)))
+        theirs_cpu.append(LAST_CPU[-1])
+    return (
+        statistics.median(ours),
+        statistics.median(theirs),
+        statistics.median(ours_cpu),
+        statistics.median(theirs_cpu),
+    )
+
+
+def case_floor(files: dict[str, Path], work: Path, runs: int) -> list[list[str]]:
+    def floor_script(run: int) -> list[str]:
+        notes, out = str(files["long_json"]), str(work / f"floor-{run}")
+        return [sys.executable, "-m", "bench.floor_render", str(files["long"]), notes, out]
+
+    o, f, oc, fc = run_vs_reference(
+        files["long"], files["long_json"], "run", floor_script, work, runs
+    )
     return [
         [
             "197 objects, 259 s 720p, `vtrack run` vs floor script (wall)",
@@ -283,28 +286,10 @@ def case_seed(files: dict[str, Path], work: Path, runs: int) -> list[list[str]]:
         "from workers.annotations.vi_json import read_annotation_file; "
         "run_seed(Path(sys.argv[1]), read_annotation_file(sys.argv[2]))"
     )
-    ours, seed, ours_cpu, seed_cpu = [], [], [], []
-    for run in range(runs):
-        ours.append(
-            timed(
-                vtrack(
-                    "run",
-                    str(files["dog"]),
-                    "--annotations",
-                    str(files["dog_json"]),
-                    "--out",
-                    str(work / f"dog-{run}"),
-                    *ALL_OBJECTS,
-                )
-            )
-        )
-        ours_cpu.append(LAST_CPU[-1])
-        seed.append(
-            timed([sys.executable, "-c", seed_code, str(files["dog"]), str(files["dog_json"])])
-        )
-        seed_cpu.append(LAST_CPU[-1])
-    o, s = statistics.median(ours), statistics.median(seed)
-    oc, sc = statistics.median(ours_cpu), statistics.median(seed_cpu)
+    seed = [sys.executable, "-c", seed_code, str(files["dog"]), str(files["dog_json"])]
+    o, s, oc, sc = run_vs_reference(
+        files["dog"], files["dog_json"], "dog", lambda _run: seed, work, runs
+    )
     return [
         [
             "12 objects, dog clip, whole `vtrack run` vs seed method (wall)",

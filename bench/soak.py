@@ -59,6 +59,23 @@ class Worker:
         stop_group(self.process, timeout=60)
 
 
+def soak_env(work: Path, broker_url: str, results_url: str, backend: str) -> dict[str, str]:
+    """This process's environment plus the ``VTRACK_`` settings a soak's workers and its
+    submitting process share: messages and results on the given Redis URLs, inputs under
+    ``work/input``, outputs and annotations under ``work/output``, ``backend`` tracking
+    on one inference thread each."""
+    return {
+        **os.environ,
+        "VTRACK_BROKER_URL": broker_url,
+        "VTRACK_RESULT_BACKEND": results_url,
+        "VTRACK_OUTPUT_ROOT": str(work / "output"),
+        "VTRACK_ANNOTATION_ROOT": str(work / "output"),
+        "VTRACK_INPUT_ROOTS": str(work / "input"),
+        "VTRACK_BACKEND": backend,
+        "VTRACK_INFERENCE_THREADS": "1",
+    }
+
+
 def start_worker(
     role: str, queue: str, concurrency: int, env: dict[str, str], logs: Path
 ) -> Worker:
@@ -315,18 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     broker_db, results_db = args.dbs.split(",")
     work = Path(tempfile.mkdtemp(prefix="vtrack-soak-"))
-    env = {
-        **os.environ,
-        "VTRACK_BROKER_URL": f"{args.redis}/{broker_db}",
-        "VTRACK_RESULT_BACKEND": f"{args.redis}/{results_db}",
-        "VTRACK_OUTPUT_ROOT": str(work / "output"),
-        "VTRACK_ANNOTATION_ROOT": str(work / "output"),
-        "VTRACK_INPUT_ROOTS": str(work / "input"),
-        "VTRACK_BACKEND": args.backend,
-        "VTRACK_INFERENCE_THREADS": "1",
-        "VTRACK_POLL_INITIAL_DELAY": "0.5",
-        "VTRACK_POLL_MAX_DELAY": "2",
-    }
+    env = soak_env(
+        work, f"{args.redis}/{broker_db}", f"{args.redis}/{results_db}", args.backend
+    ) | {"VTRACK_POLL_INITIAL_DELAY": "0.5", "VTRACK_POLL_MAX_DELAY": "2"}
     os.environ.update(env)  # before tasks is imported: this process submits to the same Redis
     import redis
 

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
+from bench.detector_quality import iou_matrix
 from tests.support.sprite_video import TruthRow, real_scene, write_sprite_video
 from workers.annotations.model import VideoAnnotation
 from workers.local.backend import (
@@ -32,20 +33,6 @@ from workers.local.backend import (
 from workers.media.video import iter_frames, probe_video
 
 RENDER_MIN_FRAMES = 10
-
-
-def iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """IoU of every pair of xyxy boxes."""
-    if not len(first) or not len(second):
-        return np.zeros((len(first), len(second)))
-    left = np.maximum(first[:, None, 0], second[None, :, 0])
-    top = np.maximum(first[:, None, 1], second[None, :, 1])
-    right = np.minimum(first[:, None, 2], second[None, :, 2])
-    bottom = np.minimum(first[:, None, 3], second[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area_a = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
-    area_b = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def clip_counts(shared: Path, options: LocalTrackingOptions) -> None:
