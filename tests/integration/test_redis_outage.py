@@ -4,7 +4,11 @@ A Redis of the test's own, run as docker-compose.yml runs it (append-only file, 
 second), a real worker (prefork, 2 processes), a local-backend job on a generated clip of
 real photo sprites. Redis is killed while the job tracks its segments, while it renders
 its objects, or while it waits in the queue for a worker, and started again a few seconds
-later on the same port and data folder. The
+later on the same port and data folder. The short control stages (annotate, stitch,
+assemble_summary with the catalog write) are hit deterministically: the worker of the
+``annotate`` queue has its pool process frozen (SIGSTOP) before the stage's message reaches
+it, Redis is killed once the message has, and the process is let go (SIGCONT) while Redis is
+down, so every write of the task meets the outage. The
 job completes with the same objects as a job that met no outage, the CLI, the web app and
 the VI server (started before the outage) say in one line that the service cannot reach
 Redis while it is down and answer again once it is back, and the worker's log says once
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from tests.support.private_redis import PrivateRedis
 from tests.support.processes import stop_group
 from tests.support.sprite_video import real_scene, write_sprite_video
 from tests.support.web import WebApp
+from workers.catalog import Catalog
 from workers.local.model_files import packaged_darknet_files
 
 pytestmark = [
@@ -190,11 +196,13 @@ def ask_front_ends(stack: Stack, job_id: str) -> tuple[Any, Any, Any]:
     return cli, web, vi
 
 
-def outage(stack: Stack, job_id: str) -> None:
+def outage(stack: Stack, job_id: str, while_down: Callable[[], None] | None = None) -> None:
     """Kill Redis, ask the front ends about the job while it is down, start Redis again;
-    then they answer again by themselves."""
+    then they answer again by themselves. ``while_down`` runs right after the kill."""
     stack.redis.kill()
     killed_at = time.monotonic()
+    if while_down is not None:
+        while_down()
     cli, web, vi = ask_front_ends(stack, job_id)
     assert cli.returncode == 2, cli
     lines = cli.stderr.strip().splitlines()
@@ -210,7 +218,54 @@ def outage(stack: Stack, job_id: str) -> None:
     assert not isinstance(vi, grpc.RpcError), vi
 
 
+def pool_processes(worker: WorkerProcess) -> list[int]:
+    """The pids of a prefork worker's pool processes (the children of its main process)."""
+    pid = worker.process.pid
+    children: list[int] = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (thread / "children").read_text().split()]
+    assert children, f"worker {pid} has no pool processes"
+    return children
+
+
+class FrozenPool:
+    """A worker whose pool processes are stopped (SIGSTOP): its main process still takes
+    messages from Redis and hands them to the pool, but no task runs until :meth:`thaw`."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+        self.pids = pool_processes(worker)
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.pids:
+            os.kill(pid, signal.SIGCONT)
+
+    def wait_for_received(self, task: str, job_id: str, timeout: float = 120) -> None:
+        """Until the main process has handed the job's ``task`` message to the (frozen) pool."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if received(self.worker, task, job_id):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{task} never reached the worker:\n{self.worker.log()[-4000:]}")
+
+
+def received(worker: WorkerProcess, task: str, job_id: str) -> bool:
+    """Whether the worker took the job's ``task`` message (a job's tasks carry its id; Celery
+    logs "Task NAME[ID] received")."""
+    return any(
+        f"Task {task}[{job_id}]" in line and line.endswith("received")
+        for line in worker.log().splitlines()
+    )
+
+
 def assert_quiet_log(worker: WorkerProcess) -> None:
+    # A worker whose tasks ended before its consumer reconnected says so a little later.
+    deadline = time.monotonic() + 30
+    while "Redis is back" not in worker.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
     log = worker.log()
     assert "Traceback" not in log, log[-4000:]
     assert log.count("lost Redis") == 1, log[-4000:]
@@ -257,3 +312,94 @@ def test_a_queued_job_survives_a_redis_killed_before_any_worker_took_it(
     assert manifest["status"] == "completed", manifest.get("errors")
     assert objects_of(manifest) == undisturbed
     assert "Traceback" not in late.log()
+
+
+@dataclass
+class SplitWorkers:
+    """One worker per queue, so the ``annotate`` queue's can be frozen while the other tracks
+    and renders."""
+
+    control: WorkerProcess  # annotate queue: annotate, stitch, assemble_summary
+    heavy: WorkerProcess  # render queue: track_segment, render_batch
+
+
+@pytest.fixture
+def split_workers(stack: Stack, tmp_path: Path) -> Iterator[SplitWorkers]:
+    name = uuid.uuid4().hex[:6]
+    control = WorkerProcess("annotate", 1, f"ctl-{name}", tmp_path / "ctl.log", env=stack.env)
+    heavy = WorkerProcess("render", 2, f"heavy-{name}", tmp_path / "heavy.log", env=stack.env)
+    try:
+        control.wait_ready()
+        heavy.wait_ready()
+        yield SplitWorkers(control, heavy)
+    finally:
+        control.stop()
+        heavy.stop()
+
+
+# Each stage's task and the control task before it (None: the submit). The pool is frozen
+# once the one before is over and acknowledged: frozen earlier, it could not send the stage's
+# message; with its message still unacknowledged, the worker would take no other.
+CONTROL_STAGES = {
+    "annotate": ("vtrack.annotate", None),
+    "stitch": ("vtrack.stitch", "vtrack.annotate"),
+    "assemble_summary": ("vtrack.assemble_summary", "vtrack.stitch"),
+}
+
+
+def wait_until_done_and_acked(stack: Stack, worker: WorkerProcess, task: str, job_id: str) -> None:
+    """Until ``task`` of the job has ended in the worker and its message left Redis's
+    unacknowledged messages (kombu's ``unacked`` hash)."""
+    broker = stack.redis.client(BROKER_DB)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ended = any(
+            f"Task {task}[{job_id}]" in line and ("ignored" in line or "succeeded" in line)
+            for line in worker.log().splitlines()
+        )
+        held = [json.loads(raw)[0]["headers"] for raw in broker.hvals("unacked")]
+        if ended and not any(h["task"] == task and h["id"] == job_id for h in held):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{task} of {job_id} never ended:\n{worker.log()[-4000:]}")
+
+
+@pytest.mark.parametrize("stage", list(CONTROL_STAGES))
+def test_a_redis_killed_as_a_control_task_runs_loses_nothing(
+    stack: Stack, undisturbed: list[tuple], split_workers: SplitWorkers, stage: str
+) -> None:
+    """annotate, stitch and assemble_summary (its catalog write and the job's completion
+    included) each run while Redis is down: they wait for it and the job completes."""
+    task, before = CONTROL_STAGES[stage]
+    control = split_workers.control
+    if before is None:
+        frozen = FrozenPool(control)
+        job_id = stack.submit()
+    else:
+        job_id = stack.submit()
+        wait_until_done_and_acked(stack, control, before, job_id)
+        frozen = FrozenPool(control)
+    try:
+        frozen.wait_for_received(task, job_id)
+        time.sleep(1.5)  # what the messages wrote reaches the append-only file (every second)
+        record = stack.record(job_id)
+        assert record is not None and not record.finished, record
+        outage(stack, job_id, while_down=frozen.thaw)
+    finally:
+        frozen.thaw()  # SIGCONT again is harmless; a failed assertion must not leave it stopped
+    manifest = stack.manifest(job_id)
+
+    assert manifest["status"] == "completed", manifest.get("errors")
+    assert objects_of(manifest) == undisturbed
+    ids = [obj["index"] for obj in manifest["objects"]]
+    assert len(ids) == len(set(ids))
+    assert_quiet_log(control)
+    assert_quiet_log(split_workers.heavy)
+    # The catalog write that follows the summary: the job and each of its objects, once.
+    catalog = Catalog(stack.env["VTRACK_CATALOG_URL"])
+    try:
+        entry = catalog.job(job_id)
+        assert entry is not None and entry.status == "completed", entry
+        assert sorted(obj.index for obj in catalog.objects(job_id)) == sorted(ids)
+    finally:
+        catalog.dispose()
