@@ -208,12 +208,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
-    detector_precision: Literal["fp32", "int8"] = Field(
-        "fp32",
+    detector_precision: Literal["auto", "fp32", "int8"] = Field(
+        "auto",
         description=(
-            "fp32, or int8: the detector quantized to 8-bit integers, calibrated once on the "
-            "first video tracked and cached (faster on CPUs with 8-bit dot products; check "
-            "its detections per model: docs/benchmarks.md)."
+            "auto: int8 for the default YOLOv3-tiny (its int8 parameters ship with vtrack, "
+            "measured to keep its detections), fp32 for any other model; fp32; or int8: the "
+            "detector quantized to 8-bit integers, made once and cached (a model without "
+            "shipped parameters is calibrated on the first video tracked; check its "
+            "detections per model: docs/benchmarks.md)."
         ),
     )
     detect_tiles: str = Field(
