@@ -208,14 +208,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
-    detector_precision: Literal["auto", "fp32", "int8"] = Field(
-        "auto",
+    detector_precision: Literal["fp32", "int8", "auto"] = Field(
+        "fp32",
         description=(
-            "auto: int8 for the default YOLOv3-tiny (its int8 parameters ship with vtrack, "
-            "measured to keep its detections), fp32 for any other model; fp32; or int8: the "
-            "detector quantized to 8-bit integers, made once and cached (a model without "
-            "shipped parameters is calibrated on the first video tracked; check its "
-            "detections per model: docs/benchmarks.md)."
+            "fp32; int8: the detector quantized to 8-bit integers, made once and cached (the "
+            "default YOLOv3-tiny from parameters shipped with vtrack; another model "
+            "calibrated on the first video tracked: check its detections, "
+            "docs/benchmarks.md); or auto: int8 for the default YOLOv3-tiny, fp32 for any "
+            "other model (a setting safe with every detector)."
         ),
     )
     detect_tiles: str = Field(

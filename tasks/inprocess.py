@@ -269,8 +269,8 @@ class InProcessJob:
         quantized = default_model_to_quantize(tracking)
         if quantized is not None:
             self.notice(
-                "first use: quantizing the default detector to int8 "
-                f"(VTRACK_DETECTOR_PRECISION=auto), a few seconds; cached in {quantized.parent}"
+                "first use: quantizing the default detector to int8, a few seconds; "
+                f"cached in {quantized.parent}"
             )
 
     def _render(

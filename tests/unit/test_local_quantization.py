@@ -1,5 +1,5 @@
 """VTRACK_DETECTOR_PRECISION: the default detector's int8 copy made from its shipped
-parameters (the ``auto`` default), and another model's calibrated on a real clip."""
+parameters (``int8`` and ``auto``), and another model's calibrated on a real clip."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def options(cache: Path, precision: str) -> LocalTrackingOptions:
     )
 
 
+def test_the_default_precision_is_fp32() -> None:
+    assert LocalTrackingOptions().detector_precision == "fp32" == check_precision("")
+
+
 def test_an_unknown_precision_is_one_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="VTRACK_DETECTOR_PRECISION: 'int4'"):
         check_precision("int4")
@@ -67,8 +71,9 @@ def test_int8_is_refused_for_a_family_it_breaks_and_auto_keeps_it_fp32(tmp_path:
     )
     with pytest.raises(ConfigurationError, match="the yolox family loses detections in int8"):
         load_model(int8, DOG)
-    auto = LocalTrackingOptions(detector=str(yolox), model_cache_dir=str(tmp_path))
-    assert auto.detector_precision == "auto"
+    auto = LocalTrackingOptions(
+        detector=str(yolox), detector_precision="auto", model_cache_dir=str(tmp_path)
+    )
     assert load_model(auto, DOG).model_path == yolox
     assert not list(tmp_path.glob("*int8*"))
 
@@ -83,7 +88,9 @@ def another_model(folder: Path) -> Path:
 
 def test_auto_is_fp32_for_a_model_without_shipped_parameters(tmp_path: Path) -> None:
     model = another_model(tmp_path)
-    auto = LocalTrackingOptions(detector=str(model), model_cache_dir=str(tmp_path))
+    auto = LocalTrackingOptions(
+        detector=str(model), detector_precision="auto", model_cache_dir=str(tmp_path)
+    )
     assert load_model(auto, DOG).model_path == model
     assert not list(tmp_path.glob("*int8*"))
 

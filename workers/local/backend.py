@@ -203,8 +203,8 @@ def _open_once(path: Path, family: str | None, options: LocalTrackingOptions) ->
 def load_model(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
     """This process's detector network for ``options``, untiled (loaded once, then reused).
 
-    Precision ``auto`` (the default) is int8 for a model whose int8 activation parameters
-    ship with vtrack (the default YOLOv3-tiny) and fp32 for any other. The int8 copy of
+    Precision ``auto`` is int8 for a model whose int8 activation parameters ship with
+    vtrack (the default YOLOv3-tiny) and fp32 for any other. The int8 copy of
     the model (:mod:`.quantization`) is made on first use: from the shipped parameters
     when there are some (no video needed), else by calibrating on frames of
     ``video_path``; without a video to calibrate on, or one too uniform to calibrate on,
