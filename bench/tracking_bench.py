@@ -37,9 +37,10 @@ of the segments (ms per frame of the whole video, in the parent).
 ``--set KEY=VALUE`` (repeatable) passes settings to the tracking processes as environment
 variables, e.g. ``--set VTRACK_DETECTOR_PRECISION=int8``; ``--variant NAME:KEY=VALUE,...``
 (repeatable) adds a row per model with those settings beside the plain one, run in turn.
-With ``VTRACK_DETECTOR_PRECISION=int8``, make the int8 copy first (any tracking run with
-int8, e.g. ``python -m bench.precision_quality``): otherwise the first timed run includes
-the quantization.
+With ``VTRACK_DETECTOR_PRECISION=int8`` (or ``auto``), the default model's int8 copy is made
+by the processes' warm-up, before timing (from its shipped parameters); for another model,
+make it first (any tracking run with int8, e.g. ``python -m bench.precision_quality``):
+otherwise the first timed run includes the calibration.
 
 The machine is shared: figures are noisy, the load average before and after is printed.
 """

@@ -208,12 +208,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
-    detector_precision: Literal["fp32", "int8"] = Field(
+    detector_precision: Literal["fp32", "int8", "auto"] = Field(
         "fp32",
         description=(
-            "fp32, or int8: the detector quantized to 8-bit integers, calibrated once on the "
-            "first video tracked and cached (faster on CPUs with 8-bit dot products; check "
-            "its detections per model: docs/benchmarks.md)."
+            "fp32; int8: the detector quantized to 8-bit integers, made once and cached (the "
+            "default YOLOv3-tiny from parameters shipped with vtrack; another model "
+            "calibrated on the first video tracked: check its detections, "
+            "docs/benchmarks.md); or auto: int8 for the default YOLOv3-tiny, fp32 for any "
+            "other model (a setting safe with every detector)."
         ),
     )
     detect_tiles: str = Field(
