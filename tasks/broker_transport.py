@@ -1,6 +1,6 @@
 """kombu's Redis transports (``redis://``, ``sentinel://``), made to ride out Redis outages.
 
-Two changes, both to what happens to a message a worker had taken when the connection it
+Three changes, all to what happens to a message a worker had taken when the connection it
 came on was lost (Redis restarted or failed over while its task ran):
 
 * its acknowledgement, when the task ends, waits for Redis like every other command of a
@@ -9,7 +9,16 @@ came on was lost (Redis restarted or failed over while its task ran):
 * it can be acknowledged at all: kombu acknowledges through the channel the message came
   on, whose transport was closed with the lost connection, and building that channel's
   connection pool again failed on the closed transport with an AttributeError that
-  stopped the whole worker. The channel keeps what it needs to build it.
+  stopped the whole worker. The channel keeps what it needs to build it;
+* it is not put back in its queue while its task runs. kombu, closing the lost connection's
+  channel, puts every message the worker holds unacknowledged back in its queue (if it can
+  reach Redis then: a failover, a dropped connection, a quick restart), including those
+  whose tasks a pool process is running, which Celery lets run on: the message was then
+  delivered again and its task ran a second time. Inside :func:`keeping_running`, which the
+  worker's consumer uses when its connection is lost (tasks/celery_app.py), the messages of
+  running tasks stay in Redis's unacknowledged set (acknowledged when their task ends; back
+  after the visibility timeout should the worker die first), and the others (not started,
+  countdowns) are put back once Redis answers, waiting for it like every other command.
 
 Installed for ``redis://`` and ``sentinel://`` broker URLs by :func:`install`, which the
 Celery app calls (tasks/celery_app.py).
@@ -17,6 +26,8 @@ Celery app calls (tasks/celery_app.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
@@ -24,10 +35,36 @@ from kombu.transport import redis as kombu_redis
 
 from tasks.redis_clients import wait_for_redis
 
+# Delivery tags of the messages whose tasks run in this worker, while its consumer closes a
+# lost connection (None: not closing one, kombu restores everything as usual).
+_running: frozenset[Any] | None = None
+
+
+@contextmanager
+def keeping_running(tags: frozenset[Any]) -> Iterator[None]:
+    """While the body runs, a channel that closes keeps the messages ``tags`` in Redis's
+    unacknowledged set instead of putting them back in their queue, and puts the others
+    back once Redis answers (waiting for it up to ``VTRACK_BROKER_OUTAGE_SECONDS``)."""
+    global _running
+    _running = tags
+    try:
+        yield
+    finally:
+        _running = None
+
 
 class PatientQoS(kombu_redis.QoS):
     def ack(self, delivery_tag: Any) -> None:
         wait_for_redis(lambda: super(PatientQoS, self).ack(delivery_tag))
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        running = _running
+        if running is None:
+            return super().restore_unacked(client)
+        for tag in running:
+            self._delivered.pop(tag, None)  # acknowledged by its task; Redis still holds it
+        # Restoring a message twice is harmless (the second finds it gone from the set).
+        return wait_for_redis(lambda: super(PatientQoS, self).restore_unacked(client))
 
 
 class _KeepsItsClient:
