@@ -57,12 +57,15 @@ class PatientQoS(kombu_redis.QoS):
     def ack(self, delivery_tag: Any) -> None:
         wait_for_redis(lambda: super(PatientQoS, self).ack(delivery_tag))
 
-    def restore_unacked(self, client: Any = None) -> Any:
-        running = _running
-        if running is None:
-            return super().restore_unacked(client)
-        for tag in running:
+    def restore_unacked_once(self, stderr: Any = None) -> Any:
+        for tag in _running or ():
             self._delivered.pop(tag, None)  # acknowledged by its task; Redis still holds it
+        # kombu's "Restoring N unacknowledged message(s)" then counts only those put back.
+        return super().restore_unacked_once(stderr)
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        if _running is None:
+            return super().restore_unacked(client)
         # Restoring a message twice is harmless (the second finds it gone from the set).
         return wait_for_redis(lambda: super(PatientQoS, self).restore_unacked(client))
 

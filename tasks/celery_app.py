@@ -146,9 +146,10 @@ class VtrackConsumer(Consumer):
     When the broker connection drops, Celery collects the connection (closing its channel
     and transport), then closes it again; the second close tries once more to put the
     messages in hand back in the queue, through a transport already gone, and the
-    AttributeError that follows stopped the whole worker ("Unrecoverable error"). Those
-    messages stay in Redis's unacknowledged set either way (they come back after the
-    visibility timeout if their tasks never finish), and the consumer reconnects.
+    AttributeError that follows stopped the whole worker ("Unrecoverable error"). The first
+    close has put back what it could (tasks/broker_transport.py); whatever it could not stays
+    in Redis's unacknowledged set and comes back after the visibility timeout if its task
+    never finishes; the consumer reconnects.
     """
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:

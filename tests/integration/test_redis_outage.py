@@ -42,9 +42,9 @@ from tests.support.annotations import standard_annotation
 from tests.support.cli import vtrack
 from tests.support.fake_videointelligence import Scenario, running_fake_videointelligence
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
+from tests.support.outage import objects_of, scene_clip, task_runs
 from tests.support.private_redis import PrivateRedis
 from tests.support.processes import stop_group
-from tests.support.sprite_video import real_scene, write_sprite_video
 from tests.support.videos import write_test_video
 from tests.support.web import WebApp
 from workers.catalog import Catalog
@@ -113,10 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> Iter
     root = tmp_path_factory.mktemp("redis-outage")
     for folder in ("input", "output"):
         (root / folder).mkdir()
-    # 6 s of real sprites in 3 s segments (the session's settings): three segments.
-    background, sprites = real_scene(shared_videos, width=480, height=270)
-    clip = root / "scene.mp4"
-    write_sprite_video(clip, background, sprites, fps=10, duration=6.0)
+    clip = scene_clip(root, shared_videos)
     server = PrivateRedis(root / "redis", appendonly=True).start()
     env = {
         **os.environ,
@@ -194,26 +191,6 @@ def undisturbed(calm_run: CalmRun) -> list[tuple]:
     return calm_run.objects
 
 
-# Celery's line for a task's run that ended: "Task NAME[ID] succeeded in ..." (or "ignored",
-# for a task that replaced itself with the next step); vtrack's for a delivery acknowledged
-# without running, because that task's run had already ended.
-ENDED = re.compile(r"Task (vtrack\.\w+)\[([0-9a-f-]+)\] (?:succeeded|ignored)")
-NOT_RUN_AGAIN = re.compile(r"(vtrack\.\w+)\[([0-9a-f-]+)\] delivered again after its run ended")
-
-
-def task_runs(*workers: WorkerProcess) -> Counter[str]:
-    """How many times each task ran to its end in these workers' logs, by task name; a
-    task whose one run is counted twice (the same name and id) fails the assertion."""
-    ended: Counter[tuple[str, str]] = Counter()
-    for worker in workers:
-        log = worker.log()
-        ended.update(ENDED.findall(log))
-        ended.subtract(NOT_RUN_AGAIN.findall(log))
-    twice = {key: count for key, count in ended.items() if count > 1}
-    assert not twice, f"tasks run more than once: {twice}"
-    return Counter(name for (name, _), count in ended.items() if count == 1)
-
-
 def wait_until_nothing_left(stack: Stack, timeout: float = 30) -> None:
     """Until Redis holds no message for a worker to run: none queued, none taken and not yet
     acknowledged. From then on no task of the job can run again."""
@@ -233,14 +210,6 @@ def assert_ran_once(stack: Stack, job_id: str, calm: CalmRun, *workers: WorkerPr
     record = stack.record(job_id)
     assert record is not None and record.status == "completed", record
     assert task_runs(*workers) == calm.runs
-
-
-def objects_of(manifest: dict[str, Any]) -> list[tuple]:
-    """What a user compares between two jobs of one clip: each object, with its frames."""
-    return sorted(
-        (obj["entity"], obj["frame_count"], round(obj["first_time"], 2), round(obj["last_time"], 2))
-        for obj in manifest["objects"]
-    )
 
 
 def ask_front_ends(stack: Stack, job_id: str) -> tuple[Any, Any, Any]:
