@@ -71,23 +71,35 @@ class PatientQoS(kombu_redis.QoS):
 
 
 class _KeepsItsClient:
-    """A channel that can build its connection pool after its transport was closed."""
+    """A channel that can build its connection pool after it or its transport was closed.
+
+    Closing a channel drops its transport (``connection``), and closing the transport drops
+    its client; the channel keeps both to acknowledge, after Redis is back, the messages of
+    the tasks that ran through the outage.
+    """
 
     connection: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._own_transport = self.connection
         self._own_client = self.connection.client
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
+        closed = self.connection is None
+        if closed:
+            self.connection = self._own_transport
         transport = self.connection
-        if transport.client is not None or self._own_client is None:
-            return super()._get_pool(asynchronous=asynchronous)  # type: ignore[misc]
-        transport.client = self._own_client
+        lent = transport.client is None and self._own_client is not None
+        if lent:
+            transport.client = self._own_client
         try:
             return super()._get_pool(asynchronous=asynchronous)  # type: ignore[misc]
         finally:
-            transport.client = None
+            if lent:
+                transport.client = None
+            if closed:
+                self.connection = None
 
 
 class Channel(_KeepsItsClient, kombu_redis.Channel):

@@ -55,6 +55,10 @@ def test_a_lost_connection_keeps_a_running_task_s_message_out_of_its_queue(
     # for its task to end (or for the visibility timeout, should the worker die).
     assert queued(server) == [b"waiting"]
     assert server.client(0).hkeys("unacked") == [running.delivery_tag.encode()]
+    # The task ends: its message is acknowledged through the closed channel.
+    running.ack()
+    assert server.client(0).hlen("unacked") == 0
+    assert queued(server) == [b"waiting"]
 
 
 def test_a_connection_closed_otherwise_puts_back_every_message(server: PrivateRedis) -> None:
@@ -63,3 +67,17 @@ def test_a_connection_closed_otherwise_puts_back_every_message(server: PrivateRe
 
     assert queued(server) == [b"running", b"waiting"]
     assert server.client(0).hlen("unacked") == 0
+
+
+def test_messages_of_running_tasks_are_acknowledged_after_the_lost_connection_closed(
+    server: PrivateRedis,
+) -> None:
+    connection, taken = take_two(server)
+    with broker_transport.keeping_running(frozenset(m.delivery_tag for m in taken)):
+        connection.collect()
+    assert queued(server) == []
+
+    for message in taken:  # both tasks end once Redis is back
+        message.ack()
+    assert server.client(0).hlen("unacked") == 0
+    assert queued(server) == []
