@@ -308,7 +308,7 @@ class Settings(BaseSettings):
         ),
     )
     still_detect_every: int = Field(
-        1,
+        3,
         ge=1,
         description=(
             "Where the scene is still (no object moved more than about a tenth of its size, "

@@ -34,7 +34,7 @@ pytestmark = [
     ),
 ]
 
-EVERY_FRAME = LocalTrackingOptions(inference_threads=1)
+EVERY_FRAME = LocalTrackingOptions(inference_threads=1, still_detect_every=1)
 STILL_EVERY_3 = dataclasses.replace(EVERY_FRAME, still_detect_every=3)
 RUNS = re.compile(r"detector run on (\d+) of (\d+) processed frames")
 

@@ -61,8 +61,10 @@ class LocalTrackingOptions:
     detector on one processed frame in this many and give the frames between boxes
     interpolated from the detected ones; a change at the next detected frame has the
     frames between detected after all (see :mod:`workers.local.still`). 1 detects every
-    processed frame. Higher saves more detector runs in still scenes and misses more of
-    what happens only within the skipped frames (an object flickering in and out).
+    processed frame; 3 (the default) kept the objects, labels and frames of every shared
+    clip and generated scene (docs/benchmarks.md). Higher saves more detector runs in still
+    scenes and misses more of what happens only within the skipped frames (an object
+    flickering in and out).
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
@@ -95,7 +97,7 @@ class LocalTrackingOptions:
     inference_threads: int | None = None
     decode_threads: int | None = None
     decode_ahead: int = 0
-    still_detect_every: int = 1
+    still_detect_every: int = 3
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
