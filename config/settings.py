@@ -309,6 +309,18 @@ class Settings(BaseSettings):
             "so decoding overlaps inference; 0 decodes in turn with the detector."
         ),
     )
+    still_detect_every: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Where the scene is still (no object moved more than about a tenth of its size, "
+            "none appeared or left, over the last detected frames), run the detector on one "
+            "processed frame in this many and interpolate the boxes between; any change at "
+            "the next detected frame has the frames between detected after all. 1 detects "
+            "every processed frame. Higher saves more detector runs in still scenes and "
+            "can miss more of what appears and goes within the skipped frames."
+        ),
+    )
     segment_seconds: float = Field(
         30.0,
         gt=0,

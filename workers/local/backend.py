@@ -69,6 +69,7 @@ from workers.local.quantization import (
 )
 from workers.local.reid import load_reid_model
 from workers.local.segments import plan_segments, stitch_segments
+from workers.local.still import StillSceneDetection
 from workers.local.tracking import (
     ULTRALYTICS_THRESHOLDS,
     YOLOV3_TINY_THRESHOLDS,
@@ -414,14 +415,29 @@ def track_segment(
         max_width=_decode_width(options, detector, info.width, info.height),
         threads=options.decode_threads,
     )
-    for frame in read_ahead(frames, options.decode_ahead):
+    detection = StillSceneDetection(
+        lambda image: detector.detect(image, thresholds), options.still_detect_every
+    )
+    for frame, detections in detection(read_ahead(frames, options.decode_ahead)):
         if progress is not None:
             progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
-        detections = detector.detect(frame.image, thresholds)
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
     if progress is not None:
         progress(1.0)  # the last processed frame is seldom exactly at the segment's end
+    if detection.every > 1:
+        counts = detection.counts
+        log.info(
+            "%s %.1f-%.1f s: detector run on %d of %d processed frames "
+            "(%d interpolated in still scenes, %d detected after a change)",
+            video_path.name,
+            segment.start,
+            segment.end,
+            counts.detected,
+            counts.frames,
+            counts.interpolated,
+            counts.backfilled,
+        )
     objects = tuple(
         object_track(track, detector.class_names) for track in collector.finished_tracks()
     )

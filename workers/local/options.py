@@ -58,6 +58,15 @@ class LocalTrackingOptions:
     and slower, by about 5%, when every core already tracks a segment of its own.
     ``decode_ahead``: frames a decoding thread may decode ahead of the detector (a small
     bounded queue: decoding then overlaps inference); 0 decodes in the tracking loop.
+    ``still_detect_every``: where the scene is still (no detection moved more than a small
+    share of its size, none appeared or left, over the last few detected frames), run the
+    detector on one processed frame in this many and give the frames between boxes
+    interpolated from the detected ones; a change at the next detected frame has the
+    frames between detected after all (see :mod:`workers.local.still`). 1 detects every
+    processed frame; 3 (the default) kept the objects, labels and frames of every shared
+    clip and generated scene (docs/benchmarks.md). Higher saves more detector runs in still
+    scenes and misses more of what happens only within the skipped frames (an object
+    flickering in and out).
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
@@ -90,6 +99,7 @@ class LocalTrackingOptions:
     inference_threads: int | None = None
     decode_threads: int | None = None
     decode_ahead: int = 0
+    still_detect_every: int = 3
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
