@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workers.job import JobStatus
+
 if TYPE_CHECKING:  # vtrack run keeps its records in memory: it never loads the Redis client
     import redis
 
     from workers.job import Manifest
 
-TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 KEY_PREFIX = "vtrack:job:"
 # Every job's id, scored by its creation time: the job list, newest first.
 INDEX_KEY = "vtrack:jobs"
@@ -47,14 +48,13 @@ return cancelled and 1 or 0
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """Where a job is. ``status`` is one of queued, annotating, rendering, assembling,
-    completed, completed_with_errors, failed or cancelled; ``percent`` is the progress of
+    """Where a job is: its :class:`~workers.job.JobStatus`, and ``percent``, the progress of
     the stage. ``source`` says how it was started: cli, api, scan, event or web."""
 
     job_id: str
     video_uri: str = ""
     backend: str = ""
-    status: str = "queued"
+    status: JobStatus = JobStatus.QUEUED
     stage: str = "queued"
     percent: float = 0.0
     error: str | None = None
@@ -72,7 +72,7 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in JobStatus.TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,6 +84,7 @@ class JobRecord:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values["outputs"] = tuple(values.get("outputs") or ())
+        values["status"] = JobStatus(values.get("status", JobStatus.QUEUED))
         return cls(**values)
 
 
@@ -229,7 +230,7 @@ class MemoryJobStore:
             current = self._records.get(job_id) or JobRecord(job_id=job_id)
             if "outputs" in changes:
                 changes["outputs"] = tuple(changes["outputs"])
-            if current.status == "cancelled":
+            if current.status == JobStatus.CANCELLED:
                 changes = {k: v for k, v in changes.items() if k not in CANCEL_FROZEN_FIELDS}
             record = replace(current, **changes, updated_at=time.time())
         self._set(record)

@@ -26,6 +26,7 @@ from kombu.exceptions import OperationalError
 
 from tasks.job_ids import submitted_at
 from workers.errors import ServiceUnavailableError
+from workers.job import JobStatus
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -75,11 +76,6 @@ def missing_message(job_id: str, reason: str, ttl_seconds: int) -> str:
     return f"no job {job_id}: unknown id"
 
 
-# Statuses of a job whose tasks are running (or should be): one that stops changing for
-# too long was lost. A queued job waits for a worker, however long that takes.
-RUNNING_STATUSES = frozenset({"annotating", "rendering", "assembling"})
-
-
 def stalled_after(settings: Settings) -> float:
     """Seconds without a change to its record after which a running job cannot finish.
 
@@ -101,7 +97,8 @@ def fail_if_stalled(
     the record marked failed with one line saying to submit again, its claim released
     (without a failure, so the next scan starts the video again at once)."""
     limit = stalled_after(settings)
-    if record.status not in RUNNING_STATUSES or time.time() - record.updated_at <= limit:
+    # A queued job waits for a worker, however long that takes.
+    if record.status not in JobStatus.WORKING or time.time() - record.updated_at <= limit:
         return record
     error = (
         f"job {record.job_id} stopped: no progress for over {limit:.0f}s, longer than any "
@@ -109,7 +106,9 @@ def fail_if_stalled(
         "over without its last writes); submit the video again (a video in a scanned "
         "folder or bucket is started again by the next scan)"
     )
-    jobs.update(record.job_id, status="failed", stage="failed", error=error, error_kind="internal")
+    jobs.update(
+        record.job_id, status=JobStatus.FAILED, stage="failed", error=error, error_kind="internal"
+    )
     if claims is not None and record.video_uri:
         claims.release(record.video_uri, record.job_id)
     return jobs.get(record.job_id) or record
