@@ -30,8 +30,8 @@ from workers.job import JobStatus
 
 if TYPE_CHECKING:
     from config.settings import Settings
+    from tasks.claims import Claims
     from tasks.jobstore import JobRecord, JobStore
-    from workers.service.claims import Claims
 
 EPOCH_KEY = "vtrack:jobstore:epoch"
 # Clocks of the machines that submit jobs may differ by this much.

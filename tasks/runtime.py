@@ -16,9 +16,9 @@ import redis
 from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks import redis_clients
+from tasks.claims import Claims
 from tasks.jobstore import JobStore, RedisJobStore
-from workers.service.claims import Claims
-from workers.service.quotas import QuotaLimits, SubmissionLimiter
+from tasks.quotas import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, VideoCache, open_storage
 from workers.storage.cache import default_cache_dir
 
