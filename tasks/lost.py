@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import redis
 from kombu.exceptions import OperationalError
 
+from tasks import keys
 from tasks.job_ids import submitted_at
 from workers.errors import ServiceUnavailableError
 from workers.job import JobStatus
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from tasks.claims import Claims
     from tasks.jobstore import JobRecord, JobStore
 
-EPOCH_KEY = "vtrack:jobstore:epoch"
 # Clocks of the machines that submit jobs may differ by this much.
 CLOCK_SLACK_SECONDS = 5.0
 
@@ -46,7 +46,7 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, O
 
 def mark_epoch(client: redis.Redis) -> None:
     """Note when this Redis started keeping job records, unless it already knows."""
-    client.set(EPOCH_KEY, repr(time.time()), nx=True)
+    client.set(keys.JOBSTORE_EPOCH, repr(time.time()), nx=True)
 
 
 def why_missing(client: redis.Redis, job_id: str, ttl_seconds: int) -> str:
@@ -54,7 +54,7 @@ def why_missing(client: redis.Redis, job_id: str, ttl_seconds: int) -> str:
     submitted = submitted_at(job_id)
     if submitted is None or submitted > time.time() + CLOCK_SLACK_SECONDS:
         return UNKNOWN
-    raw = client.get(EPOCH_KEY)
+    raw = client.get(keys.JOBSTORE_EPOCH)
     if raw is None or float(raw) > submitted + CLOCK_SLACK_SECONDS:
         return LOST
     if time.time() - submitted > ttl_seconds:
