@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, get_settings, usable_cores
+from tasks.backends import build_annotator
 from tasks.jobstore import JobRecord, JobStore, MemoryJobStore, finished_fields
 from tasks.local_backend import LocalSegmentsAnnotator, SegmentProgress, stitch_operation
 from tasks.specs import make_spec
 from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
-from workers.annotators import build_annotator
 from workers.annotators.base import AnnotateRequest
 from workers.errors import BackendError, InputError
 from workers.job import JobSpec, JobStatus, KeptObject, ObjectResult, render_batches

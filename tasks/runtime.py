@@ -23,7 +23,7 @@ from workers.storage import Storage, VideoCache, open_storage
 from workers.storage.cache import default_cache_dir
 
 if TYPE_CHECKING:
-    from workers.annotators import Annotator
+    from workers.annotators.base import Annotator
 
 # Backends whose API has a request quota that all workers share.
 QUOTA_LIMITED_BACKENDS = frozenset({"gcp"})
@@ -41,7 +41,7 @@ class Runtime:
     _claims: Claims | None = None
 
     def annotator(self, name: str) -> Annotator:
-        from workers.annotators import build_annotator
+        from tasks.backends import build_annotator
 
         with self.lock:
             if name not in self.annotators:
