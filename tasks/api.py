@@ -285,7 +285,7 @@ def list_jobs(
     wanted = status in (None, JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
     if not wanted or _catalog_absent(rt.settings):
         return records[offset : offset + limit], total
-    from tasks.catalog import catalog_record, current_catalog
+    from tasks.catalog import current_catalog, indexed_record
 
     older: list[Any] = []
     try:
@@ -300,7 +300,7 @@ def list_jobs(
             ]
     except Exception as exc:
         log.warning("catalog not readable: %s", exc)
-    extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
+    extra = [indexed_record(job) for job in older]
     records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
     return records[offset : offset + limit], total
 
