@@ -59,13 +59,14 @@ def free_port() -> int:
 
 def job_created_at(client: redis.Redis, video_uri: str, timeout: float = 60) -> float:
     """When the job record of ``video_uri`` was created (waits for it)."""
-    from tasks.jobstore import KEY_PREFIX, RedisJobStore
+    from tasks.jobstore import RedisJobStore
+    from tasks.keys import JOB_PREFIX
 
     store = RedisJobStore(client, ttl_seconds=3600)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for key in client.scan_iter(f"{KEY_PREFIX}*"):
-            record = store.get(key.decode().removeprefix(KEY_PREFIX))
+        for key in client.scan_iter(f"{JOB_PREFIX}*"):
+            record = store.get(key.decode().removeprefix(JOB_PREFIX))
             if record is not None and record.video_uri == video_uri:
                 return record.created_at
         time.sleep(0.05)

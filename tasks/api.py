@@ -25,7 +25,7 @@ from tasks import lost, runtime, specs
 from tasks.jobstore import JobRecord
 from tasks.specs import default_min_confidence, make_spec
 from workers.errors import ServiceUnavailableError, VtrackError
-from workers.job import JobSpec
+from workers.job import JobSpec, JobStatus
 from workers.service.scanning import VideoVersion
 
 if TYPE_CHECKING:
@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 # How long a cancel waits for the workers to say which of the job's tasks they hold.
 INSPECT_TIMEOUT_SECONDS = 1.0
 SOURCES = ("cli", "api", "scan", "event", "web")
-# ``list_jobs(status=RUNNING)``: the jobs not ended yet, whatever their step.
+# ``list_jobs(status=RUNNING)``: the jobs not ended yet (JobStatus.UNFINISHED).
 RUNNING = "running"
-RUNNING_STATUSES = ("queued", "annotating", "rendering", "assembling")
 
 
 class JobFailed(VtrackError):
@@ -118,7 +117,7 @@ class Job:
         if record.finished:
             raise JobFinished(f"job {self.id} has already ended ({record.status})")
         # First the record: every task of the job checks it before doing anything.
-        rt.jobs.update(self.id, status="cancelled", stage="cancelled", error=None)
+        rt.jobs.update(self.id, status=JobStatus.CANCELLED, stage="cancelled", error=None)
         from tasks.celery_app import app
 
         task_ids = {self.id, *_job_task_ids(self.id)}
@@ -140,9 +139,9 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             record = self.status()
-            if record.status == "failed":
+            if record.status == JobStatus.FAILED:
                 raise JobFailed(f"job {self.id} failed: {record.error}")
-            if record.status == "cancelled":
+            if record.status == JobStatus.CANCELLED:
                 raise JobFailed(f"job {self.id} was cancelled")
             if record.finished:
                 manifest = self._manifest(record)
@@ -155,7 +154,7 @@ class Job:
     def _manifest(self, record: JobRecord) -> dict[str, Any] | None:
         """The manifest the record points to, when it is this job's (the video may have
         been processed again since: then the result this job left is the answer)."""
-        if not record.finished or record.status in ("failed", "cancelled"):
+        if not record.finished or record.status in (JobStatus.FAILED, JobStatus.CANCELLED):
             return None
         if record.manifest_uri:
             try:
@@ -231,7 +230,7 @@ def _not_started(spec: JobSpec, exc: BaseException) -> None:
     if isinstance(exc, ServiceUnavailableError):
         with contextlib.suppress(Exception):
             runtime.current().jobs.update(
-                spec.job_id, status="failed", stage="not queued", error=str(exc)
+                spec.job_id, status=JobStatus.FAILED, stage="not queued", error=str(exc)
             )
 
 
@@ -273,7 +272,7 @@ def list_jobs(
     annotating, rendering or assembling)."""
     rt = runtime.current()
     if status == RUNNING:
-        running = {job_id for s in RUNNING_STATUSES for job_id in rt.jobs.ids(status=s)}
+        running = {job_id for s in JobStatus.UNFINISHED for job_id in rt.jobs.ids(status=s)}
         held = [job_id for job_id in rt.jobs.ids() if job_id in running]
     else:
         held = rt.jobs.ids(status=status)
@@ -283,10 +282,10 @@ def list_jobs(
         if record
     ]
     total = len(held)
-    wanted = status in (None, "completed", "completed_with_errors")
+    wanted = status in (None, JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
     if not wanted or _catalog_absent(rt.settings):
         return records[offset : offset + limit], total
-    from tasks.catalog import catalog_record, current_catalog
+    from tasks.catalog import current_catalog, indexed_record
 
     older: list[Any] = []
     try:
@@ -301,7 +300,7 @@ def list_jobs(
             ]
     except Exception as exc:
         log.warning("catalog not readable: %s", exc)
-    extra = [r for r in (catalog_record(job.job_id) for job in older) if r is not None]
+    extra = [indexed_record(job) for job in older]
     records = sorted([*records, *extra], key=lambda r: r.created_at, reverse=True)
     return records[offset : offset + limit], total
 

@@ -24,7 +24,7 @@ from workers.job import Manifest
 from workers.service.backoff import retry_delay
 
 if TYPE_CHECKING:  # SQLAlchemy is imported on first use, not by every `vtrack` command
-    from workers.catalog import Catalog, RebuildReport
+    from workers.catalog import Catalog, CatalogJob, RebuildReport
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,14 @@ def catalog_record(job_id: str) -> JobRecord | None:
     except Exception as exc:
         log.warning("catalog not readable: %s", _first_line(exc))
         return None
-    if job is None:
-        return None
+    return None if job is None else indexed_record(job)
+
+
+def indexed_record(job: CatalogJob) -> JobRecord:
+    """A finished job's record from its catalog row: the manifest's own fields, as the job's
+    last task recorded them (``vtrack catalog rebuild`` reads them again from the manifests),
+    so the manifest answers without its file being read again. Not in a manifest: how the
+    job was started (``source``, empty) and when (its completion less its total time)."""
     return JobRecord(
         job_id=job.job_id,
         video_uri=job.video_uri,

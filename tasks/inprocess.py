@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, get_settings, usable_cores
+from tasks.backends import build_annotator
 from tasks.jobstore import JobRecord, JobStore, MemoryJobStore, finished_fields
 from tasks.local_backend import LocalSegmentsAnnotator, SegmentProgress, stitch_operation
 from tasks.specs import make_spec
 from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
-from workers.annotators import build_annotator
 from workers.annotators.base import AnnotateRequest
 from workers.errors import BackendError, InputError
-from workers.job import JobSpec, KeptObject, ObjectResult, render_batches
+from workers.job import JobSpec, JobStatus, KeptObject, ObjectResult, render_batches
 from workers.media.video import VideoInfo, decode_threads, set_decode_threads
 from workers.storage import Storage, open_storage
 
@@ -132,7 +132,7 @@ def run_video(
     except BaseException as exc:
         jobs.update(
             spec.job_id,
-            status="failed",
+            status=JobStatus.FAILED,
             stage="failed",
             error=steps.describe_error(exc),
             error_kind="input" if isinstance(exc, InputError) else "internal",
@@ -210,14 +210,16 @@ class InProcessJob:
             total = len(plan.kept)
             self.jobs.update(
                 self.spec.job_id,
-                status="rendering",
+                status=JobStatus.RENDERING,
                 stage=f"rendering 0 of {total} objects",
                 percent=0.0,
                 objects_total=total,
                 objects_done=0,
             )
             results = self._render(plan.kept, storage, pool)
-        self.jobs.update(self.spec.job_id, status="assembling", stage="assembling the summary")
+        self.jobs.update(
+            self.spec.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary"
+        )
         manifest = steps.assemble_manifest(self.spec, plan, results, storage)
         self.jobs.update(self.spec.job_id, **finished_fields(manifest))
 
@@ -226,7 +228,9 @@ class InProcessJob:
     ) -> tuple[VideoAnnotation, VideoInfo | None, bool]:
         """The video's annotations, its probe when tracking made one, whether to publish them."""
         job = self.spec
-        self.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
+        self.jobs.update(
+            job.job_id, status=JobStatus.ANNOTATING, stage="starting annotation", percent=0.0
+        )
         if job.backend != "local":
             annotator = build_annotator(job.backend, self.settings, storage)
             operation = steps.start_annotation(job, annotator, storage)

@@ -14,15 +14,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tasks import keys
+from workers.job import JobStatus
+
 if TYPE_CHECKING:  # vtrack run keeps its records in memory: it never loads the Redis client
     import redis
 
     from workers.job import Manifest
 
-TERMINAL_STATUSES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
-KEY_PREFIX = "vtrack:job:"
-# Every job's id, scored by its creation time: the job list, newest first.
-INDEX_KEY = "vtrack:jobs"
 # Fields a task may no longer change once the job is cancelled.
 CANCEL_FROZEN_FIELDS = ("status", "stage", "percent", "error")
 # Most records one list call reads to filter by status.
@@ -47,14 +46,13 @@ return cancelled and 1 or 0
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """Where a job is. ``status`` is one of queued, annotating, rendering, assembling,
-    completed, completed_with_errors, failed or cancelled; ``percent`` is the progress of
+    """Where a job is: its :class:`~workers.job.JobStatus`, and ``percent``, the progress of
     the stage. ``source`` says how it was started: cli, api, scan, event or web."""
 
     job_id: str
     video_uri: str = ""
     backend: str = ""
-    status: str = "queued"
+    status: JobStatus = JobStatus.QUEUED
     stage: str = "queued"
     percent: float = 0.0
     error: str | None = None
@@ -72,7 +70,7 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in JobStatus.TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,6 +82,7 @@ class JobRecord:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values["outputs"] = tuple(values.get("outputs") or ())
+        values["status"] = JobStatus(values.get("status", JobStatus.QUEUED))
         return cls(**values)
 
 
@@ -140,29 +139,28 @@ class RedisJobStore:
         self._ttl = ttl_seconds
         self._write_fields = client.register_script(_WRITE_SCRIPT)
 
-    def _key(self, job_id: str) -> str:
-        return f"{KEY_PREFIX}{job_id}"
-
     def create(self, record: JobRecord) -> None:
         now = time.time()
         record = replace(record, created_at=record.created_at or now, updated_at=now)
         self._write(record.job_id, record.to_dict())
         with self._redis.pipeline() as pipe:
-            pipe.zadd(INDEX_KEY, {record.job_id: record.created_at})
+            pipe.zadd(keys.JOB_INDEX, {record.job_id: record.created_at})
             # Ids whose records have expired leave the index with them.
-            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - self._ttl)
+            pipe.zremrangebyscore(keys.JOB_INDEX, "-inf", now - self._ttl)
             pipe.execute()
 
     def update(self, job_id: str, **changes: Any) -> None:
         self._write(job_id, {**changes, "updated_at": time.time()})
 
     def ids(self, *, status: str | None = None) -> list[str]:
-        ids = [raw.decode() for raw in self._redis.zrevrange(INDEX_KEY, 0, LIST_SCAN_LIMIT - 1)]
+        ids = [
+            raw.decode() for raw in self._redis.zrevrange(keys.JOB_INDEX, 0, LIST_SCAN_LIMIT - 1)
+        ]
         if not status:
             return ids
         with self._redis.pipeline() as pipe:
             for job_id in ids:
-                pipe.hget(self._key(job_id), "status")
+                pipe.hget(keys.job(job_id), "status")
             statuses = pipe.execute()
         return [
             job_id
@@ -171,7 +169,7 @@ class RedisJobStore:
         ]
 
     def object_done(self, job_id: str) -> int:
-        key = self._key(job_id)
+        key = keys.job(job_id)
         done = int(self._redis.hincrby(key, "objects_done", 1))
         total = json.loads(self._redis.hget(key, "objects_total") or "0")
         self.update(
@@ -182,7 +180,7 @@ class RedisJobStore:
         return done
 
     def tracking_progress(self, job_id: str, number: int, total: int, fraction: float) -> float:
-        key = f"{self._key(job_id)}:segments"
+        key = keys.job_segments(job_id)
         with self._redis.pipeline() as pipe:
             pipe.hset(key, str(number), fraction)
             pipe.expire(key, self._ttl)
@@ -191,7 +189,7 @@ class RedisJobStore:
         return min(1.0, sum(float(value) for value in values) / max(total, 1))
 
     def get(self, job_id: str) -> JobRecord | None:
-        raw = self._redis.hgetall(self._key(job_id))
+        raw = self._redis.hgetall(keys.job(job_id))
         if b"job_id" not in raw:
             # Nothing, or only the fields a task of a lost job wrote after Redis lost the
             # record (its progress): no record either way.
@@ -200,7 +198,7 @@ class RedisJobStore:
         return JobRecord.from_dict(data)
 
     def _write(self, job_id: str, values: dict[str, Any]) -> None:
-        key = self._key(job_id)
+        key = keys.job(job_id)
         encoded = {
             name: json.dumps(list(value) if isinstance(value, tuple) else value)
             for name, value in values.items()
@@ -229,7 +227,7 @@ class MemoryJobStore:
             current = self._records.get(job_id) or JobRecord(job_id=job_id)
             if "outputs" in changes:
                 changes["outputs"] = tuple(changes["outputs"])
-            if current.status == "cancelled":
+            if current.status == JobStatus.CANCELLED:
                 changes = {k: v for k, v in changes.items() if k not in CANCEL_FROZEN_FIELDS}
             record = replace(current, **changes, updated_at=time.time())
         self._set(record)

@@ -18,7 +18,6 @@ from typing import Any
 from config.settings import Settings
 from tasks.jobstore import JobStore
 from workers.annotations.model import Segment, VideoAnnotation
-from workers.annotators import register_annotator
 from workers.annotators.base import AnnotateRequest, Operation, OperationStatus
 from workers.errors import BackendError
 from workers.local.options import LocalTrackingOptions
@@ -155,6 +154,3 @@ def stitch_operation(operation: Operation, results: Sequence[dict[str, Any]]) ->
         input_uri=operation.request.video_uri,
         video_frames=int(operation.data.get("video", {}).get("frame_count", 0)),
     )
-
-
-register_annotator("local", LocalSegmentsAnnotator)

@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING
 import redis
 from kombu.exceptions import OperationalError
 
+from tasks import keys
 from tasks.job_ids import submitted_at
 from workers.errors import ServiceUnavailableError
+from workers.job import JobStatus
 
 if TYPE_CHECKING:
     from config.settings import Settings
+    from tasks.claims import Claims
     from tasks.jobstore import JobRecord, JobStore
-    from workers.service.claims import Claims
 
-EPOCH_KEY = "vtrack:jobstore:epoch"
 # Clocks of the machines that submit jobs may differ by this much.
 CLOCK_SLACK_SECONDS = 5.0
 
@@ -45,7 +46,7 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, O
 
 def mark_epoch(client: redis.Redis) -> None:
     """Note when this Redis started keeping job records, unless it already knows."""
-    client.set(EPOCH_KEY, repr(time.time()), nx=True)
+    client.set(keys.JOBSTORE_EPOCH, repr(time.time()), nx=True)
 
 
 def why_missing(client: redis.Redis, job_id: str, ttl_seconds: int) -> str:
@@ -53,7 +54,7 @@ def why_missing(client: redis.Redis, job_id: str, ttl_seconds: int) -> str:
     submitted = submitted_at(job_id)
     if submitted is None or submitted > time.time() + CLOCK_SLACK_SECONDS:
         return UNKNOWN
-    raw = client.get(EPOCH_KEY)
+    raw = client.get(keys.JOBSTORE_EPOCH)
     if raw is None or float(raw) > submitted + CLOCK_SLACK_SECONDS:
         return LOST
     if time.time() - submitted > ttl_seconds:
@@ -73,11 +74,6 @@ def missing_message(job_id: str, reason: str, ttl_seconds: int) -> str:
     if reason == EXPIRED:
         return f"no job {job_id}: its record expired (records are kept {ttl_seconds}s)"
     return f"no job {job_id}: unknown id"
-
-
-# Statuses of a job whose tasks are running (or should be): one that stops changing for
-# too long was lost. A queued job waits for a worker, however long that takes.
-RUNNING_STATUSES = frozenset({"annotating", "rendering", "assembling"})
 
 
 def stalled_after(settings: Settings) -> float:
@@ -101,7 +97,8 @@ def fail_if_stalled(
     the record marked failed with one line saying to submit again, its claim released
     (without a failure, so the next scan starts the video again at once)."""
     limit = stalled_after(settings)
-    if record.status not in RUNNING_STATUSES or time.time() - record.updated_at <= limit:
+    # A queued job waits for a worker, however long that takes.
+    if record.status not in JobStatus.WORKING or time.time() - record.updated_at <= limit:
         return record
     error = (
         f"job {record.job_id} stopped: no progress for over {limit:.0f}s, longer than any "
@@ -109,7 +106,9 @@ def fail_if_stalled(
         "over without its last writes); submit the video again (a video in a scanned "
         "folder or bucket is started again by the next scan)"
     )
-    jobs.update(record.job_id, status="failed", stage="failed", error=error, error_kind="internal")
+    jobs.update(
+        record.job_id, status=JobStatus.FAILED, stage="failed", error=error, error_kind="internal"
+    )
     if claims is not None and record.video_uri:
         claims.release(record.video_uri, record.job_id)
     return jobs.get(record.job_id) or record

@@ -17,7 +17,8 @@ from celery import current_task
 from celery.signals import task_prerun
 
 from tasks import runtime
-from tasks.jobstore import TERMINAL_STATUSES, JobRecord, JobStore
+from tasks.jobstore import JobRecord, JobStore
+from workers.job import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class TaskProgressJobStore:
 
     def update(self, job_id: str, **changes: Any) -> None:
         self.inner.update(job_id, **changes)
-        if "stage" in changes and changes.get("status") not in TERMINAL_STATUSES:
+        if "stage" in changes and changes.get("status") not in JobStatus.TERMINAL:
             record = self.inner.get(job_id)
             if record is not None:
                 report_progress(record)

@@ -16,14 +16,14 @@ import redis
 from config.celery import results_ttl
 from config.settings import Settings, get_settings
 from tasks import redis_clients
+from tasks.claims import Claims
 from tasks.jobstore import JobStore, RedisJobStore
-from workers.service.claims import Claims
-from workers.service.quotas import QuotaLimits, SubmissionLimiter
+from tasks.quotas import QuotaLimits, SubmissionLimiter
 from workers.storage import Storage, VideoCache, open_storage
 from workers.storage.cache import default_cache_dir
 
 if TYPE_CHECKING:
-    from workers.annotators import Annotator
+    from workers.annotators.base import Annotator
 
 # Backends whose API has a request quota that all workers share.
 QUOTA_LIMITED_BACKENDS = frozenset({"gcp"})
@@ -41,7 +41,7 @@ class Runtime:
     _claims: Claims | None = None
 
     def annotator(self, name: str) -> Annotator:
-        from workers.annotators import build_annotator
+        from tasks.backends import build_annotator
 
         with self.lock:
             if name not in self.annotators:

@@ -10,12 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum, nonmember
 from typing import Any, Literal
 
 from workers import naming
 from workers.annotations.model import ObjectTrack, TrackedFrame
 
-JobStatus = Literal["completed", "completed_with_errors", "failed"]
+
+class JobStatus(StrEnum):
+    """Where a job is: its record's ``status`` (``vtrack status``, the web app) and, once
+    it has ended well, its manifest's (completed or completed_with_errors only). Each value
+    is the JSON string users see."""
+
+    QUEUED = "queued"
+    ANNOTATING = "annotating"
+    RENDERING = "rendering"
+    ASSEMBLING = "assembling"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    # Ended: nothing changes the job's status again.
+    TERMINAL = nonmember(frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED}))
+    # A worker's task is at it: a job whose record stops changing here was lost.
+    WORKING = nonmember(frozenset({ANNOTATING, RENDERING, ASSEMBLING}))
+    # Not ended yet, waiting for a worker or not (the ``running`` filter of job lists).
+    UNFINISHED = nonmember(frozenset({QUEUED, ANNOTATING, RENDERING, ASSEMBLING}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from workers.annotations.selection import check_annotation_fits, frame_minimum, 
 from workers.annotations.vi_json import dump_annotation_json
 from workers.annotators.base import AnnotateRequest, Annotator, Operation
 from workers.errors import NotFoundError, VtrackError
-from workers.job import JobSpec, KeptObject, Manifest, ObjectResult, RenderPlan
+from workers.job import JobSpec, JobStatus, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.media.render import (
     RenderedObject,
     RenderOptions,
@@ -333,7 +333,7 @@ def assemble_manifest(
         job_id=spec.job_id,
         video_uri=spec.video_uri,
         backend=spec.backend,
-        status="completed_with_errors" if errors else "completed",
+        status=JobStatus.COMPLETED_WITH_ERRORS if errors else JobStatus.COMPLETED,
         thresholds={
             "min_confidence": spec.min_confidence,
             "min_frames": spec.min_frames,

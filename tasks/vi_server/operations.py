@@ -26,10 +26,10 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from tasks.jobstore import JobRecord
+from tasks.keys import vi_operation
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import dump_annotation_json, dump_api_output_json
 
-KEY_PREFIX = "vtrack:vi:operation:"
 OPERATION_PATH = "projects/vtrack/locations/{location}/operations/{job_id}"
 DEFAULT_LOCATION = "global"
 
@@ -75,23 +75,23 @@ class OperationBook:
         self._ttl = ttl_seconds
 
     def add(self, entry: OperationEntry) -> None:
-        self._redis.set(KEY_PREFIX + entry.job_id, json.dumps(asdict(entry)), ex=self._ttl)
+        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(entry)), ex=self._ttl)
 
     def get(self, job_id: str) -> OperationEntry | None:
-        raw = self._redis.get(KEY_PREFIX + job_id)
+        raw = self._redis.get(vi_operation(job_id))
         return None if raw is None else OperationEntry(**json.loads(raw))
 
     def update(self, entry: OperationEntry, **changes: Any) -> OperationEntry:
         updated = replace(entry, **changes)
-        self._redis.set(KEY_PREFIX + entry.job_id, json.dumps(asdict(updated)), keepttl=True)
+        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(updated)), keepttl=True)
         return updated
 
     def delete(self, job_id: str) -> bool:
-        return bool(self._redis.delete(KEY_PREFIX + job_id))
+        return bool(self._redis.delete(vi_operation(job_id)))
 
     def all(self) -> list[OperationEntry]:
         """Every operation still known, oldest first."""
-        keys = list(self._redis.scan_iter(match=KEY_PREFIX + "*", count=500))
+        keys = list(self._redis.scan_iter(match=vi_operation("*"), count=500))
         entries = [
             OperationEntry(**json.loads(raw))
             for raw in (self._redis.mget(keys) if keys else [])

@@ -21,18 +21,15 @@ from tasks.api import (
     start_job,
 )
 from tasks.catalog import current_catalog
-from tasks.jobstore import TERMINAL_STATUSES
 from workers.errors import InputError, ServiceUnavailableError, VtrackError
+from workers.job import JobStatus as Status
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 STATUSES = (
     "running",  # any of the four below
-    "queued",
-    "annotating",
-    "rendering",
-    "assembling",
-    *sorted(TERMINAL_STATUSES),
+    *(s.value for s in Status if s not in Status.TERMINAL),
+    *sorted(Status.TERMINAL),
 )
 
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from workers.service.quotas import QuotaLimits, SubmissionLimiter
+from tasks.quotas import QuotaLimits, SubmissionLimiter
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.keys import GCP_QUOTA_PREFIX, quota_keys
+
 # KEYS: 1 request window (zset), 2 slots in flight (zset), 3 request sequence (string)
 # ARGV: 1 window s, 2 max requests, 3 max in flight, 4 slot ttl s, 5 slot ('' = request
 #       only), 6 wait when all slots are taken (s)
@@ -118,13 +120,11 @@ class SubmissionLimiter:
     """
 
     def __init__(
-        self, redis: Any, limits: QuotaLimits | None = None, key_prefix: str = "vtrack:gcp-quota"
+        self, redis: Any, limits: QuotaLimits | None = None, key_prefix: str = GCP_QUOTA_PREFIX
     ) -> None:
         self._redis = redis
         self.limits = limits or QuotaLimits()
-        self._requests_key = f"{key_prefix}:requests"
-        self._slots_key = f"{key_prefix}:in-flight"
-        self._sequence_key = f"{key_prefix}:sequence"
+        self._requests_key, self._slots_key, self._sequence_key = quota_keys(key_prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._refresh = redis.register_script(_REFRESH)
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from tasks import keys
 from workers.errors import StorageError
 from workers.service import scanning
 from workers.service.scanning import SourceStamp, VideoVersion
@@ -41,8 +42,6 @@ from workers.uris import parse_uri
 
 log = logging.getLogger(__name__)
 
-INFLIGHT_PREFIX = "vtrack:inflight:"
-FAILED_PREFIX = "vtrack:failed:"
 CLAIM_ATTEMPTS = 3
 # A claim whose job record does not exist yet is young: the record is written just after
 # the claim. Older than this with no record, the job was lost (its record expired or the
@@ -170,12 +169,12 @@ class Claims:
             if version is not None:
                 value = json.dumps({"job_id": job_id, "error": error, "version": version.to_dict()})
                 self._redis.set(
-                    FAILED_PREFIX + video_key(video_uri), value, ex=self.retry_failed_after
+                    keys.failed(video_key(video_uri)), value, ex=self.retry_failed_after
                 )
         holder = self.holder(video_uri)
         if holder is None or holder.job_id != job_id:
             return
-        self._delete_if(keys=[INFLIGHT_PREFIX + video_key(video_uri)], args=[holder.raw])
+        self._delete_if(keys=[keys.inflight(video_key(video_uri))], args=[holder.raw])
 
     def mark_done(self, video_uri: str, job_id: str, output_root: str, manifest_uri: str) -> None:
         """Stamp the manifest with the version it was made from, then release the claim."""
@@ -189,14 +188,14 @@ class Claims:
                 recorded_at=time.time(),
             )
             scanning.write_stamp(self._storage, output_root, stamp)
-        self._redis.delete(FAILED_PREFIX + video_key(video_uri))
+        self._redis.delete(keys.failed(video_key(video_uri)))
         self.release(video_uri, job_id)
 
     # --- Reading the keys ---------------------------------------------------------------
 
     def holder(self, video_uri: str) -> Claim | None:
         """The claim on the video now, if any."""
-        raw = self._redis.get(INFLIGHT_PREFIX + video_key(video_uri))
+        raw = self._redis.get(keys.inflight(video_key(video_uri)))
         if raw is None:
             return None
         try:
@@ -205,7 +204,7 @@ class Claims:
             return Claim(job_id="", claimed_at=0.0, raw=raw)  # unreadable: treated as stale
 
     def failure(self, video_uri: str) -> FailureNote | None:
-        raw = self._redis.get(FAILED_PREFIX + video_key(video_uri))
+        raw = self._redis.get(keys.failed(video_key(video_uri)))
         if raw is None:
             return None
         try:
@@ -223,7 +222,7 @@ class Claims:
     def _set_new(self, video_uri: str, job_id: str, version: VideoVersion | None) -> Claim | None:
         """SET NX a claim for ``job_id``: None when set, else the claim that holds the key."""
         mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
-        key = INFLIGHT_PREFIX + video_key(video_uri)
+        key = keys.inflight(video_key(video_uri))
         for _ in range(CLAIM_ATTEMPTS):  # a holder may release between our SET and our GET
             if self._redis.set(key, mine.encode(), nx=True, ex=self.ttl_seconds):
                 return None
@@ -237,7 +236,7 @@ class Claims:
     ) -> bool:
         """Replace ``stale`` by a claim for ``job_id``, atomically."""
         mine = Claim(job_id=job_id, claimed_at=time.time(), version=version)
-        key = INFLIGHT_PREFIX + video_key(video_uri)
+        key = keys.inflight(video_key(video_uri))
         return bool(self._set_if(keys=[key], args=[stale.raw, mine.encode(), self.ttl_seconds]))
 
     def _is_stale(self, claim: Claim) -> bool:
