@@ -205,7 +205,7 @@ def vtrack(
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, configured like the workers."""
     return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **stack.env(), **(env or {})},
         capture_output=True,

@@ -45,7 +45,9 @@ pytestmark = pytest.mark.integration
 ACK_DEADLINE_S = 10
 LISTENING = "listening on"
 JOB_TIMEOUT_S = 90.0
-RETRY_PAUSE_S = 2.0  # tasks.listen.RETRY_PAUSE_SECONDS: a message not acknowledged waits so long
+RETRY_PAUSE_S = (
+    2.0  # entrypoints.listen.RETRY_PAUSE_SECONDS: a message not acknowledged waits so long
+)
 
 
 @dataclass

@@ -238,7 +238,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
         [
             sys.executable,
             "-m",
-            "tasks.cli",
+            "entrypoints.cli",
             "submit",
             video_uri,
             "--annotations",
@@ -253,7 +253,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
     job_id = submitted.split()[-1]
     waited = hosts.run(
         hosts.hub,
-        [sys.executable, "-m", "tasks.cli", "wait", job_id, "--timeout", str(JOB_TIMEOUT_S)],
+        [sys.executable, "-m", "entrypoints.cli", "wait", job_id, "--timeout", str(JOB_TIMEOUT_S)],
         env,
     )
     manifest_uri = waited.split()[-1]

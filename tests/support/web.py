@@ -1,6 +1,6 @@
 """The web app as users run it: ``vtrack web`` in its own process, workers, PostgreSQL.
 
-:class:`WebApp` starts ``python -m tasks.cli web`` on a free loopback port and stops it by
+:class:`WebApp` starts ``python -m entrypoints.cli web`` on a free loopback port and stops it by
 its pid. :func:`postgres_database` creates a uniquely named database on the PostgreSQL
 that runs on this machine (``VTRACK_TEST_PG_URL``, default the ``postgres`` superuser on
 127.0.0.1:5432) and drops it afterwards. :func:`running_stack` is a worker and the app
@@ -70,7 +70,7 @@ class WebApp:
     def start(self, timeout: float = 60) -> WebApp:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "web", "--port", str(self.port)],
+            [sys.executable, "-m", "entrypoints.cli", "web", "--port", str(self.port)],
             cwd=REPO_ROOT,
             env=self.env,
             stdout=log,
@@ -184,7 +184,7 @@ class Stack:
 
     def vtrack(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tasks.cli", *args],
+            [sys.executable, "-m", "entrypoints.cli", *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,

@@ -26,12 +26,7 @@ from google.protobuf import empty_pb2
 
 from config.celery import results_ttl
 from config.settings import Settings
-from tasks import runtime
-from tasks.api import make_spec, start_job
-from tasks.job_ids import new_job_id
-from tasks.lost import REDIS_DOWN
-from tasks.redis_clients import describe
-from tasks.vi_server.operations import (
+from entrypoints.vi_server.operations import (
     ANNOTATED_STATUSES,
     OperationBook,
     OperationEntry,
@@ -45,7 +40,12 @@ from tasks.vi_server.operations import (
     overall_percent,
     response_for,
 )
-from tasks.vi_server.protocol import annotate_video_rpc
+from entrypoints.vi_server.protocol import annotate_video_rpc
+from tasks import runtime
+from tasks.api import make_spec, start_job
+from tasks.job_ids import new_job_id
+from tasks.lost import REDIS_DOWN
+from tasks.redis_clients import describe
 from workers import naming
 from workers.annotations.vi_json import parse_annotation_json
 from workers.errors import ConfigurationError, InputError, VtrackError

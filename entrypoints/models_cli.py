@@ -1,6 +1,6 @@
 """``vtrack models``: the models vtrack knows, and ``vtrack models fetch NAME``.
 
-Kept in a module of its own (registered in :mod:`tasks.cli`); the catalogue itself is
+Kept in a module of its own (registered in :mod:`entrypoints.cli`); the catalogue itself is
 :mod:`workers.local.model_catalogue`.
 """
 
@@ -16,12 +16,12 @@ import click
 
 
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`tasks.cli.guarded`, looked up when the command runs (tasks.cli imports this
-    module to register the command, so it cannot be imported here first)."""
+    """:func:`entrypoints.cli.guarded`, looked up when the command runs (entrypoints.cli
+    imports this module to register the command, so it cannot be imported here first)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tasks.cli import guarded as cli_guarded
+        from entrypoints.cli import guarded as cli_guarded
 
         return cli_guarded(command)(*args, **kwargs)
 
@@ -29,7 +29,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def err_print(*args: Any, **kwargs: Any) -> None:
-    from tasks.cli import err_print as cli_err_print
+    from entrypoints.cli import err_print as cli_err_print
 
     cli_err_print(*args, **kwargs)
 
@@ -97,7 +97,7 @@ def models(context: click.Context) -> None:
         return
     from rich.table import Table
 
-    from tasks.cli import consoles
+    from entrypoints.cli import consoles
 
     table = Table(*header, title=f"models (VTRACK_MODEL_DIR: {folder})")
     for row in rows:

@@ -1,7 +1,7 @@
 """The web app: jobs and their results, search across videos, and the JSON API.
 
 ``create_app()`` builds it from the settings; ``vtrack web`` serves it with uvicorn
-(:mod:`tasks.web.server`). The OpenAPI page is at ``/docs`` (and ``/redoc``), served with
+(:mod:`entrypoints.web.server`). The OpenAPI page is at ``/docs`` (and ``/redoc``), served with
 no network access.
 """
 
@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings, get_settings
-from tasks.web import api, pages
-from tasks.web.security import GuardMiddleware, parse_credentials
+from entrypoints.web import api, pages
+from entrypoints.web.security import GuardMiddleware, parse_credentials
 
 STATIC = Path(__file__).parent / "static"
 REDIS_DOWN_MESSAGE = "the service cannot reach Redis right now"

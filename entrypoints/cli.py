@@ -323,7 +323,7 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
     else:
-        from tasks.display import print_record
+        from entrypoints.display import print_record
 
         print_record(record, consoles()[1])
     _exit_for(record.status)
@@ -379,7 +379,7 @@ def listen(subscription: str | None) -> None:
     on a Pub/Sub SUBSCRIPTION (projects/P/subscriptions/S; default VTRACK_PUBSUB_SUBSCRIPTION).
     Runs until SIGTERM or Ctrl-C."""
     from config.settings import get_settings
-    from tasks.listen import listen as run_listener
+    from entrypoints.listen import listen as run_listener
 
     settings = get_settings()
     chosen = subscription or settings.pubsub_subscription
@@ -398,7 +398,7 @@ def watch(folders: tuple[Path, ...]) -> None:
     """Start a job for each video copied into FOLDERS once it is complete; videos already
     there are handled as a scan would. Runs until SIGTERM or Ctrl-C."""
     from config.settings import get_settings
-    from tasks.watch import watch as run_watcher
+    from entrypoints.watch import watch as run_watcher
 
     _log_to_stderr()
     run_watcher(list(folders), get_settings())
@@ -436,7 +436,7 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
         for record in records:
             click.echo(json.dumps(record.to_dict()))
         return
-    from tasks.display import print_job_list
+    from entrypoints.display import print_job_list
 
     print_job_list(records, consoles()[1])
     err_print(f"{len(records)} of {total} job(s)", highlight=False)
@@ -448,7 +448,7 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
 @guarded
 def web(host: str, port: int) -> None:
     """Serve the web app: jobs, results, search across videos, JSON API (docs at /docs)."""
-    from tasks.web.server import serve
+    from entrypoints.web.server import serve
 
     serve(host, port)
 
@@ -475,7 +475,7 @@ def catalog_rebuild() -> None:
 def vi_server(host: str, port: int) -> None:
     """Serve the Video Intelligence API (AnnotateVideo, OBJECT_TRACKING) from vtrack's jobs."""
     from config.settings import get_settings
-    from tasks.vi_server.server import serve
+    from entrypoints.vi_server.server import serve
 
     serve(get_settings(), host, port)
 
@@ -513,7 +513,7 @@ def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeou
     local port when none answers there.
     """
     from config.settings import get_settings
-    from tasks.cluster import Cluster, cluster_ports
+    from entrypoints.cluster import Cluster, cluster_ports
 
     settings = get_settings()
     ports = cluster_ports(settings, redis_port, flower_port)
@@ -530,7 +530,7 @@ def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeou
 @guarded
 def cluster_status(run_dir: str) -> None:
     """Show which of the cluster's services are running."""
-    from tasks.cluster import Cluster
+    from entrypoints.cluster import Cluster
 
     known = Cluster(Path(run_dir))
     running = known.running()
@@ -545,13 +545,13 @@ def cluster_status(run_dir: str) -> None:
 @guarded
 def cluster_stop(run_dir: str) -> None:
     """Stop the services the cluster started, by their pids."""
-    from tasks.cluster import Cluster
+    from entrypoints.cluster import Cluster
 
     stopped = Cluster(Path(run_dir)).stop()
     err_print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
-from tasks.models_cli import models  # noqa: E402  (vtrack models: a module of its own)
+from entrypoints.models_cli import models  # noqa: E402  (vtrack models: a module of its own)
 
 main.add_command(models)
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from entrypoints.web import files
 from tasks import runtime
 from tasks.api import Job, JobNotFound, list_jobs, make_spec, refuse_unusable_inputs, start_job
 from tasks.catalog import current_catalog
-from tasks.web import files
 from workers.errors import VtrackError
 from workers.steps import describe_no_summary
 from workers.uris import GCS_SCHEME, parse_uri
