@@ -6,32 +6,12 @@ Kept in a module of its own (registered in :mod:`entrypoints.cli`); the catalogu
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-
-def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`entrypoints.cli.guarded`, looked up when the command runs (entrypoints.cli
-    imports this module to register the command, so it cannot be imported here first)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from entrypoints.cli import guarded as cli_guarded
-
-        return cli_guarded(command)(*args, **kwargs)
-
-    return wrapper
-
-
-def err_print(*args: Any, **kwargs: Any) -> None:
-    from entrypoints.cli import err_print as cli_err_print
-
-    cli_err_print(*args, **kwargs)
+from entrypoints.console import consoles, err_print, guarded
 
 
 def _folder() -> Path:
@@ -96,8 +76,6 @@ def models(context: click.Context) -> None:
             sys.stdout.write("\t".join(row) + "\n")
         return
     from rich.table import Table
-
-    from entrypoints.cli import consoles
 
     table = Table(*header, title=f"models (VTRACK_MODEL_DIR: {folder})")
     for row in rows:

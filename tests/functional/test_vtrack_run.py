@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from entrypoints.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
+from entrypoints.cli import main
+from entrypoints.console import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED
 from tests.conftest import REPO_ROOT
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.api_output import api_output
