@@ -91,7 +91,7 @@ def run(
     processes: int | None,
 ) -> None:
     """Run the whole pipeline on VIDEO in this process: no broker, no cloud, no network."""
-    from tasks.inprocess import run_video
+    from tasks.api import run_video
 
     video_path = _existing_local_file(video, "video")
     annotation_path = _existing_local_file(annotations, "annotation file") if annotations else None
@@ -223,8 +223,7 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
-    from tasks.api import refuse_unusable_inputs, start_job
-    from tasks.specs import make_spec
+    from tasks.api import make_spec, refuse_unusable_inputs, start_job
 
     spec = make_spec(
         uri,
@@ -357,11 +356,10 @@ def cancel(job_id: str) -> None:
 @guarded
 def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first: status, stage, video and how each was started."""
-    from tasks import lost, runtime
-    from tasks.api import list_jobs
+    from tasks.api import list_jobs, reaching, service_settings
 
-    backend = runtime.current().settings.result_backend
-    with lost.reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
+    backend = service_settings().result_backend
+    with reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
         records, total = list_jobs(status=status_filter, limit=limit)
     if as_json:
         for record in records:
@@ -393,7 +391,7 @@ def catalog() -> None:
 @guarded
 def catalog_rebuild() -> None:
     """Re-read every manifest under the output root into the catalog."""
-    from tasks.catalog import current_catalog, rebuild_catalog
+    from tasks.api import current_catalog, rebuild_catalog
 
     report = rebuild_catalog()
     err_print(f"{report.describe()} ({current_catalog().describe()})", highlight=False)

@@ -11,7 +11,7 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from entrypoints.web.app import create_app
-    from tasks.catalog import current_catalog
+    from tasks.api import current_catalog
 
     settings = get_settings()
     check_listen_host(host, parse_credentials(settings.web_auth))
