@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from tests.conftest import (
 from tests.support.annotations import track, write_annotation
 from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.annotations.model import VideoAnnotation
 
 PG_SERVER_URL = os.environ.get(
@@ -140,20 +141,6 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float, interval: float = 0.3, what: str = "condition"
-) -> Any:
-    """Call ``check`` until it returns something truthy; that value, or TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached after {timeout}s")
-        time.sleep(interval)
 
 
 FPS, WIDTH, HEIGHT = 10, 160, 96
@@ -296,4 +283,4 @@ def wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> di
         job = client.get(f"/api/jobs/{job_id}").json()
         return job if job["status"] in FINISHED else None
 
-    return wait_for(finished, timeout, what=f"job {job_id} finished")
+    return wait_for(finished, timeout, f"job {job_id} finished", interval=0.3)
