@@ -2,8 +2,9 @@
 
     python -m bench.precision_quality [--models yolov3-tiny,yolox-nano] [--clips dog,bedroom]
 
-For each model, fp32 then int8 (the int8 copy calibrated on the dog clip, as if it were the
-first video tracked, or the copy already cached):
+For each model, fp32 then int8 (for YOLOv3-tiny the int8 copy made from its shipped
+parameters; for another model calibrated on the dog clip, as if it were the first video
+tracked; or the copy already cached):
 
 - pedestrians on MOT17-mini (every frame of its four sequences) at IoU 0.5: recall and
   precision, scored as :mod:`bench.detector_quality` scores them (its functions);

@@ -7,13 +7,17 @@ and a dog that leaves and comes back; a small person running back and forth fast
 its size per processed frame; in black and white, a man who leaves and a different person
 who comes in 3 s later elsewhere; a panning camera, in colour and in black and white,
 a man leaving by one side, a different person coming in by the other 3 s later and a dog
-along the whole time; a handheld camera shaking, two people standing close), tracks them
-and MOT17-04 frames 1-8 with the local backend of each code tree given (``--tree``: a
-checkout of vtrack; default this one), each in its own process, and scores every result
+along the whole time; a handheld camera shaking, two people standing close; a still
+camera, a woman and a dog standing, a man who walks in and stands), tracks them and
+MOT17-04 frames 1-8 with the local backend of each code tree given (``--tree``: a checkout
+of vtrack; default this one), each in its own process, and scores every result
 with ``workers.evaluation`` (this tree's) at IoU 0.5, class-aware, on every ground-truth
 frame (tracks interpolated over gaps up to 1 s); counts the tracks whose boxes lie on two
 real objects (``objects_each_track_covers``).
 Also times each tracking run (wall seconds, default settings, 1 inference thread).
+``--variant NAME:FIELD=VALUE,...`` (repeatable) adds, for each tree, a row per sequence
+tracked with those ``LocalTrackingOptions`` fields changed (e.g.
+``--variant still3:still_detect_every=3``), beside the default row.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tests.support.sprite_video import (
     objects_each_track_covers,
     panning_scene,
     shaky_scene,
+    still_scene,
     write_mot_ground_truth,
     write_sprite_video,
 )
@@ -44,18 +49,20 @@ TRACK_SNIPPET = """
 import json, sys, time
 from pathlib import Path
 from workers.local.backend import LocalTrackingOptions, track_video, warm_up
-options = LocalTrackingOptions(inference_threads=1)
+options = LocalTrackingOptions.from_dict({"inference_threads": 1, **json.loads(sys.argv[2])})
 warm_up(options)
 started = time.perf_counter()
-result = track_video(Path(sys.argv[1]))
+result = track_video(Path(sys.argv[1]), options)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "annotation": result.to_dict()}))
 """
 
 
-def track_in(tree: Path, video: Path) -> tuple[VideoAnnotation, float]:
+def track_in(
+    tree: Path, video: Path, fields: dict[str, object] | None = None
+) -> tuple[VideoAnnotation, float]:
     output = subprocess.run(
-        [sys.executable, "-c", TRACK_SNIPPET, str(video)],
+        [sys.executable, "-c", TRACK_SNIPPET, str(video), json.dumps(fields or {})],
         cwd=tree,
         env={**os.environ, "PYTHONPATH": str(tree)},
         capture_output=True,
@@ -81,6 +88,7 @@ def scenes(shared: Path, folder: Path) -> list[Scene]:
         ("panning", panning_scene(videos, grey=False), 10.0),
         ("panning, black and white", panning_scene(videos), 10.0),
         ("handheld shake", shaky_scene(videos), 10.0),
+        ("still, one walks in", still_scene(videos), 10.0),
     ):
         background, sprites, camera = scene
         video = folder / f"{name.replace(' ', '_').replace(',', '')}.mp4"
@@ -106,12 +114,31 @@ def scenes(shared: Path, folder: Path) -> list[Scene]:
     return made
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    return [
+        (k.strip(), v.strip())
+        for k, _, v in (part.partition("=") for part in text.split(",") if part)
+    ]
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--tree", type=Path, action="append", default=None)
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
     arguments = parser.parse_args()
     trees = arguments.tree or [Path.cwd()]
+    variants: list[tuple[str, dict[str, object]]] = [("", {})]
+    for text in arguments.variant:
+        name, _, assignments = text.partition(":")
+        variants.append((name, {k: _value(v) for k, v in _pairs(assignments)}))
     print(f"load average before {os.getloadavg()[0]:.2f}\n")
     print(
         "| sequence | code | objects (real) | tracks on 2+ real objects | MOTA | IDF1 | HOTA "
@@ -126,8 +153,8 @@ def main() -> None:
                 class_names=parse_class_map(class_map) if class_map else None,
                 frame_rate=fps,
             )
-            for tree in trees:
-                annotation, seconds = track_in(tree.resolve(), video)
+            for tree, (variant, fields) in ((t, v) for t in trees for v in variants):
+                annotation, seconds = track_in(tree.resolve(), video, fields)
                 figures = evaluate_annotation(annotation, truth).metrics
                 real = len(set(truth.ids[truth.flags != 0])) if class_map else "-"
                 joined = (
@@ -139,7 +166,8 @@ def main() -> None:
                     else "-"
                 )
                 print(
-                    f"| {name} | {tree.resolve().name} | {len(annotation.objects)} ({real}) "
+                    f"| {name} | {tree.resolve().name}{f' {variant}' if variant else ''} "
+                    f"| {len(annotation.objects)} ({real}) "
                     f"| {joined} "
                     f"| {figures['MOTA']:.3f} | {figures['IDF1']:.3f} | {figures['HOTA']:.3f} "
                     f"| {figures['IDSW']:.0f} | {seconds:.2f} |"

@@ -26,7 +26,8 @@ thread options, then stitched. Models are loaded and run once before timing (a w
 loads its detector once). One decode is PyAV decoding every frame with FFmpeg's frame
 threads, no conversion (the issue's "one decode").
 
-Stages, in milliseconds per processed frame, summed over the processes (CPU-ish time of
+Stages, in milliseconds per processed frame (detected or not: see
+``VTRACK_STILL_DETECT_EVERY``), summed over the processes (CPU-ish time of
 the stage in each process, not wall time): ``decode`` is the time the tracking loop waited
 for its next frame (with decoding in a thread of its own, only the wait: the decoding
 itself overlaps inference), ``pre`` the detector's work before ``run`` (letterbox, blob),
@@ -37,9 +38,10 @@ of the segments (ms per frame of the whole video, in the parent).
 ``--set KEY=VALUE`` (repeatable) passes settings to the tracking processes as environment
 variables, e.g. ``--set VTRACK_DETECTOR_PRECISION=int8``; ``--variant NAME:KEY=VALUE,...``
 (repeatable) adds a row per model with those settings beside the plain one, run in turn.
-With ``VTRACK_DETECTOR_PRECISION=int8``, make the int8 copy first (any tracking run with
-int8, e.g. ``python -m bench.precision_quality``): otherwise the first timed run includes
-the quantization.
+With ``VTRACK_DETECTOR_PRECISION=int8`` (or ``auto``), the default model's int8 copy is made
+by the processes' warm-up, before timing (from its shipped parameters); for another model,
+make it first (any tracking run with int8, e.g. ``python -m bench.precision_quality``):
+otherwise the first timed run includes the calibration.
 
 The machine is shared: figures are noisy, the load average before and after is printed.
 """
@@ -120,6 +122,7 @@ def _install_stage_clocks() -> None:
             return real_update(self, *args, **kwargs)
         finally:
             _stage_totals["track"] += clock() - started
+            _stage_totals["processed"] += 1
 
     TrackCollector.update = timed_update  # type: ignore[method-assign]
 
@@ -211,7 +214,8 @@ def child_track(video: Path, processes: int) -> dict[str, Any]:
     for _, totals, _ in results:
         for key, value in totals.items():
             stages[key] += value
-    frames = stages.pop("frames", 0.0) or 1.0
+    detected = stages.pop("frames", 0.0)
+    frames = stages.pop("processed", 0.0) or detected or 1.0
     cpu = stages.pop("cpu", 0.0)
     per_frame = {key: 1000 * stages[key] / frames for key in STAGES}
     per_frame["merge"] = 1000 * (ended - merge_started) / frames
@@ -220,6 +224,7 @@ def child_track(video: Path, processes: int) -> dict[str, Any]:
         "tracking_wall": tracked - started,
         "cpu": cpu,
         "frames": frames,
+        "detections": detected,
         "ms_per_frame": per_frame,
         "peak_mb": max(peak for _, _, peak in results) / 1024,
         "objects": len(annotation.objects),
@@ -349,7 +354,9 @@ def main() -> None:
                     print(
                         f"  {label} {variant} x{processes}: {tracked['wall']:.1f} s, "
                         f"decode {decode['wall']:.1f} s, CPU {tracked['cpu']:.1f} s vs "
-                        f"{decode['cpu']:.1f} s, {tracked['objects']} objects",
+                        f"{decode['cpu']:.1f} s, {tracked['objects']} objects, "
+                        f"{tracked['detections']:.0f} detector runs of "
+                        f"{tracked['frames']:.0f} processed frames",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -357,9 +364,9 @@ def main() -> None:
         "| detector | variant | processes | video-s per wall-s | wall s | one decode s "
         "| wall ratio to one decode (runs) | CPU ratio to one decode (runs) "
         "| ms/frame decode wait | pre | infer | post | track | merge | peak MB / process "
-        "| objects |"
+        "| objects | detector runs per video-s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (label, variant, processes), runs in rows.items():
         best, decode = min(runs, key=lambda run: run[0]["wall"] / run[1]["wall"])
         ratios = ", ".join(f"{run['wall'] / dec['wall']:.2f}" for run, dec in runs)
@@ -375,7 +382,8 @@ def main() -> None:
             f"| {label} | {variant or '-'} | {processes} | {best['duration'] / best['wall']:.2f} "
             f"| {best['wall']:.1f} | {decode['wall']:.1f} "
             f"| {best['wall'] / decode['wall']:.2f} ({ratios}) | {cpu_cell} "
-            f"| {cells} | {best['peak_mb']:.0f} | {best['objects']} |"
+            f"| {cells} | {best['peak_mb']:.0f} | {best['objects']} "
+            f"| {best.get('detections', best['frames']) / best['duration']:.2f} |"
         )
     print(f"\nload average after {os.getloadavg()[0]:.2f}")
 

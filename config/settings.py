@@ -208,12 +208,14 @@ class Settings(BaseSettings):
             "model file's input and output shapes."
         ),
     )
-    detector_precision: Literal["fp32", "int8"] = Field(
+    detector_precision: Literal["fp32", "int8", "auto"] = Field(
         "fp32",
         description=(
-            "fp32, or int8: the detector quantized to 8-bit integers, calibrated once on the "
-            "first video tracked and cached (faster on CPUs with 8-bit dot products; check "
-            "its detections per model: docs/benchmarks.md)."
+            "fp32; int8: the detector quantized to 8-bit integers, made once and cached (the "
+            "default YOLOv3-tiny from parameters shipped with vtrack; another model "
+            "calibrated on the first video tracked: check its detections, "
+            "docs/benchmarks.md); or auto: int8 for the default YOLOv3-tiny, fp32 for any "
+            "other model (a setting safe with every detector)."
         ),
     )
     detect_tiles: str = Field(
@@ -305,6 +307,18 @@ class Settings(BaseSettings):
         description=(
             "Frames a tracking process decodes ahead of its detector, in a thread of its own, "
             "so decoding overlaps inference; 0 decodes in turn with the detector."
+        ),
+    )
+    still_detect_every: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Where the scene is still (no object moved more than about a tenth of its size, "
+            "none appeared or left, over the last detected frames), run the detector on one "
+            "processed frame in this many and interpolate the boxes between; any change at "
+            "the next detected frame has the frames between detected after all. 1 detects "
+            "every processed frame. Higher saves more detector runs in still scenes and "
+            "can miss more of what appears and goes within the skipped frames."
         ),
     )
     segment_seconds: float = Field(

@@ -154,21 +154,39 @@ class BrokerOutageLog(logging.Filter):
 
 
 class VtrackConsumer(Consumer):
-    """The worker's consumer, surviving kombu's second close of a lost Redis connection.
+    """The worker's consumer, surviving kombu's second close of a lost Redis connection, and
+    keeping the messages of the tasks it runs out of their queue when that connection is lost.
 
     When the broker connection drops, Celery collects the connection (closing its channel
     and transport), then closes it again; the second close tries once more to put the
     messages in hand back in the queue, through a transport already gone, and the
-    AttributeError that follows stopped the whole worker ("Unrecoverable error"). Those
-    messages stay in Redis's unacknowledged set either way (they come back after the
-    visibility timeout if their tasks never finish), and the consumer reconnects.
+    AttributeError that follows stopped the whole worker ("Unrecoverable error"). The first
+    close has put back what it could (tasks/broker_transport.py); whatever it could not stays
+    in Redis's unacknowledged set and comes back after the visibility timeout if its task
+    never finishes; the consumer reconnects.
     """
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
-        try:
-            super().on_connection_error_after_connected(exc)
-        except AttributeError as error:
-            logger.debug("closing the lost broker connection: %r", error)
+        # The messages of tasks running now are not put back in their queue: they run on
+        # and are acknowledged when Redis is back (tasks/broker_transport.py).
+        with broker_transport.keeping_running(running_delivery_tags()):
+            try:
+                super().on_connection_error_after_connected(exc)
+            except AttributeError as error:
+                logger.debug("closing the lost broker connection: %r", error)
+
+
+def running_delivery_tags() -> frozenset[Any]:
+    """The delivery tags of the messages whose tasks this worker's pool has started."""
+    from celery.worker.state import active_requests
+
+    tags = set()
+    for request in list(active_requests):
+        message = getattr(request, "message", None)
+        tag = getattr(message, "delivery_tag", None)
+        if tag is not None:
+            tags.add(tag)
+    return frozenset(tags)
 
 
 @celeryd_after_setup.connect

@@ -13,6 +13,13 @@ A delivery is counted per (task name, task id, retry number): ``self.retry`` re-
 under the same id with one more retry, which is a new attempt, not a redelivery; and a task
 that replaces itself (``poll`` with its render chord) hands its id to the chord's body, a
 different task.
+
+A delivery of a task whose earlier run already ended is not run again: each run that ends
+(a result, a failure, a retry or a replacement sent) marks ``vtrack:ran:<task>:<id>:<retry>``,
+and a later delivery that finds the mark is acknowledged without running (one line in the
+log, and Celery's "ignored": no result stored, no part of a chord reported twice). That is
+the message whose acknowledgement was lost with Redis (an outage while its pool process had
+it but had not started it). A process that dies never marks its run, so its task runs again.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ import logging
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
+from tasks.redis_clients import OUTAGE_ERRORS, describe
 from workers.errors import VtrackError
 
 log = logging.getLogger(__name__)
 
 DELIVERIES_KEY_PREFIX = "vtrack:deliveries:"
+RAN_KEY_PREFIX = "vtrack:ran:"
 
 
 class PoisonMessageError(VtrackError):
@@ -37,6 +47,10 @@ def deliveries_key(task_name: str, task_id: str, retries: int) -> str:
     return f"{DELIVERIES_KEY_PREFIX}{task_name}:{task_id}:{retries}"
 
 
+def ran_key(task_name: str, task_id: str, retries: int) -> str:
+    return f"{RAN_KEY_PREFIX}{task_name}:{task_id}:{retries}"
+
+
 class DeliveryCountedTask(Task):  # type: ignore[misc]
     """The base of vtrack's tasks: counts deliveries, refuses to run past the limit."""
 
@@ -45,9 +59,33 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        if request.id and not request.is_eager and request.delivery_info is not None:
-            self._count_delivery(request.id, int(request.retries or 0))
-        return super().__call__(*args, **kwargs)
+        if not request.id or request.is_eager or request.delivery_info is None:
+            return super().__call__(*args, **kwargs)
+        retries = int(request.retries or 0)
+        self._count_delivery(request.id, retries)
+        try:
+            result = super().__call__(*args, **kwargs)
+        except Exception:  # a failure, a retry or a replacement sent: the run ended too
+            self._mark_ran(request.id, retries)
+            raise
+        self._mark_ran(request.id, retries)
+        return result
+
+    def _mark_ran(self, task_id: str, retries: int) -> None:
+        from config.celery import results_ttl
+        from tasks import runtime
+
+        rt = runtime.current()
+        if rt.redis_client is None:
+            return
+        try:
+            rt.redis_client.set(
+                ran_key(self.name, task_id, retries), 1, ex=results_ttl(rt.settings)
+            )
+        except OUTAGE_ERRORS as error:  # Redis gone for longer than the outage setting
+            log.warning(
+                "%s[%s]: could not note that it ran: %s", self.name, task_id, describe(error)
+            )
 
     def _count_delivery(self, task_id: str, retries: int) -> None:
         from config.celery import results_ttl
@@ -61,7 +99,17 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
         with client.pipeline() as pipe:
             pipe.incr(key)
             pipe.expire(key, results_ttl(rt.settings))
-            count = int(pipe.execute()[0])
+            pipe.exists(ran_key(self.name, task_id, retries))
+            replies = pipe.execute()
+        count, ran = int(replies[0]), bool(replies[2])
+        if ran:
+            log.info(
+                "%s[%s] delivered again after its run ended (its acknowledgement was lost "
+                "with Redis): not run again",
+                self.name,
+                task_id,
+            )
+            raise Ignore()
         limit = rt.settings.task_max_deliveries
         if count > limit:
             raise PoisonMessageError(

@@ -248,23 +248,30 @@ class InProcessJob:
 
     def _prepare_detector(self, options: dict[str, Any]) -> None:
         """Convert the default detector here, once, saying so, before the pool's processes
-        need it (they would each wait for it in silence)."""
+        need it (they would each wait for it in silence); say so too when its int8 copy is
+        to be made (the first of the pool's processes makes it, the others wait for it)."""
         from workers.local.backend import (
             LocalTrackingOptions,
             default_model_to_convert,
+            default_model_to_quantize,
             ensure_default_model,
         )
 
         tracking = LocalTrackingOptions.from_dict(options)
         target = default_model_to_convert(tracking)
-        if target is None:
-            return
-        self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
-        self.notice(
-            "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few seconds; "
-            f"cached in {target.parent}"
-        )
-        ensure_default_model(target.parent, weights_url=tracking.model_url)
+        if target is not None:
+            self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
+            self.notice(
+                "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few "
+                f"seconds; cached in {target.parent}"
+            )
+            ensure_default_model(target.parent, weights_url=tracking.model_url)
+        quantized = default_model_to_quantize(tracking)
+        if quantized is not None:
+            self.notice(
+                "first use: quantizing the default detector to int8, a few seconds; "
+                f"cached in {quantized.parent}"
+            )
 
     def _render(
         self, kept: Sequence[KeptObject], storage: Storage, pool: _Pool

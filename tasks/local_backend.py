@@ -51,6 +51,7 @@ def local_tracking_options(settings: Settings) -> LocalTrackingOptions:
         camera_motion=settings.camera_motion,
         reid_model=settings.reid_model or None,
         decode_ahead=settings.decode_ahead,
+        still_detect_every=settings.still_detect_every,
     )
 
 

@@ -507,10 +507,15 @@ def test_by_default_vtrack_run_uses_the_cores_it_may_run_on(tmp_path: Path) -> N
 
 def test_the_first_run_says_once_that_it_converts_the_detector(tmp_path: Path) -> None:
     """A fresh model cache: the first ``vtrack run`` on the local backend converts the
-    default detector (a few seconds) and says so in one line on stderr; the next run does not."""
+    default detector and, with int8 asked for, makes its int8 copy (a few seconds each),
+    saying so in one line each on stderr; the next run does not."""
     video = write_test_video(tmp_path / "clip.mp4", frames=20, fps=FPS, width=WIDTH, height=HEIGHT)
     cache = tmp_path / "models"
-    env = {**os.environ, "VTRACK_MODEL_CACHE_DIR": str(cache)}
+    env = {
+        **os.environ,
+        "VTRACK_MODEL_CACHE_DIR": str(cache),
+        "VTRACK_DETECTOR_PRECISION": "auto",
+    }
 
     def vtrack_run(out: str) -> subprocess.CompletedProcess[str]:
         command = [
@@ -533,16 +538,18 @@ def test_the_first_run_says_once_that_it_converts_the_detector(tmp_path: Path) -
 
     first = vtrack_run("first")
     assert first.returncode == 0, first.stderr
-    notices = [line for line in first.stderr.splitlines() if "converting" in line]
+    notices = [line for line in first.stderr.splitlines() if "first use" in line]
     assert notices == [
         "first use: converting the default detector (YOLOv3-tiny) to ONNX, a few seconds; "
-        f"cached in {cache}"
+        f"cached in {cache}",
+        f"first use: quantizing the default detector to int8, a few seconds; cached in {cache}",
     ], first.stderr
-    assert len(list(cache.glob("*.onnx"))) == 1
+    assert len(list(cache.glob("*.onnx"))) == 2  # the conversion and its int8 copy
+    assert len(list(cache.glob("*-int8-*.onnx"))) == 1
 
     second = vtrack_run("second")
     assert second.returncode == 0, second.stderr
-    assert "converting" not in second.stderr
+    assert "first use" not in second.stderr
 
 
 def test_two_same_named_videos_to_one_out_keep_their_own_results_and_catalog_rows(

@@ -26,8 +26,8 @@ import redis.sentinel
 from tasks.jobstore import JobRecord, RedisJobStore
 from tests.conftest import TEST_ENV, WorkerProcess
 from tests.support.cli import vtrack
+from tests.support.outage import objects_of, scene_clip, task_runs
 from tests.support.private_redis import PrivateRedis, PrivateSentinel
-from tests.support.sprite_video import real_scene, write_sprite_video
 from workers.local.model_files import packaged_darknet_files
 
 pytestmark = [
@@ -105,9 +105,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> It
     root = tmp_path_factory.mktemp("sentinel")
     for folder in ("input", "output"):
         (root / folder).mkdir()
-    background, sprites = real_scene(shared_videos, width=480, height=270)
-    clip = root / "scene.mp4"
-    write_sprite_video(clip, background, sprites, fps=10, duration=6.0)
+    clip = scene_clip(root, shared_videos)
     primary = PrivateRedis(root / "primary", appendonly=True).start()
     replica = PrivateRedis(
         root / "replica",
@@ -140,13 +138,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> It
             sentinel.stop()
         replica.stop()
         primary.stop()
-
-
-def objects_of(manifest: dict[str, Any]) -> list[tuple]:
-    return sorted(
-        (obj["entity"], obj["frame_count"], round(obj["first_time"], 2), round(obj["last_time"], 2))
-        for obj in manifest["objects"]
-    )
 
 
 def test_the_primary_killed_mid_job_fails_over_and_the_job_completes(
@@ -189,3 +180,7 @@ def test_the_primary_killed_mid_job_fails_over_and_the_job_completes(
     assert len(indexes) == len(set(indexes))
     log = worker.log()
     assert "Traceback" not in log, log[-4000:]
+    # Each task of both jobs ran to its end once: the failover put back in a queue none of
+    # the messages whose tasks were running.
+    runs = task_runs(worker)
+    assert runs["vtrack.assemble_summary"] == 2 and all(n % 2 == 0 for n in runs.values()), runs

@@ -120,6 +120,12 @@ def start_workers(env: dict[str, str], logs: Path, tag: str) -> list[WorkerProce
 # --- No broker ---------------------------------------------------------------------------
 
 
+def queued_tasks(server: PrivateRedis, queue: str) -> list[str]:
+    """The names of the tasks whose messages wait in ``queue`` of the service's broker."""
+    raws = server.client(0).lrange(queue, 0, -1)
+    return [json.loads(raw)["headers"]["task"] for raw in raws]
+
+
 def job_records(server: PrivateRedis) -> list[dict[str, str]]:
     client = server.client(1)
     return [
@@ -202,6 +208,14 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
             renderer = WorkerProcess("render", 1, "first-render", tmp_path / "r1.log", env=env)
             workers.append(renderer.wait_ready())
             wait_until(lambda: len(rendered_files(output, video)) == 8, 60, "every render")
+            # The last render sends the summary's task once it has written its files: a
+            # Redis restarted before that would get the message (the publish waits for it)
+            # and the lost job would complete after all.
+            wait_until(
+                lambda: "vtrack.assemble_summary" in queued_tasks(server, "annotate"),
+                60,
+                "the summary's task queued",
+            )
             server.restart()
             assert not (outputs_of(output, video) / f"{video.name}.manifest.json").exists()
             assert {path.suffix for path in rendered_files(output, video)} == {".webp", ".jpeg"}

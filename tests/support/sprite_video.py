@@ -513,3 +513,40 @@ def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
         - inter
     )
     return inter / union if union > 0 else 0.0
+
+
+def still_scene(
+    shared_videos: Path, width: int = 1280, height: int = 720
+) -> tuple[np.ndarray, list[Sprite], Camera]:
+    """A still camera, 10 s: a woman and a dog stand still the whole time; a man walks in
+    from the right edge at 4 s, stops at 6 s and stands still from then on. Where things
+    move: the man, 4 to 6 s. 3 real objects."""
+    background = _background(shared_videos, width, height)
+    woman, man, dog = _people_and_dog(shared_videos)
+    woman = _scaled_to_height(woman, 400)
+    man = _scaled_to_height(man, 380)
+    dog = _scaled_to_height(dog, 190)
+    w, h = width, height
+    return (
+        background,
+        [
+            Sprite(1, "person", woman, (0.12 * w, 0.2 * h), (0.12 * w, 0.2 * h), 0, 10, 1),
+            Sprite(2, "dog", dog, (0.32 * w, 0.66 * h), (0.32 * w, 0.66 * h), 0, 10, 2),
+            Sprite(
+                3,
+                "person",
+                man,
+                (0, 0),
+                (0, 0),
+                4.0,
+                10,
+                1,
+                waypoints=(
+                    (4.0, 1.0 * w, 0.24 * h),
+                    (6.0, 0.64 * w, 0.24 * h),
+                    (10.0, 0.64 * w, 0.24 * h),
+                ),
+            ),
+        ],
+        Camera((width, height)),
+    )

@@ -1,10 +1,13 @@
-"""VTRACK_DETECTOR_PRECISION=int8: the default detector quantized, calibrated on a real clip."""
+"""VTRACK_DETECTOR_PRECISION: the default detector's int8 copy made from its shipped
+parameters (``int8`` and ``auto``), and another model's calibrated on a real clip."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -17,7 +20,13 @@ from workers.local.backend import (
 )
 from workers.local.detector import pairwise_overlaps
 from workers.local.model_files import packaged_darknet_files
-from workers.local.quantization import check_precision, head_convolutions, int8_path
+from workers.local.quantization import (
+    activation_parameters,
+    check_precision,
+    head_convolutions,
+    int8_path,
+    shipped_parameters,
+)
 from workers.media.video import iter_frames
 
 DOG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos" / "sam2_01_dog.mp4"
@@ -44,12 +53,16 @@ def options(cache: Path, precision: str) -> LocalTrackingOptions:
     )
 
 
+def test_the_default_precision_is_fp32() -> None:
+    assert LocalTrackingOptions().detector_precision == "fp32" == check_precision("")
+
+
 def test_an_unknown_precision_is_one_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="VTRACK_DETECTOR_PRECISION: 'int4'"):
         check_precision("int4")
 
 
-def test_int8_is_refused_for_a_family_it_breaks(tmp_path: Path) -> None:
+def test_int8_is_refused_for_a_family_it_breaks_and_auto_keeps_it_fp32(tmp_path: Path) -> None:
     yolox = DOG.parents[2] / "models" / "yolox_nano_416.onnx"
     if not yolox.is_file():
         pytest.skip(f"{yolox} is absent")
@@ -58,20 +71,78 @@ def test_int8_is_refused_for_a_family_it_breaks(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigurationError, match="the yolox family loses detections in int8"):
         load_model(int8, DOG)
+    auto = LocalTrackingOptions(
+        detector=str(yolox), detector_precision="auto", model_cache_dir=str(tmp_path)
+    )
+    assert load_model(auto, DOG).model_path == yolox
     assert not list(tmp_path.glob("*int8*"))
 
 
-def test_without_a_video_to_calibrate_on_the_fp32_model_is_used(tmp_path: Path) -> None:
-    source = resolve_model_path(LocalTrackingOptions())
-    shutil.copy(source, tmp_path / source.name)
-    detector = load_model(options(tmp_path, "int8"))  # a worker warming up
-    assert detector.model_path.name == source.name
+def another_model(folder: Path) -> Path:
+    """The default network under another name: a model vtrack ships no int8 parameters for."""
+    copy = folder / "my-detector.onnx"
+    shutil.copy(resolve_model_path(LocalTrackingOptions()), copy)
+    assert shipped_parameters(copy) is None
+    return copy
+
+
+def test_auto_is_fp32_for_a_model_without_shipped_parameters(tmp_path: Path) -> None:
+    model = another_model(tmp_path)
+    auto = LocalTrackingOptions(
+        detector=str(model), detector_precision="auto", model_cache_dir=str(tmp_path)
+    )
+    assert load_model(auto, DOG).model_path == model
     assert not list(tmp_path.glob("*int8*"))
+
+
+def test_without_a_usable_video_to_calibrate_on_the_fp32_model_is_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = another_model(tmp_path)
+    int8 = LocalTrackingOptions(
+        detector=str(model), detector_precision="int8", model_cache_dir=str(tmp_path)
+    )
+    assert load_model(int8).model_path == model  # a worker warming up: no video yet
+    grey = write_grey_video(tmp_path / "grey.mp4")
+    with caplog.at_level(logging.WARNING, logger="workers.local.backend"):
+        assert load_model(int8, grey).model_path == model  # nothing to calibrate on
+    assert [r.getMessage() for r in caplog.records] == [
+        f"int8: {grey} has 0 textured frames, too few to calibrate {model.name} on; "
+        "fp32 for this video"
+    ]
+    assert not list(tmp_path.glob("*int8*.onnx"))
+
+
+def write_grey_video(path: Path) -> Path:
+    """Three seconds of one flat grey: no texture to measure activation ranges on."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for _ in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((96, 160, 3), 120, np.uint8), "rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_the_default_models_int8_copy_is_made_from_its_shipped_parameters(cache: Path) -> None:
+    """No video needed (a worker warming up makes it), and the same file whatever video
+    comes first: its activations' scales are the shipped ones."""
+    fp32 = load_model(options(cache, "fp32"))
+    int8 = load_model(options(cache, "auto"))
+    cached = int8_path(fp32.model_path, cache)
+    assert int8.model_path == cached and cached.is_file()
+    import onnx
+
+    shipped = shipped_parameters(fp32.model_path)
+    assert shipped and activation_parameters(onnx.load(str(cached))) == shipped
 
 
 def test_the_int8_model_finds_the_fp32_models_boxes_on_the_dog_clip(cache: Path) -> None:
     fp32 = load_model(options(cache, "fp32"))
-    int8 = load_model(options(cache, "int8"), DOG)
+    int8 = load_model(options(cache, "int8"), DOG)  # made from the shipped parameters
     cached = int8_path(fp32.model_path, cache)
     assert int8.model_path == cached and cached.is_file()
     # The model's description survives quantization: classes, family, the default's thresholds.
@@ -108,3 +179,23 @@ def test_the_int8_model_finds_the_fp32_models_boxes_on_the_dog_clip(cache: Path)
     stamp = cached.stat().st_mtime_ns
     assert load_model(options(cache, "int8"), DOG).model_path == cached
     assert cached.stat().st_mtime_ns == stamp
+
+
+def test_a_model_without_shipped_parameters_is_calibrated_on_the_first_video(
+    tmp_path: Path,
+) -> None:
+    model = another_model(tmp_path)
+    int8 = LocalTrackingOptions(
+        detector=str(model),
+        detector_precision="int8",
+        model_cache_dir=str(tmp_path),
+        inference_threads=1,
+    )
+    detector = load_model(int8, DOG)
+    assert detector.model_path == int8_path(model, tmp_path) and detector.model_path.is_file()
+    fp32 = load_model(options(tmp_path, "fp32"))
+    thresholds = detection_thresholds(options(tmp_path, "fp32"), fp32)
+    image = next(iter(iter_frames(DOG, start=2.5, max_width=416))).image
+    a, b = fp32.detect(image, thresholds), detector.detect(image, thresholds)
+    people = [fp32.class_names[c] for c in a.class_ids], [fp32.class_names[c] for c in b.class_ids]
+    assert "person" in people[0] and "person" in people[1]

@@ -33,7 +33,7 @@ from workers.annotations.model import (
     VideoAnnotation,
 )
 from workers.errors import ConfigurationError
-from workers.local.darknet_onnx import convert_darknet, save_model_atomically
+from workers.local.darknet_onnx import INPUT_NAME, convert_darknet, save_model_atomically
 from workers.local.detector import DetectionThresholds
 from workers.local.detectors import ObjectDetector, open_detector
 from workers.local.detectors.tiles import TiledDetector, TileSetting
@@ -57,15 +57,19 @@ from workers.local.model_files import (
 )
 from workers.local.options import LocalTrackingOptions
 from workers.local.quantization import (
+    MIN_CALIBRATION_FRAMES,
     calibration_blobs,
     check_precision,
     exclusive_lock,
     int8_path,
     quantize_model,
     sample_frames,
+    shipped_parameters,
+    usable_for_calibration,
 )
 from workers.local.reid import load_reid_model
 from workers.local.segments import plan_segments, stitch_segments
+from workers.local.still import StillSceneDetection
 from workers.local.tracking import (
     ULTRALYTICS_THRESHOLDS,
     YOLOV3_TINY_THRESHOLDS,
@@ -79,6 +83,7 @@ from workers.media.video import iter_frames, probe_video, read_ahead
 __all__ = [
     "LocalTrackingOptions",
     "default_model_to_convert",
+    "default_model_to_quantize",
     "ensure_default_model",
     "load_detector",
     "plan_segments",
@@ -199,21 +204,37 @@ def _open_once(path: Path, family: str | None, options: LocalTrackingOptions) ->
 def load_model(options: LocalTrackingOptions, video_path: Path | None = None) -> ObjectDetector:
     """This process's detector network for ``options``, untiled (loaded once, then reused).
 
-    With ``detector_precision`` int8, the int8 copy of the model (:mod:`.quantization`),
-    made on first use by calibrating on frames of ``video_path``; without a video to
-    calibrate on and no copy made yet (a worker warming up), the fp32 model.
+    Precision ``auto`` is int8 for a model whose int8 activation parameters ship with
+    vtrack (the default YOLOv3-tiny) and fp32 for any other. The int8 copy of
+    the model (:mod:`.quantization`) is made on first use: from the shipped parameters
+    when there are some (no video needed), else by calibrating on frames of
+    ``video_path``; without a video to calibrate on, or one too uniform to calibrate on,
+    and no copy made yet, the fp32 model.
     """
     path = resolve_model_path(options)
     family = options.detector_family or None
     if family is None and path.name.startswith(f"{DEFAULT_MODEL_STEM}-v{CONVERTER_VERSION}-"):
         family = YOLO_EXPORT_FAMILY  # our own conversion: no need to read its shapes
-    if check_precision(options.detector_precision) == "fp32":
+    precision = check_precision(options.detector_precision)
+    parameters = shipped_parameters(path) if precision != "fp32" else None
+    if precision == "fp32" or (precision == "auto" and parameters is None):
         return _open_once(path, family, options)
     quantized = int8_path(path, default_cache_dir(options.model_cache_dir))
     if quantized.is_file():
         detector = _open_once(quantized, family, options)
         _refuse_int8_of(detector.family, path)
         return detector
+    if parameters is not None:
+        with exclusive_lock(quantized.with_suffix(".lock")):
+            if not quantized.is_file():
+                log.info(
+                    "quantizing %s to int8 with its shipped parameters (first use, a few "
+                    "seconds; cached as %s)",
+                    path.name,
+                    quantized,
+                )
+                quantize_model(path, quantized, INPUT_NAME, parameters=parameters)
+        return _open_once(quantized, family, options)
     fp32 = _open_once(path, family, options)
     _refuse_int8_of(fp32.family, path)
     if video_path is None:
@@ -222,13 +243,47 @@ def load_model(options: LocalTrackingOptions, video_path: Path | None = None) ->
     with exclusive_lock(quantized.with_suffix(".lock")):
         if not quantized.is_file():
             info = probe_video(video_path)
-            log.info("quantizing %s to int8, calibrated on %s", path.name, video_path)
             width = _decode_width(options, fp32, info.width, info.height)
-            blobs = calibration_blobs(fp32, sample_frames(video_path, width))
+            images = usable_for_calibration(sample_frames(video_path, width))
+            if len(images) < MIN_CALIBRATION_FRAMES:
+                log.warning(
+                    "int8: %s has %d textured frames, too few to calibrate %s on; fp32 "
+                    "for this video",
+                    video_path,
+                    len(images),
+                    path.name,
+                )
+                return fp32
+            log.info(
+                "quantizing %s to int8, calibrated on %d frames of %s (first use; cached as %s)",
+                path.name,
+                len(images),
+                video_path,
+                quantized,
+            )
+            blobs = calibration_blobs(fp32, images)
             quantize_model(path, quantized, fp32.session.get_inputs()[0].name, blobs)
     with _detectors_lock:  # the fp32 session is not used again: free its memory
         _detectors.pop((str(path.resolve()), family, options.inference_threads), None)
     return _open_once(quantized, family or fp32.family, options)
+
+
+def default_model_to_quantize(options: LocalTrackingOptions) -> Path | None:
+    """Where the int8 copy of the default detector will be cached, when ``options`` need it
+    and it is not made yet (the first process to load the detector makes it: a few
+    seconds); None otherwise. Reads no model: for a notice before the work starts."""
+    if check_precision(options.detector_precision) == "fp32":
+        return None
+    if options.detector and options.detector.strip().lower() != DEFAULT_DETECTOR:
+        return None
+    if options.detector_model and not options.detector:
+        return None
+    cache = default_cache_dir(options.model_cache_dir)
+    source = default_model_path(cache)
+    if not source.is_file() or shipped_parameters(source) is None:
+        return None
+    target = int8_path(source, cache)
+    return None if target.is_file() else target
 
 
 def _refuse_int8_of(family: str, path: Path) -> None:
@@ -360,14 +415,29 @@ def track_segment(
         max_width=_decode_width(options, detector, info.width, info.height),
         threads=options.decode_threads,
     )
-    for frame in read_ahead(frames, options.decode_ahead):
+    detection = StillSceneDetection(
+        lambda image: detector.detect(image, thresholds), options.still_detect_every
+    )
+    for frame, detections in detection(read_ahead(frames, options.decode_ahead)):
         if progress is not None:
             progress((frame.time - segment.start) / segment.duration if segment.duration else 0.0)
-        detections = detector.detect(frame.image, thresholds)
         height, width = frame.image.shape[:2]
         collector.update(frame.time, detections, (width, height), frame.image)
     if progress is not None:
         progress(1.0)  # the last processed frame is seldom exactly at the segment's end
+    if detection.every > 1:
+        counts = detection.counts
+        log.info(
+            "%s %.1f-%.1f s: detector run on %d of %d processed frames "
+            "(%d interpolated in still scenes, %d detected after a change)",
+            video_path.name,
+            segment.start,
+            segment.end,
+            counts.detected,
+            counts.frames,
+            counts.interpolated,
+            counts.backfilled,
+        )
     objects = tuple(
         object_track(track, detector.class_names) for track in collector.finished_tracks()
     )

@@ -32,9 +32,11 @@ class LocalTrackingOptions:
     falls back to ``detector_model``, then to the default YOLOv3-tiny.
     ``detector_family``: the family to decode the model with; None reads it from the
     model's input and output shapes (:mod:`workers.local.detectors`).
-    ``detector_precision``: ``fp32``, or ``int8`` for the model quantized to 8-bit integers
-    (calibrated once on the first video tracked, cached: :mod:`workers.local.quantization`);
-    faster on CPUs with 8-bit dot products, and its detections must be checked per model.
+    ``detector_precision``: ``fp32`` (the default), ``int8`` for the model quantized to
+    8-bit integers (made once and cached: :mod:`workers.local.quantization`; a model
+    without shipped parameters is calibrated on the first video tracked, and its
+    detections must be checked per model), or ``auto``: int8 where vtrack ships the
+    model's int8 parameters (the default YOLOv3-tiny), fp32 for any other model.
     ``detector_model``: an ONNX file (the older ``VTRACK_DETECTOR_MODEL``); None uses the
     default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
     ``model_dir``: where ``vtrack models fetch`` puts models; None: ``model_cache_dir``.
@@ -56,6 +58,15 @@ class LocalTrackingOptions:
     and slower, by about 5%, when every core already tracks a segment of its own.
     ``decode_ahead``: frames a decoding thread may decode ahead of the detector (a small
     bounded queue: decoding then overlaps inference); 0 decodes in the tracking loop.
+    ``still_detect_every``: where the scene is still (no detection moved more than a small
+    share of its size, none appeared or left, over the last few detected frames), run the
+    detector on one processed frame in this many and give the frames between boxes
+    interpolated from the detected ones; a change at the next detected frame has the
+    frames between detected after all (see :mod:`workers.local.still`). 1 detects every
+    processed frame; 3 (the default) kept the objects, labels and frames of every shared
+    clip and generated scene (docs/benchmarks.md). Higher saves more detector runs in still
+    scenes and misses more of what happens only within the skipped frames (an object
+    flickering in and out).
     ``min_track_frames``: tracks seen in fewer processed frames are not reported (on a
     clip of fewer than twice as many frames, half its frames: see
     :func:`workers.annotations.selection.frame_minimum`).
@@ -88,6 +99,7 @@ class LocalTrackingOptions:
     inference_threads: int | None = None
     decode_threads: int | None = None
     decode_ahead: int = 0
+    still_detect_every: int = 3
     merge_max_gap_seconds: float = 2.0
     min_track_frames: int = 3
     appearance: bool = True
