@@ -18,6 +18,7 @@ COPY scripts ./scripts
 COPY config ./config
 COPY workers ./workers
 COPY tasks ./tasks
+COPY entrypoints ./entrypoints
 # trackers pulls in OpenCV's GUI build (needs libGL); headless-opencv.sh keeps only the
 # headless build, and the import check below fails the build if libGL would be needed.
 RUN pip install ".[monitor]" \

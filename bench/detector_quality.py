@@ -204,7 +204,7 @@ def clip_run(model: str, tiles: str, shared: Path, clip: str, tree: Path = REPO)
             [
                 sys.executable,
                 "-m",
-                "tasks.cli",
+                "entrypoints.cli",
                 "run",
                 str(video),
                 "--out",

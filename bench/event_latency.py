@@ -148,7 +148,7 @@ def run(runs: int, work: Path, port: int, client: redis.Redis, gcs: str) -> None
     topic, subscription = create_topic_and_subscription(f"bench-{uuid.uuid4().hex[:8]}")
     source = write_test_video(work / "source.mp4", frames=FRAMES, fps=FPS, width=WIDTH,
                               height=HEIGHT)  # fmt: skip
-    cli = [sys.executable, "-m", "tasks.cli"]
+    cli = [sys.executable, "-m", "entrypoints.cli"]
     watcher = start([*cli, "watch", str(watched)], env, work / "watch.log", "watching")
     listener = start([*cli, "listen", subscription], env, work / "listen.log", "listening on")
     storage = open_storage([work])

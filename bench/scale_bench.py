@@ -78,7 +78,7 @@ LAST_CPU: list[float] = []
 
 
 def vtrack(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tasks.cli", *args]
+    return [sys.executable, "-m", "entrypoints.cli", *args]
 
 
 # --- inputs -------------------------------------------------------------------------------

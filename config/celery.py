@@ -26,7 +26,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "vtrack.stitch": {"queue": ANNOTATE_QUEUE},
     "vtrack.assemble_summary": {"queue": ANNOTATE_QUEUE},
     "vtrack.job_failed": {"queue": ANNOTATE_QUEUE},
-    # Service entry points (tasks/scan.py): short control tasks, like the job's own.
+    # Service entry points (tasks/service_tasks.py): short control tasks, like the job's own.
     "vtrack.scan_source": {"queue": ANNOTATE_QUEUE},
     "vtrack.submit_video": {"queue": ANNOTATE_QUEUE},
     # A catalog write that failed at a job's completion, retried (tasks/catalog.py).
@@ -65,7 +65,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     from kombu import Queue
 
     from config.beat import beat_schedule
-    from tasks.redis_clients import celery_transport_options
 
     visibility_timeout_s = visibility_timeout(settings)
     return {
@@ -107,13 +106,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # soon after the timeout.
             "unacked_restore_interval": min(10, max(1, visibility_timeout_s // 3)),
             "unacked_restore_throttle": 1,
-            # sentinel:// URLs: the master's name and the Sentinels' own options.
-            **celery_transport_options(settings, settings.broker_url),
         },
-        "result_backend_transport_options": {
-            "visibility_timeout": visibility_timeout_s,
-            **celery_transport_options(settings, settings.result_backend),
-        },
+        # sentinel:// URLs add the master's name and the Sentinels' own options to both
+        # (tasks/celery_app.py: they are Redis client options, not configuration).
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
         # Events for Flower: task names, states and progress.
         "worker_send_task_events": True,

@@ -1,7 +1,7 @@
-"""The Celery side of vtrack: the app, thin tasks, the canvas, the Python API and the CLI.
+"""The Celery side of vtrack: the app, thin tasks, the canvas, and the job API front ends use.
 
 ``tasks.app`` (what ``celery -A tasks`` finds) is loaded on first use with every task
-registered; importing another module of the package (the CLI, the API) does not load
+registered; importing another module of the package (the API) does not load
 Celery and the processing code it does not need.
 """
 

@@ -24,7 +24,7 @@ from config.celery import results_ttl
 from tasks import lost, runtime, specs
 from tasks.jobstore import JobRecord
 from tasks.specs import default_min_confidence, make_spec
-from workers.errors import ServiceUnavailableError, VtrackError
+from workers.errors import ConfigurationError, ServiceUnavailableError, VtrackError
 from workers.job import JobSpec, JobStatus
 from workers.service.scanning import VideoVersion
 
@@ -368,3 +368,85 @@ def _job_task_ids(job_id: str) -> set[str]:
                 if job_id in arguments and request.get("id"):
                     ids.add(request["id"])
     return ids
+
+
+# --- The rest of the job service the front ends use: entrypoints/ imports tasks.api (and
+# tasks.scan, which builds on it) and the records, never the modules behind them
+# (tests/unit/test_import_rules.py). Imported on first use, as before: `vtrack status`
+# loads neither the catalog nor the in-process runner.
+_ELSEWHERE = {
+    "OperationBook": "tasks.vi_operations",  # the VI server's operations
+    "OperationEntry": "tasks.vi_operations",
+    "run_video": "tasks.inprocess",  # vtrack run: a whole job in this process
+    "current_catalog": "tasks.catalog",
+    "rebuild_catalog": "tasks.catalog",
+    "new_job_id": "tasks.job_ids",
+    "REDIS_DOWN": "tasks.lost",  # the errors of an unreachable Redis or broker
+    "reaching": "tasks.lost",
+    "describe_redis_error": "tasks.redis_clients:describe",
+}
+
+if TYPE_CHECKING:
+    from tasks.catalog import current_catalog, rebuild_catalog
+    from tasks.inprocess import run_video
+    from tasks.job_ids import new_job_id
+    from tasks.lost import REDIS_DOWN, reaching
+    from tasks.redis_clients import describe as describe_redis_error
+    from tasks.vi_operations import OperationBook, OperationEntry
+    from workers.storage import Storage
+
+__all__ += [
+    "REDIS_DOWN",
+    "OperationBook",
+    "OperationEntry",
+    "configure_service",
+    "current_catalog",
+    "describe_redis_error",
+    "job_record",
+    "new_job_id",
+    "operation_book",
+    "reaching",
+    "rebuild_catalog",
+    "run_video",
+    "service_settings",
+    "service_storage",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ELSEWHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    module, _, attribute = _ELSEWHERE[name].partition(":")
+    return getattr(import_module(module), attribute or name)
+
+
+def service_settings() -> Settings:
+    """The settings this process's job service runs with."""
+    return runtime.current().settings
+
+
+def service_storage() -> Storage:
+    """The job service's storage: the input roots, the output root and buckets."""
+    return runtime.current().storage
+
+
+def configure_service(settings: Settings | None) -> None:
+    """Run this process's job service with ``settings`` (None: from the environment, again)."""
+    runtime.configure(None if settings is None else runtime.build_runtime(settings))
+
+
+def job_record(job_id: str) -> JobRecord | None:
+    """The job's record as it stands, None when there is none (never made, expired, lost)."""
+    return runtime.current().jobs.get(job_id)
+
+
+def operation_book(settings: Settings) -> OperationBook:
+    """The VI server's operations, kept in the job service's Redis for as long as the jobs."""
+    from tasks.vi_operations import OperationBook
+
+    client = runtime.current().redis_client
+    if client is None:
+        raise ConfigurationError("the VI server needs Redis (VTRACK_RESULT_BACKEND)")
+    return OperationBook(client, results_ttl(settings))

@@ -13,7 +13,7 @@ from celery.utils.log import get_logger
 from celery.worker.consumer import Consumer
 
 from config.celery import RENDER_QUEUE, celery_config
-from config.settings import get_settings, usable_cores
+from config.settings import Settings, get_settings, usable_cores
 from tasks import broker_transport, redis_clients
 from tasks.deliveries import DeliveryCountedTask
 
@@ -31,17 +31,31 @@ class VtrackCelery(Celery):
         return redis_clients.prepare_celery_backend(super()._get_backend())
 
 
-# tasks.scan and tasks.trigger are the service's entry points (beat, Flower's HTTP API);
+# tasks.service_tasks holds the service's entry points (beat's scans, Flower's HTTP API);
 # tasks.progress reports job stages as task states for Flower; tasks.catalog retries
 # catalog writes that failed when a job completed.
 # Every task counts its deliveries: one that kills its worker process every time fails after
 # VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
 app = VtrackCelery(
     "vtrack",
-    include=["tasks.jobs", "tasks.scan", "tasks.trigger", "tasks.progress", "tasks.catalog"],
+    include=["tasks.jobs", "tasks.service_tasks", "tasks.progress", "tasks.catalog"],
     task_cls=DeliveryCountedTask,
 )
-app.conf.update(celery_config(get_settings()))
+
+
+def app_config(settings: Settings) -> dict[str, Any]:
+    """:func:`config.celery.celery_config`, with the Redis client options of sentinel:// URLs
+    (the master's name and the Sentinels' own options) in both transports' options."""
+    conf = celery_config(settings)
+    for options, url in (
+        ("broker_transport_options", settings.broker_url),
+        ("result_backend_transport_options", settings.result_backend),
+    ):
+        conf[options] |= redis_clients.celery_transport_options(settings, url)
+    return conf
+
+
+app.conf.update(app_config(get_settings()))
 
 
 @celeryd_init.connect

@@ -1,12 +1,12 @@
 """Scans: find the videos of a folder or bucket that need a job, and start those jobs.
 
-celery beat sends ``vtrack.scan_source`` for each ``VTRACK_SCAN_SOURCES`` entry on the
-``VTRACK_SCAN_SCHEDULE`` (see :mod:`config.beat`); ``vtrack scan SOURCE`` calls
-:func:`scan_source` directly. A scan is idempotent: it starts a job only for a video with
-no manifest made from its current version, no job in flight and no recent failure, so
-running it again, or from two places at once, starts nothing twice. That also makes it
-the reconciler: a job lost with its queue leaves no manifest, and the next scan starts it
-again.
+celery beat sends ``vtrack.scan_source`` (:mod:`tasks.service_tasks`) for each
+``VTRACK_SCAN_SOURCES`` entry on the ``VTRACK_SCAN_SCHEDULE`` (see :mod:`config.beat`);
+``vtrack scan SOURCE`` calls :func:`scan_source` directly. A scan is idempotent: it starts
+a job only for a video with no manifest made from its current version, no job in flight
+and no recent failure, so running it again, or from two places at once, starts nothing
+twice. That also makes it the reconciler: a job lost with its queue leaves no manifest,
+and the next scan starts it again.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any
 
 from tasks import runtime
 from tasks.api import make_spec, start_job
-from tasks.celery_app import app
-from workers.errors import VtrackError
 from workers.service import scanning
 from workers.service.scanning import VideoVersion
 from workers.storage import ObjectStat
@@ -147,15 +145,3 @@ def _job_options(video: ObjectStat) -> dict[str, Any]:
         if rt.storage.exists(sidecar):
             return {"annotations_uri": sidecar, "backend": "file"}
     return {}
-
-
-@app.task(name="vtrack.scan_source", throws=(VtrackError,))
-def scan_source_task(source: str, max_jobs: int | None = None) -> dict[str, Any]:
-    """Beat's entry: scan one source; the result lists the jobs started and why others were not.
-
-    A source that cannot be listed (a refused bucket, a missing folder) is an expected
-    error: one line in the worker's log, no traceback.
-    """
-    report = scan_source(source, max_jobs)
-    log.info("%s", report.describe())
-    return report.to_dict()

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageSequence
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import write_camera_copy, write_displayed_video
 

@@ -17,7 +17,7 @@ def vtrack_run(video: Path, out: Path, **settings: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTRACK_")}
     env |= {"VTRACK_STORAGE_DIR": str(out), "VTRACK_INFERENCE_THREADS": "1"} | settings
     done = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)],
+        [sys.executable, "-m", "entrypoints.cli", "run", str(video), "--out", str(out)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.support.sprite_video import (
     TruthRow,
     crossing_scene,

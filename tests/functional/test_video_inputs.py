@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.support.sprite_video import real_scene, write_sprite_video
 from tests.support.videos import (
     stream_copy,

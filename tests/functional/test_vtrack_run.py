@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
+from entrypoints.cli import main
+from entrypoints.console import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED
 from tests.conftest import REPO_ROOT
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.api_output import api_output
@@ -183,7 +184,7 @@ def test_one_object_failing_to_render_completes_with_errors(
 def test_a_terminal_shows_a_progress_bar(tmp_path: Path, video: Path, annotations: Path) -> None:
     """On a terminal (here a pseudo-terminal) the bar is drawn, then cleared at the end."""
     leader, follower = pty.openpty()
-    command = [sys.executable, "-m", "tasks.cli", "run", str(video), "--annotations"]
+    command = [sys.executable, "-m", "entrypoints.cli", "run", str(video), "--annotations"]
     process = subprocess.Popen(
         [*command, str(annotations), "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE,
@@ -340,7 +341,7 @@ def test_the_installed_command_on_a_shared_video(tmp_path: Path, shared_videos: 
         [
             sys.executable,
             "-m",
-            "tasks.cli",
+            "entrypoints.cli",
             "run",
             str(video),
             "--annotations",
@@ -415,7 +416,7 @@ def test_tracking_skips_damaged_packets_and_says_where(tmp_path: Path) -> None:
     video = damage_spots(write_test_video(tmp_path / "damaged.mp4", frames=200, fps=10))
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)],
+        [sys.executable, "-m", "entrypoints.cli", "run", str(video), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -520,7 +521,7 @@ def test_the_first_run_says_once_that_it_converts_the_detector(tmp_path: Path) -
         command = [
             sys.executable,
             "-m",
-            "tasks.cli",
+            "entrypoints.cli",
             "run",
             str(video),
             "--out",
@@ -615,7 +616,7 @@ def test_a_catalog_that_cannot_be_written_costs_one_warning_not_the_run(
         "VTRACK_OUTPUT_ROOT": str(out),
         "VTRACK_CATALOG_URL": "postgresql+psycopg://nobody@127.0.0.1:1/vtrack",
     }
-    command = [sys.executable, "-m", "tasks.cli", "run", str(video), "--out", str(out)]
+    command = [sys.executable, "-m", "entrypoints.cli", "run", str(video), "--out", str(out)]
     result = subprocess.run(
         [*command, "--annotations", str(annotations)],
         capture_output=True,

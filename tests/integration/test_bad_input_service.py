@@ -37,7 +37,7 @@ def clip(folder: Path, name: str) -> tuple[Path, Path]:
 
 def vtrack(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

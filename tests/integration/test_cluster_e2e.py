@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.cluster import Cluster, _alive
+from entrypoints.cluster import Cluster, _alive
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import drop_video
 from tests.support.cli import vtrack
@@ -63,7 +63,7 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         "VTRACK_RESULT_BACKEND": f"redis://127.0.0.1:{redis_port}/1",
     }
     start = [
-        sys.executable, "-m", "tasks.cli", "cluster", "start", "--dir", str(run_dir),
+        sys.executable, "-m", "entrypoints.cli", "cluster", "start", "--dir", str(run_dir),
         "--flower-port", str(flower_port),
     ]  # fmt: skip
     cluster = Cluster(run_dir)
@@ -112,7 +112,7 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
     finally:
         pids = cluster.pids()
         stopped = subprocess.run(
-            [sys.executable, "-m", "tasks.cli", "cluster", "stop", "--dir", str(run_dir)],
+            [sys.executable, "-m", "entrypoints.cli", "cluster", "stop", "--dir", str(run_dir)],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.videos import write_test_video
 from workers.annotations.model import (

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from tests.support.fake_videointelligence import (
 )
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 from workers.storage import Storage, open_storage
 
 pytestmark = pytest.mark.integration
@@ -205,7 +206,7 @@ def vtrack(
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, configured like the workers."""
     return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **stack.env(), **(env or {})},
         capture_output=True,
@@ -404,7 +405,7 @@ def test_a_worker_stopped_while_polling_is_replaced_and_the_job_completes(
     doomed = stack.start_worker("doomed", **fast_redelivery)
     try:
         job = submit_gcp(stack, clip)
-        wait_for(lambda: 0 < job.status().percent < 100, what="the first progress report")
+        wait_for(lambda: 0 < job.status().percent < 100, 30, "the first progress report", 0.05)
     finally:
         doomed.stop(stop_signal)
     polls_before = stack.fake.calls["GetOperation"]
@@ -445,7 +446,13 @@ def test_a_poll_wait_longer_than_the_visibility_timeout_never_runs_a_step_twice(
     try:
         job = submit_gcp(stack, clip)
         manifest = job.wait(timeout=JOB_TIMEOUT_S)
-        time.sleep(4)  # a duplicate would surface within two more visibility timeouts
+        stays(  # a duplicate would surface within two more visibility timeouts
+            lambda: (
+                stack.fake.calls["AnnotateVideo"] == 1 and stack.fake.calls["GetOperation"] == polls
+            ),
+            4,
+            "one AnnotateVideo and one GetOperation per poll",
+        )
     finally:
         worker.stop()
     assert manifest["status"] == "completed"
@@ -480,15 +487,6 @@ def test_transient_errors_do_not_lengthen_the_later_waits_between_polls(
     # After the first and second answers the schedule waits 1 s, then 2 s. Had the three
     # failures before them counted as polls, it would have waited 8 s, then 16 s.
     assert len(gaps) == 2 and 0.9 <= gaps[0] < 4 and 1.9 <= gaps[1] < 6, gaps
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"no {what} within {timeout:g}s")
 
 
 # --- 6. a bucket outside the allowlist -------------------------------------------------

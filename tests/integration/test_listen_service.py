@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from tests.support.pubsub_emulator import (
     using_pubsub_emulator,
 )
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 from workers import naming
 from workers.annotations.vi_json import dump_annotation_json
 from workers.storage import ObjectStat, open_storage
@@ -45,7 +45,9 @@ pytestmark = pytest.mark.integration
 ACK_DEADLINE_S = 10
 LISTENING = "listening on"
 JOB_TIMEOUT_S = 90.0
-RETRY_PAUSE_S = 2.0  # tasks.listen.RETRY_PAUSE_SECONDS: a message not acknowledged waits so long
+RETRY_PAUSE_S = (
+    2.0  # entrypoints.listen.RETRY_PAUSE_SECONDS: a message not acknowledged waits so long
+)
 
 
 @dataclass
@@ -123,12 +125,9 @@ def upload_video(stack: Stack, name: str) -> tuple[ObjectStat, ObjectStat]:
 
 
 def wait_for_manifest(stack: Stack, video_uri: str) -> dict:
-    storage = open_storage([])
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not storage.exists(stack.manifest_uri(video_uri)):
-        assert time.monotonic() < deadline, f"no manifest for {video_uri}"
-        time.sleep(0.5)
-    return json.loads(storage.read_bytes(stack.manifest_uri(video_uri)))
+    storage, manifest = open_storage([]), stack.manifest_uri(video_uri)
+    wait_for(lambda: storage.exists(manifest), JOB_TIMEOUT_S, f"the manifest of {video_uri}", 0.5)
+    return json.loads(storage.read_bytes(manifest))
 
 
 def notify(topic: str, video: ObjectStat, **options: object) -> None:
@@ -207,7 +206,11 @@ def test_a_notification_without_size_is_one_malformed_line_and_acknowledged(
         del resource["size"]
         publish(topic, json.dumps(resource).encode(), attributes)
         listener.wait_for("malformed:")
-        time.sleep(RETRY_PAUSE_S + 1)  # long enough for a message not acknowledged to return
+        stays(  # long enough for a message not acknowledged to return
+            lambda: listener.log().count("malformed:") == 1,
+            RETRY_PAUSE_S + 1,
+            "the malformed message acknowledged, not delivered again",
+        )
     finally:
         code = listener.stop()
     log = listener.log()

@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from tests.conftest import REPO_ROOT
 from tests.support.annotations import standard_annotation
 from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.annotations.vi_json import dump_annotation_json
 
 pytestmark = pytest.mark.integration
@@ -141,15 +141,6 @@ def hosts() -> Iterator[Hosts]:
         remove_namespaces([made.hub, *made.workers])
 
 
-def wait_for(condition: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
     hosts: Hosts, tmp_path: Path
 ) -> None:
@@ -192,6 +183,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
             ).returncode
             == 0
         ),
+        60,
         "the storage emulator",
     )
 
@@ -230,7 +222,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
         command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
         hosts.start(namespace, command, own / "worker.log", worker_env)
     for own in worker_dirs:
-        wait_for(lambda own=own: b"ready." in (own / "worker.log").read_bytes(), "a worker", 120)
+        wait_for(lambda own=own: b"ready." in (own / "worker.log").read_bytes(), 120, "a worker")
 
     # Submitted from the hub, the way an operator's machine would.
     submitted = hosts.run(
@@ -238,7 +230,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
         [
             sys.executable,
             "-m",
-            "tasks.cli",
+            "entrypoints.cli",
             "submit",
             video_uri,
             "--annotations",
@@ -253,7 +245,7 @@ def test_a_bucket_job_runs_across_two_worker_hosts_without_a_shared_disk(
     job_id = submitted.split()[-1]
     waited = hosts.run(
         hosts.hub,
-        [sys.executable, "-m", "tasks.cli", "wait", job_id, "--timeout", str(JOB_TIMEOUT_S)],
+        [sys.executable, "-m", "entrypoints.cli", "wait", job_id, "--timeout", str(JOB_TIMEOUT_S)],
         env,
     )
     manifest_uri = waited.split()[-1]

@@ -37,7 +37,7 @@ def clip(session_dirs: dict[str, Path]) -> tuple[Path, Path]:
 
 def vtrack(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -188,7 +188,7 @@ def test_asking_about_jobs_creates_no_catalog(redis_server: None, tmp_path: Path
     env = {**os.environ, "VTRACK_OUTPUT_ROOT": str(output), "VTRACK_CATALOG_URL": ""}
 
     def ask(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "tasks.cli", *args]
+        command = [sys.executable, "-m", "entrypoints.cli", *args]
         return subprocess.run(
             command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
         )

@@ -129,7 +129,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> Iter
     web = WebApp(env, root / "web.log")
     vi_log = (root / "vi-server.log").open("w")
     vi_server = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", "vi-server", "--port", "0"],
+        [sys.executable, "-m", "entrypoints.cli", "vi-server", "--port", "0"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

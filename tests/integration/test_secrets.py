@@ -102,7 +102,7 @@ def test_no_secret_reaches_a_log_a_status_or_a_manifest(
 
     def vtrack(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "tasks.cli", *args],
+            [sys.executable, "-m", "entrypoints.cli", *args],
             cwd=REPO_ROOT,
             env={**env, **overrides},
             capture_output=True,

@@ -113,7 +113,7 @@ def test_the_python_api_raises_an_input_error(
 def test_post_api_jobs_and_the_form_answer_422(
     nothing_queued: None, cases: dict[str, tuple[str, str]]
 ) -> None:
-    from tasks.web.app import create_app
+    from entrypoints.web.app import create_app
 
     with TestClient(create_app(), base_url="http://127.0.0.1") as client:
         for name, (uri, expected) in cases.items():

@@ -1,6 +1,6 @@
 """``vtrack vi-server`` driven by the real Video Intelligence client, as existing code would.
 
-The server runs as its own process (``python -m tasks.cli vi-server``), jobs run on a real
+The server runs as its own process (``python -m entrypoints.cli vi-server``), jobs run on a real
 Celery worker with the local backend, on a redis-server of the module's own, with
 gcp-storage-emulator for ``gs://``. The client is Google's
 ``VideoIntelligenceServiceClient``, changed only in where it connects.
@@ -68,7 +68,7 @@ def start_vi_server(env: dict[str, str], log_path: Path) -> ViServer:
     """``vtrack vi-server --port 0``; the endpoint is read from its first line."""
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", "vi-server", "--port", "0"],
+        [sys.executable, "-m", "entrypoints.cli", "vi-server", "--port", "0"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -380,7 +380,7 @@ def test_api_key_over_tls(stack: Stack, tmp_path: Path) -> None:
 
 def test_refuses_to_serve_beyond_loopback_without_a_key(stack: Stack) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "vi-server", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "entrypoints.cli", "vi-server", "--host", "0.0.0.0", "--port", "0"],
         cwd=REPO_ROOT,
         env=stack.env,
         capture_output=True,

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.cli_process import VtrackProcess
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +48,9 @@ def watched(service: Service, tmp_path: Path) -> Iterator[tuple[Path, VtrackProc
 
 
 def wait_for_manifest(service: Service, video: Path) -> dict:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not service.manifest_path(video).is_file():
-        assert time.monotonic() < deadline, f"no manifest for {video}"
-        time.sleep(0.3)
-    return json.loads(service.manifest_path(video).read_text())
+    manifest = service.manifest_path(video)
+    wait_for(manifest.is_file, JOB_TIMEOUT_S, f"the manifest of {video}", 0.3)
+    return json.loads(manifest.read_text())
 
 
 def test_a_copied_video_is_processed_with_no_beat(
@@ -81,9 +80,11 @@ def test_a_copied_video_is_processed_with_no_beat(
     # The watcher's job left the stamp scans read: a scan of the folder starts nothing.
     assert service.scan() == []
     # Touching nothing, nothing more happens; the sidecar JSON was never a video.
-    time.sleep(STABLE_SECONDS + 1)
-    assert watcher.log().count("started job") == 2
-    assert ".json" not in watcher.log()
+    stays(
+        lambda: watcher.log().count("started job") == 2 and ".json" not in watcher.log(),
+        STABLE_SECONDS + 1,
+        "two jobs started, the sidecar JSON never taken for a video",
+    )
 
 
 def test_a_file_still_being_written_is_not_submitted_half_written(

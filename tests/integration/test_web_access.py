@@ -146,7 +146,7 @@ def test_vtrack_web_refuses_another_host_without_auth(folders: dict[str, Path]) 
     env = app_env(folders)
     env.pop("VTRACK_WEB_AUTH", None)
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "web", "--host", "0.0.0.0", "--port", "1"],
+        [sys.executable, "-m", "entrypoints.cli", "web", "--host", "0.0.0.0", "--port", "1"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

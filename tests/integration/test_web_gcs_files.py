@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import Settings
+from entrypoints.web.app import create_app
+from entrypoints.web.files import CHUNK_BYTES, output_url
 from tasks import runtime
 from tasks.jobstore import MemoryJobStore
-from tasks.web.app import create_app
-from tasks.web.files import CHUNK_BYTES, output_url
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from workers.storage import open_storage
 

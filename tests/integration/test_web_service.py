@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from tests.support.web import (
     HEIGHT,
     WIDTH,
@@ -26,7 +27,6 @@ from tests.support.web import (
     running_stack,
     submit,
     wait_finished,
-    wait_for,
 )
 from workers.catalog import Catalog
 

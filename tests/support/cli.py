@@ -14,7 +14,7 @@ def vtrack(
 ) -> subprocess.CompletedProcess[str]:
     """``vtrack ARGS`` from the repository root; ``env`` replaces the environment."""
     return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         env=None if env is None else dict(env),
         capture_output=True,

@@ -21,7 +21,7 @@ class VtrackProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", *args],
+            [sys.executable, "-m", "entrypoints.cli", *args],
             cwd=REPO_ROOT,
             # A hung process dumps every thread's stack on SIGABRT (see stop()).
             env={**env, "PYTHONFAULTHANDLER": "1"},

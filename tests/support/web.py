@@ -1,6 +1,6 @@
 """The web app as users run it: ``vtrack web`` in its own process, workers, PostgreSQL.
 
-:class:`WebApp` starts ``python -m tasks.cli web`` on a free loopback port and stops it by
+:class:`WebApp` starts ``python -m entrypoints.cli web`` on a free loopback port and stops it by
 its pid. :func:`postgres_database` creates a uniquely named database on the PostgreSQL
 that runs on this machine (``VTRACK_TEST_PG_URL``, default the ``postgres`` superuser on
 127.0.0.1:5432) and drops it afterwards. :func:`running_stack` is a worker and the app
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from tests.conftest import (
 from tests.support.annotations import track, write_annotation
 from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.annotations.model import VideoAnnotation
 
 PG_SERVER_URL = os.environ.get(
@@ -70,7 +71,7 @@ class WebApp:
     def start(self, timeout: float = 60) -> WebApp:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "web", "--port", str(self.port)],
+            [sys.executable, "-m", "entrypoints.cli", "web", "--port", str(self.port)],
             cwd=REPO_ROOT,
             env=self.env,
             stdout=log,
@@ -142,20 +143,6 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def wait_for(
-    check: Callable[[], Any], timeout: float, interval: float = 0.3, what: str = "condition"
-) -> Any:
-    """Call ``check`` until it returns something truthy; that value, or TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached after {timeout}s")
-        time.sleep(interval)
-
-
 FPS, WIDTH, HEIGHT = 10, 160, 96
 FINISHED = {"completed", "completed_with_errors", "failed", "cancelled"}
 
@@ -184,7 +171,7 @@ class Stack:
 
     def vtrack(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tasks.cli", *args],
+            [sys.executable, "-m", "entrypoints.cli", *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
@@ -296,4 +283,4 @@ def wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> di
         job = client.get(f"/api/jobs/{job_id}").json()
         return job if job["status"] in FINISHED else None
 
-    return wait_for(finished, timeout, what=f"job {job_id} finished")
+    return wait_for(finished, timeout, f"job {job_id} finished", interval=0.3)

@@ -76,7 +76,7 @@ def test_jobs_into_a_pipe_closed_early_ends_quietly(redis_server: None) -> None:
     """``vtrack jobs | head -1``: the reader goes away before the list is written."""
     recorded(status="queued")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", "jobs", "--limit", "5"],
+        [sys.executable, "-m", "entrypoints.cli", "jobs", "--limit", "5"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -95,7 +95,7 @@ def _on_a_terminal(*args: str, columns: int) -> str:
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "NO_COLOR": "1"}
     env.pop("FORCE_COLOR", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tasks.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         cwd=REPO_ROOT,
         stdout=follower,
         stderr=subprocess.PIPE,

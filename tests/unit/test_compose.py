@@ -12,7 +12,7 @@ import yaml
 
 from config.celery import QUEUES
 from config.settings import Settings
-from tasks.cluster import SERVICE_COMMANDS
+from entrypoints.cluster import SERVICE_COMMANDS
 from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -152,7 +152,7 @@ def test_dockerfile_is_slim_headless_and_provisions_the_model() -> None:
 
 
 def test_the_listener_runs_vtrack_listen_only_when_asked_for(compose: dict[str, Any]) -> None:
-    from tasks.cli import main
+    from entrypoints.cli import main
 
     listener = compose["services"]["listener"]
     program, command = listener["command"][0], listener["command"][1]

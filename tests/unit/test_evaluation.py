@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.conftest import SHARED_DATA
 from workers.annotations.model import (
     Entity,

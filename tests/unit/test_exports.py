@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tasks.cli import main
+from entrypoints.cli import main
 from tests.support.videos import write_test_video
 from workers.annotations.exports import ExportObject, ExportVideo, to_coco, to_cvat, to_mot
 from workers.annotations.model import (

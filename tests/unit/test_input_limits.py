@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from config.settings import Settings
-from tasks.cli import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED, main
+from entrypoints.cli import main
+from entrypoints.console import EXIT_BAD_INPUT, EXIT_COMPLETED_WITH_ERRORS, EXIT_FAILED
 from tasks.local_backend import LocalSegmentsAnnotator
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import corrupt_middle, write_test_video

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from entrypoints.web.security import check_listen_host, is_loopback, parse_credentials
 from tasks.jobstore import JobRecord, JobStore, MemoryJobStore, RedisJobStore
-from tasks.web.security import check_listen_host, is_loopback, parse_credentials
 from tests.conftest import REDIS_HOST, REDIS_PORT, RESULTS_DB
 from workers.errors import InputError
 

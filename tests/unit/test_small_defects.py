@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from entrypoints.cluster import ClusterPorts, cluster_ports
 from tasks import job_ids
 from tasks.api import make_spec
-from tasks.cluster import ClusterPorts, cluster_ports
 from tasks.jobstore import JobRecord
 from tasks.runtime import local_roots
 from tests.conftest import REPO_ROOT

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_for
 from workers.errors import (
     ConfigurationError,
     InputError,
@@ -268,15 +269,6 @@ def _open_fifo_for_writing(fifo: Path, timeout_s: float = 10.0) -> int:
         return fd
 
 
-def _wait_for(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_a_write_in_progress_is_never_seen_by_readers(storage: LocalStorage, root: Path) -> None:
     """Feed an upload through a pipe, and look at the target while it is half written."""
     target = root / "clip.mp4" / "dog.gif"
@@ -297,13 +289,15 @@ def test_a_write_in_progress_is_never_seen_by_readers(storage: LocalStorage, roo
     feed = _open_fifo_for_writing(source)
     try:
         os.write(feed, chunk * 2)
-        in_progress = _wait_for(
+        wait_for(
             lambda: any(
                 p.name != target.name and p.stat().st_size >= len(chunk)
                 for p in target.parent.iterdir()
-            )
+            ),
+            10,
+            "the first megabyte in a file beside the target",
+            0.01,
         )
-        assert in_progress, "the first megabyte never reached a file beside the target"
         assert target.read_bytes() == b"old content"
         assert storage.read_bytes(str(target)) == b"old content"
         assert [item.uri for item in storage.list(str(target.parent))] == [str(target)]

@@ -9,8 +9,7 @@ import grpc
 import pytest
 from google.cloud import videointelligence_v1 as vi
 
-from tasks.jobstore import JobRecord
-from tasks.vi_server.operations import (
+from entrypoints.vi_server.operations import (
     OperationEntry,
     api_input_uri,
     job_error,
@@ -21,7 +20,8 @@ from tasks.vi_server.operations import (
     overall_percent,
     response_for,
 )
-from tasks.vi_server.protocol import annotate_video_rpc
+from entrypoints.vi_server.protocol import annotate_video_rpc
+from tasks.jobstore import JobRecord
 from tests.support.fake_videointelligence import sample_annotation
 from workers.annotations.vi_json import parse_annotation_json
 

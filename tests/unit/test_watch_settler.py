@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from tasks.watch import Settler
+from entrypoints.watch import Settler
 
 
 class Clock:

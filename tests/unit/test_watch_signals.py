@@ -13,8 +13,8 @@ from types import FrameType
 import pytest
 
 from config.settings import Settings
+from entrypoints.watch import TICK_SECONDS, Watcher, watch_settings
 from tasks import runtime
-from tasks.watch import TICK_SECONDS, Watcher, watch_settings
 
 RESCUE_AFTER_S = 10.0
 

@@ -24,17 +24,9 @@ from google.cloud import videointelligence_v1 as vi
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
-from config.celery import results_ttl
 from config.settings import Settings
-from tasks import runtime
-from tasks.api import make_spec, start_job
-from tasks.job_ids import new_job_id
-from tasks.lost import REDIS_DOWN
-from tasks.redis_clients import describe
-from tasks.vi_server.operations import (
+from entrypoints.vi_server.operations import (
     ANNOTATED_STATUSES,
-    OperationBook,
-    OperationEntry,
     api_input_uri,
     error_status,
     job_error,
@@ -45,7 +37,19 @@ from tasks.vi_server.operations import (
     overall_percent,
     response_for,
 )
-from tasks.vi_server.protocol import annotate_video_rpc
+from entrypoints.vi_server.protocol import annotate_video_rpc
+from tasks.api import (
+    REDIS_DOWN,
+    OperationBook,
+    OperationEntry,
+    describe_redis_error,
+    job_record,
+    make_spec,
+    new_job_id,
+    operation_book,
+    service_storage,
+    start_job,
+)
 from workers import naming
 from workers.annotations.vi_json import parse_annotation_json
 from workers.errors import ConfigurationError, InputError, VtrackError
@@ -87,7 +91,7 @@ def _answer(call: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext],
             log.error("failed: %s", error)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         except REDIS_DOWN as error:
-            log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe(error))
+            log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe_redis_error(error))
             context.abort(grpc.StatusCode.UNAVAILABLE, REDIS_DOWN_MESSAGE)
 
     return handler
@@ -99,8 +103,7 @@ class VideoIntelligenceService:
     def __init__(self, settings: Settings, book: OperationBook) -> None:
         self.settings = settings
         self.book = book
-        self._storage = runtime.current().storage
-        self._jobs = runtime.current().jobs
+        self._storage = service_storage()
 
     # --- AnnotateVideo ----------------------------------------------------------------
 
@@ -180,7 +183,7 @@ class VideoIntelligenceService:
 
     def cancel_operation(self, request: operations_pb2.CancelOperationRequest) -> Any:
         entry = self._entry(request.name)
-        record = self._jobs.get(entry.job_id)
+        record = job_record(entry.job_id)
         if record is None or record.finished or record.status in ANNOTATED_STATUSES:
             return empty_pb2.Empty()  # already over: nothing to cancel, as the API answers
         from tasks.api import cancel_job
@@ -203,7 +206,7 @@ class VideoIntelligenceService:
 
     def operation(self, entry: OperationEntry) -> operations_pb2.Operation:
         """The operation as it stands: running, done with the results, or done with an error."""
-        record = self._jobs.get(entry.job_id)
+        record = job_record(entry.job_id)
         if overall_percent(record) > entry.progress:
             entry = self.book.update(entry, progress=overall_percent(record))
         if entry.cancelled:
@@ -293,12 +296,7 @@ def build_server(settings: Settings, host: str, port: int) -> tuple[grpc.Server,
             f"refusing to serve on {host} without an API key: set VTRACK_VI_SERVER_API_KEY, "
             "or serve on 127.0.0.1"
         )
-    rt = runtime.current()
-    if rt.redis_client is None:
-        raise ConfigurationError("the VI server needs Redis (VTRACK_RESULT_BACKEND)")
-    service = VideoIntelligenceService(
-        settings, OperationBook(rt.redis_client, results_ttl(settings))
-    )
+    service = VideoIntelligenceService(settings, operation_book(settings))
     interceptors = [ApiKeyCheck(api_key)] if api_key else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), interceptors=interceptors)
     rpc = annotate_video_rpc()
@@ -345,7 +343,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             service.sweep()
         except REDIS_DOWN as error:  # one line per outage; the sweep goes on when it ends
             if not redis_down:
-                log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe(error))
+                log.warning("%s: %s", REDIS_DOWN_MESSAGE, describe_redis_error(error))
             redis_down = True
             continue
         except Exception:  # a bug in one sweep must not stop the server

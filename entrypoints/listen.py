@@ -26,11 +26,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import redis
-from kombu.exceptions import OperationalError
-
 from config.settings import Settings
-from tasks import runtime
+from tasks.api import REDIS_DOWN, service_storage
 from tasks.scan import start_video_job
 from workers.annotators.gcp_client import parse_bucket_list
 from workers.errors import ConfigurationError, InputError, ServiceUnavailableError, StorageError
@@ -52,9 +49,7 @@ RETRY = "retry"  # not acknowledged: Pub/Sub delivers it again
 
 # Failures that pass: the message is delivered again rather than dropped.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OperationalError,  # the broker cannot be reached
+    *REDIS_DOWN,  # Redis or the broker cannot be reached
     ServiceUnavailableError,  # the same, as start_job reports it
     StorageError,  # the bucket did not answer (a missing object is handled before)
     OSError,
@@ -113,7 +108,7 @@ def handle_notification(attributes: dict[str, str], data: bytes, rules: ListenRu
         return Handled(MALFORMED, f"{_describe(attributes)}: {exc}")
     if stat is None:  # payloadFormat NONE: ask the bucket
         try:
-            stat = runtime.current().storage.stat(uri)
+            stat = service_storage().stat(uri)
         except InputError as exc:  # deleted since, or a name vtrack refuses
             return Handled(IGNORED, f"{uri}: {exc}")
         if stat.generation != event.generation:

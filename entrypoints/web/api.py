@@ -15,12 +15,12 @@ from tasks.api import (
     Job,
     JobFinished,
     JobNotFound,
+    current_catalog,
     list_jobs,
     make_spec,
     refuse_unusable_inputs,
     start_job,
 )
-from tasks.catalog import current_catalog
 from workers.errors import InputError, ServiceUnavailableError, VtrackError
 from workers.job import JobStatus as Status
 

@@ -12,10 +12,18 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from tasks import runtime
-from tasks.api import Job, JobNotFound, list_jobs, make_spec, refuse_unusable_inputs, start_job
-from tasks.catalog import current_catalog
-from tasks.web import files
+from entrypoints.web import files
+from tasks.api import (
+    Job,
+    JobNotFound,
+    current_catalog,
+    list_jobs,
+    make_spec,
+    refuse_unusable_inputs,
+    service_settings,
+    service_storage,
+    start_job,
+)
 from workers.errors import VtrackError
 from workers.steps import describe_no_summary
 from workers.uris import GCS_SCHEME, parse_uri
@@ -31,7 +39,7 @@ JOBS_PER_PAGE = 50
 
 def served_roots() -> dict[str, str]:
     """The roots the app serves files from, by the name in their URL."""
-    settings = runtime.current().settings
+    settings = service_settings()
     return {"outputs": settings.output_root, "annotations": settings.annotation_root}
 
 
@@ -154,7 +162,7 @@ def job_video(request: Request, job_id: str) -> Response:
         raise HTTPException(404, "this video cannot be played in a browser")
     parsed = parse_uri(record.video_uri)
     if parsed.scheme == GCS_SCHEME:
-        return files.serve_object(request, runtime.current().storage, record.video_uri)
+        return files.serve_object(request, service_storage(), record.video_uri)
     real = Path(os.path.realpath(parsed.path))
     if not _inside_input_roots(real) or not real.is_file():
         raise HTTPException(404, "video not found")
@@ -184,7 +192,7 @@ def serve_file(request: Request, root: str, path: str) -> Response:
     roots = served_roots()
     if root not in roots:
         raise HTTPException(404, "not found")
-    return files.serve_under_root(request, roots[root], path, runtime.current().storage)
+    return files.serve_under_root(request, roots[root], path, service_storage())
 
 
 def _playable(video_uri: str) -> bool:
@@ -201,7 +209,7 @@ def _playable(video_uri: str) -> bool:
 
 
 def _inside_input_roots(real: Path) -> bool:
-    for root in runtime.current().settings.input_root_list():
+    for root in service_settings().input_root_list():
         parsed = parse_uri(root)
         if parsed.is_local and real.is_relative_to(os.path.realpath(parsed.path)):
             return True
@@ -223,7 +231,7 @@ def _exports(manifest: dict[str, Any]) -> list[dict[str, str]]:
     }
     found: list[dict[str, str]] = []
     try:
-        for count, stat in enumerate(runtime.current().storage.list(folder)):
+        for count, stat in enumerate(service_storage().list(folder)):
             if count >= EXPORT_LISTING_LIMIT:
                 break
             name = PurePosixPath(parse_uri(stat.uri).path).name

@@ -1,8 +1,12 @@
-"""The HTTP trigger: one task that starts a whole job, for Flower's REST API.
+"""The service's own entry tasks: beat's scans and the HTTP trigger.
 
-Flower's ``POST /api/task/async-apply/vtrack.submit_video`` (behind its basic auth) sends
-this task; a worker builds the job spec with the service's settings and starts the job,
-or finds the one already in flight for that video. The task's result names the job::
+``vtrack.scan_source``: celery beat sends it for each ``VTRACK_SCAN_SOURCES`` entry on
+``VTRACK_SCAN_SCHEDULE`` (:mod:`config.beat`); the scan itself is :mod:`tasks.scan`.
+
+``vtrack.submit_video``, the HTTP trigger: one task that starts a whole job, for Flower's
+REST API. Flower's ``POST /api/task/async-apply/vtrack.submit_video`` (behind its basic
+auth) sends this task; a worker builds the job spec with the service's settings and starts
+the job, or finds the one already in flight for that video. The task's result names the job::
 
     curl -u "$FLOWER_USER:$FLOWER_PASSWORD" -H 'Content-Type: application/json' \\
          -d '{"kwargs": {"video_uri": "gs://my-videos/street.mp4"}}' \\
@@ -18,10 +22,27 @@ job gets it unless a job for the video is already in flight (then ``reused`` is 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tasks.api import make_spec, start_job
 from tasks.celery_app import app
+from tasks.scan import scan_source
+from workers.errors import VtrackError
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="vtrack.scan_source", throws=(VtrackError,))
+def scan_source_task(source: str, max_jobs: int | None = None) -> dict[str, Any]:
+    """Beat's entry: scan one source; the result lists the jobs started and why others were not.
+
+    A source that cannot be listed (a refused bucket, a missing folder) is an expected
+    error: one line in the worker's log, no traceback.
+    """
+    report = scan_source(source, max_jobs)
+    log.info("%s", report.describe())
+    return report.to_dict()
 
 
 @app.task(name="vtrack.submit_video")

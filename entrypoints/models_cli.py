@@ -1,37 +1,17 @@
 """``vtrack models``: the models vtrack knows, and ``vtrack models fetch NAME``.
 
-Kept in a module of its own (registered in :mod:`tasks.cli`); the catalogue itself is
+Kept in a module of its own (registered in :mod:`entrypoints.cli`); the catalogue itself is
 :mod:`workers.local.model_catalogue`.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-
-def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`tasks.cli.guarded`, looked up when the command runs (tasks.cli imports this
-    module to register the command, so it cannot be imported here first)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tasks.cli import guarded as cli_guarded
-
-        return cli_guarded(command)(*args, **kwargs)
-
-    return wrapper
-
-
-def err_print(*args: Any, **kwargs: Any) -> None:
-    from tasks.cli import err_print as cli_err_print
-
-    cli_err_print(*args, **kwargs)
+from entrypoints.console import consoles, err_print, guarded
 
 
 def _folder() -> Path:
@@ -96,8 +76,6 @@ def models(context: click.Context) -> None:
             sys.stdout.write("\t".join(row) + "\n")
         return
     from rich.table import Table
-
-    from tasks.cli import consoles
 
     table = Table(*header, title=f"models (VTRACK_MODEL_DIR: {folder})")
     for row in rows:

@@ -1,7 +1,7 @@
 """The web app: jobs and their results, search across videos, and the JSON API.
 
 ``create_app()`` builds it from the settings; ``vtrack web`` serves it with uvicorn
-(:mod:`tasks.web.server`). The OpenAPI page is at ``/docs`` (and ``/redoc``), served with
+(:mod:`entrypoints.web.server`). The OpenAPI page is at ``/docs`` (and ``/redoc``), served with
 no network access.
 """
 
@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings, get_settings
-from tasks.web import api, pages
-from tasks.web.security import GuardMiddleware, parse_credentials
+from entrypoints.web import api, pages
+from entrypoints.web.security import GuardMiddleware, parse_credentials
 
 STATIC = Path(__file__).parent / "static"
 REDIS_DOWN_MESSAGE = "the service cannot reach Redis right now"
@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 
 def redis_down(request: Request, exc: Exception) -> Response:
     """503 with one line while Redis cannot be reached; the app goes on once it is back."""
-    from tasks.redis_clients import describe
+    from tasks.api import describe_redis_error
 
     path = request.url.path
-    reason = describe(exc).removeprefix(REDIS_DOWN_MESSAGE + ": ")
+    reason = describe_redis_error(exc).removeprefix(REDIS_DOWN_MESSAGE + ": ")
     log.warning("%s: %s %s: %s", REDIS_DOWN_MESSAGE, request.method, path, reason)
     headers = {"Retry-After": str(REDIS_DOWN_RETRY_AFTER)}
     if path.startswith("/api/"):
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Jobs, their results, and a catalog of which videos contain which objects.",
         version="1",
     )
-    from tasks.lost import REDIS_DOWN
+    from tasks.api import REDIS_DOWN
     from workers.errors import ServiceUnavailableError
 
     for error in (*REDIS_DOWN, ServiceUnavailableError):

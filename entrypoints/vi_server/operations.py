@@ -13,20 +13,18 @@ follow in ``vtrack status``). A failed job ends its operation with the job's mes
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import grpc
-import redis
 from google.cloud import videointelligence_v1 as vi
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
+from tasks.api import OperationEntry
 from tasks.jobstore import JobRecord
-from tasks.keys import vi_operation
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import dump_annotation_json, dump_api_output_json
 
@@ -51,53 +49,6 @@ def job_id_of(name: str) -> str:
 def api_input_uri(video_uri: str) -> str:
     """The API reports ``gs://bucket/name`` as ``/bucket/name``; local paths stay as they are."""
     return "/" + video_uri.removeprefix("gs://") if video_uri.startswith("gs://") else video_uri
-
-
-@dataclass(frozen=True)
-class OperationEntry:
-    """What the request asked, beside the job's own record."""
-
-    job_id: str
-    name: str
-    input_uri: str  # as the API reports it
-    output_uri: str = ""
-    started_at: float = 0.0
-    output_written: bool = False
-    cancelled: bool = False
-    progress: int = 0  # the highest progress reported: an operation's progress never goes back
-
-
-class OperationBook:
-    """The operations this service started, one small Redis key each, expiring with the jobs."""
-
-    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
-        self._redis = client
-        self._ttl = ttl_seconds
-
-    def add(self, entry: OperationEntry) -> None:
-        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(entry)), ex=self._ttl)
-
-    def get(self, job_id: str) -> OperationEntry | None:
-        raw = self._redis.get(vi_operation(job_id))
-        return None if raw is None else OperationEntry(**json.loads(raw))
-
-    def update(self, entry: OperationEntry, **changes: Any) -> OperationEntry:
-        updated = replace(entry, **changes)
-        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(updated)), keepttl=True)
-        return updated
-
-    def delete(self, job_id: str) -> bool:
-        return bool(self._redis.delete(vi_operation(job_id)))
-
-    def all(self) -> list[OperationEntry]:
-        """Every operation still known, oldest first."""
-        keys = list(self._redis.scan_iter(match=vi_operation("*"), count=500))
-        entries = [
-            OperationEntry(**json.loads(raw))
-            for raw in (self._redis.mget(keys) if keys else [])
-            if raw is not None
-        ]
-        return sorted(entries, key=lambda entry: (entry.started_at, entry.job_id))
 
 
 def overall_percent(record: JobRecord | None) -> int:

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import redis
-from kombu.exceptions import OperationalError
 from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
@@ -40,7 +38,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from config.settings import Settings
-from tasks import runtime
+from tasks.api import REDIS_DOWN, configure_service, service_storage
 from tasks.scan import start_video_job
 from workers.errors import InputError, StorageError
 from workers.service import scanning
@@ -49,9 +47,7 @@ log = logging.getLogger(__name__)
 
 # Failures that pass (broker or Redis down): the file is tried again after a while.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OperationalError,
+    *REDIS_DOWN,
     StorageError,
 )
 TICK_SECONDS = 0.2
@@ -160,7 +156,7 @@ class Watcher:
         observer.start()  # before listing, so nothing lands unseen in between
         try:
             for folder in self.folders:
-                for video in scanning.list_videos(runtime.current().storage, str(folder)):
+                for video in scanning.list_videos(service_storage(), str(folder)):
                     self.settler.found(Path(video.uri))
             log.info(
                 "watching %s (%d video(s) there already)",
@@ -210,7 +206,7 @@ class Watcher:
                 self.settler.changed(path, complete=True)
 
     def _handle(self, path: Path) -> None:
-        storage = runtime.current().storage
+        storage = service_storage()
         try:
             stat = storage.stat(str(path))
             if not scanning.is_video(stat):
@@ -273,7 +269,7 @@ def watch(folders: Sequence[Path], settings: Settings) -> Counter[str]:
                 "their own VTRACK_INPUT_ROOTS include it",
                 folder,
             )
-    runtime.configure(runtime.build_runtime(watch_settings(settings, folders)))
+    configure_service(watch_settings(settings, folders))
     watcher = Watcher(folders, settings.watch_stable_seconds)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -287,4 +283,4 @@ def watch(folders: Sequence[Path], settings: Settings) -> Counter[str]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped; files: %s", watcher.describe_counts())
-        runtime.configure(None)
+        configure_service(None)

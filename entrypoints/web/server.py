@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from config.settings import get_settings
-from tasks.web.security import check_listen_host, parse_credentials
+from entrypoints.web.security import check_listen_host, parse_credentials
 
 
 def serve(host: str, port: int) -> None:
     """Serve until interrupted. Refuses (one line, exit 2) a non-loopback host without auth."""
     import uvicorn
 
-    from tasks.catalog import current_catalog
-    from tasks.web.app import create_app
+    from entrypoints.web.app import create_app
+    from tasks.api import current_catalog
 
     settings = get_settings()
     check_listen_host(host, parse_credentials(settings.web_auth))

@@ -14,95 +14,26 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
-from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from workers.errors import InputError, ServiceUnavailableError, VtrackError
+from entrypoints.console import (
+    EXIT_COMPLETED_WITH_ERRORS,
+    EXIT_FAILED,
+    consoles,
+    err_print,
+    fail,
+    guarded,
+)
+from entrypoints.models_cli import models
+from workers.errors import InputError, VtrackError
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress
 
     from tasks.jobstore import JobRecord
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_COMPLETED_WITH_ERRORS = 3
-EXIT_TIMEOUT = 4
-EXIT_STDOUT_CLOSED = 128 + 13  # as a shell reports a command ended by SIGPIPE
-
-
-@cache
-def consoles() -> tuple[Console, Console]:
-    """``(stderr, stdout)`` rich consoles, made on first use (rich takes time to import)."""
-    from rich.console import Console
-
-    return Console(stderr=True), Console()
-
-
-def err_print(*args: Any, **kwargs: Any) -> None:
-    """A message on stderr, one line per line given: never wrapped at the console's width
-    (80 columns when stderr is a file or a pipe), so paths and job ids stay whole for scripts
-    and logs; a terminal wraps long lines itself."""
-    kwargs.setdefault("soft_wrap", True)
-    consoles()[0].print(*args, **kwargs)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    err_print(f"[bold red]error:[/] {message}", highlight=False)
-    sys.exit(code)
-
-
-def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One line per error and a non-zero exit; the traceback only with ``--debug``."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            result = command(*args, **kwargs)
-            sys.stdout.flush()  # a reader gone shows here, where it is handled, not at exit
-            return result
-        except (KeyboardInterrupt, SystemExit, click.exceptions.Exit):
-            raise
-        except click.ClickException:
-            raise
-        except BrokenPipeError:
-            _stdout_closed()
-        except Exception as exc:
-            if debug:
-                traceback.print_exc()
-            if type(exc).__name__ == "JobFailed":  # tasks.api's, not imported for every command
-                fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, InputError | ServiceUnavailableError) or type(exc).__name__ in (
-                "JobNotFound",
-                "JobFinished",
-            ):
-                fail(str(exc), EXIT_BAD_INPUT)
-            if isinstance(exc, VtrackError):
-                fail(str(exc), EXIT_FAILED)
-            if isinstance(exc, TimeoutError):
-                fail(str(exc), EXIT_TIMEOUT)
-            fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
-
-    wrapper.__name__ = command.__name__
-    wrapper.__doc__ = command.__doc__
-    return wrapper
-
-
-def _stdout_closed() -> NoReturn:
-    """The reader of standard output went away (``vtrack jobs | head``): end quietly, with
-    the status of a Unix tool ended by SIGPIPE, and nothing more written to the closed pipe
-    (Python would otherwise complain while flushing it at exit)."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(EXIT_STDOUT_CLOSED)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,7 +91,7 @@ def run(
     processes: int | None,
 ) -> None:
     """Run the whole pipeline on VIDEO in this process: no broker, no cloud, no network."""
-    from tasks.inprocess import run_video
+    from tasks.api import run_video
 
     video_path = _existing_local_file(video, "video")
     annotation_path = _existing_local_file(annotations, "annotation file") if annotations else None
@@ -292,8 +223,7 @@ def submit(
     animation_format: str | None,
 ) -> None:
     """Enqueue URI on the configured broker; prints the job id as the last line."""
-    from tasks.api import refuse_unusable_inputs, start_job
-    from tasks.specs import make_spec
+    from tasks.api import make_spec, refuse_unusable_inputs, start_job
 
     spec = make_spec(
         uri,
@@ -323,7 +253,7 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2))
     else:
-        from tasks.display import print_record
+        from entrypoints.display import print_record
 
         print_record(record, consoles()[1])
     _exit_for(record.status)
@@ -379,7 +309,7 @@ def listen(subscription: str | None) -> None:
     on a Pub/Sub SUBSCRIPTION (projects/P/subscriptions/S; default VTRACK_PUBSUB_SUBSCRIPTION).
     Runs until SIGTERM or Ctrl-C."""
     from config.settings import get_settings
-    from tasks.listen import listen as run_listener
+    from entrypoints.listen import listen as run_listener
 
     settings = get_settings()
     chosen = subscription or settings.pubsub_subscription
@@ -398,7 +328,7 @@ def watch(folders: tuple[Path, ...]) -> None:
     """Start a job for each video copied into FOLDERS once it is complete; videos already
     there are handled as a scan would. Runs until SIGTERM or Ctrl-C."""
     from config.settings import get_settings
-    from tasks.watch import watch as run_watcher
+    from entrypoints.watch import watch as run_watcher
 
     _log_to_stderr()
     run_watcher(list(folders), get_settings())
@@ -426,17 +356,16 @@ def cancel(job_id: str) -> None:
 @guarded
 def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first: status, stage, video and how each was started."""
-    from tasks import lost, runtime
-    from tasks.api import list_jobs
+    from tasks.api import list_jobs, reaching, service_settings
 
-    backend = runtime.current().settings.result_backend
-    with lost.reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
+    backend = service_settings().result_backend
+    with reaching("result backend", "VTRACK_RESULT_BACKEND", backend):
         records, total = list_jobs(status=status_filter, limit=limit)
     if as_json:
         for record in records:
             click.echo(json.dumps(record.to_dict()))
         return
-    from tasks.display import print_job_list
+    from entrypoints.display import print_job_list
 
     print_job_list(records, consoles()[1])
     err_print(f"{len(records)} of {total} job(s)", highlight=False)
@@ -448,7 +377,7 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
 @guarded
 def web(host: str, port: int) -> None:
     """Serve the web app: jobs, results, search across videos, JSON API (docs at /docs)."""
-    from tasks.web.server import serve
+    from entrypoints.web.server import serve
 
     serve(host, port)
 
@@ -462,7 +391,7 @@ def catalog() -> None:
 @guarded
 def catalog_rebuild() -> None:
     """Re-read every manifest under the output root into the catalog."""
-    from tasks.catalog import current_catalog, rebuild_catalog
+    from tasks.api import current_catalog, rebuild_catalog
 
     report = rebuild_catalog()
     err_print(f"{report.describe()} ({current_catalog().describe()})", highlight=False)
@@ -475,7 +404,7 @@ def catalog_rebuild() -> None:
 def vi_server(host: str, port: int) -> None:
     """Serve the Video Intelligence API (AnnotateVideo, OBJECT_TRACKING) from vtrack's jobs."""
     from config.settings import get_settings
-    from tasks.vi_server.server import serve
+    from entrypoints.vi_server.server import serve
 
     serve(get_settings(), host, port)
 
@@ -513,7 +442,7 @@ def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeou
     local port when none answers there.
     """
     from config.settings import get_settings
-    from tasks.cluster import Cluster, cluster_ports
+    from entrypoints.cluster import Cluster, cluster_ports
 
     settings = get_settings()
     ports = cluster_ports(settings, redis_port, flower_port)
@@ -530,7 +459,7 @@ def cluster_start(run_dir: str, redis_port: int | None, flower_port: int, timeou
 @guarded
 def cluster_status(run_dir: str) -> None:
     """Show which of the cluster's services are running."""
-    from tasks.cluster import Cluster
+    from entrypoints.cluster import Cluster
 
     known = Cluster(Path(run_dir))
     running = known.running()
@@ -545,15 +474,13 @@ def cluster_status(run_dir: str) -> None:
 @guarded
 def cluster_stop(run_dir: str) -> None:
     """Stop the services the cluster started, by their pids."""
-    from tasks.cluster import Cluster
+    from entrypoints.cluster import Cluster
 
     stopped = Cluster(Path(run_dir)).stop()
     err_print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
 
 
-from tasks.models_cli import models  # noqa: E402  (vtrack models: a module of its own)
-
-main.add_command(models)
+main.add_command(models)  # vtrack models: a module of its own
 
 if __name__ == "__main__":
     main()
