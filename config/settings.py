@@ -209,14 +209,13 @@ class Settings(BaseSettings):
         ),
     )
     detector_precision: Literal["fp32", "int8", "auto"] = Field(
-        "auto",
+        "fp32",
         description=(
-            "auto: int8 for the default YOLOv3-tiny (its int8 parameters ship with vtrack, "
-            "measured to keep its detections), fp32 for any other model (safe with every "
-            "detector); fp32; or int8: the detector quantized to 8-bit integers, made once "
-            "and cached (the default YOLOv3-tiny from the shipped parameters; another model "
+            "fp32; int8: the detector quantized to 8-bit integers, made once and cached (the "
+            "default YOLOv3-tiny from parameters shipped with vtrack; another model "
             "calibrated on the first video tracked: check its detections, "
-            "docs/benchmarks.md)."
+            "docs/benchmarks.md); or auto: int8 for the default YOLOv3-tiny, fp32 for any "
+            "other model (a setting safe with every detector)."
         ),
     )
     detect_tiles: str = Field(

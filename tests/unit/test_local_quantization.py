@@ -53,8 +53,8 @@ def options(cache: Path, precision: str) -> LocalTrackingOptions:
     )
 
 
-def test_the_default_precision_is_auto() -> None:
-    assert LocalTrackingOptions().detector_precision == "auto" == check_precision("")
+def test_the_default_precision_is_fp32() -> None:
+    assert LocalTrackingOptions().detector_precision == "fp32" == check_precision("")
 
 
 def test_an_unknown_precision_is_one_clear_error() -> None:

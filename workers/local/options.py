@@ -32,12 +32,11 @@ class LocalTrackingOptions:
     falls back to ``detector_model``, then to the default YOLOv3-tiny.
     ``detector_family``: the family to decode the model with; None reads it from the
     model's input and output shapes (:mod:`workers.local.detectors`).
-    ``detector_precision``: ``auto`` (the default): int8 where vtrack ships the model's
-    int8 parameters (the default YOLOv3-tiny, measured to keep its detections and the
-    tests' ground-truth tracks), fp32 for any other model; ``fp32``; or ``int8`` for the
-    model quantized to 8-bit integers (made once and cached:
-    :mod:`workers.local.quantization`; a model without shipped parameters is calibrated
-    on the first video tracked, and its detections must be checked per model).
+    ``detector_precision``: ``fp32`` (the default), ``int8`` for the model quantized to
+    8-bit integers (made once and cached: :mod:`workers.local.quantization`; a model
+    without shipped parameters is calibrated on the first video tracked, and its
+    detections must be checked per model), or ``auto``: int8 where vtrack ships the
+    model's int8 parameters (the default YOLOv3-tiny), fp32 for any other model.
     ``detector_model``: an ONNX file (the older ``VTRACK_DETECTOR_MODEL``); None uses the
     default YOLOv3-tiny (converted once and cached in ``model_cache_dir``).
     ``model_dir``: where ``vtrack models fetch`` puts models; None: ``model_cache_dir``.
@@ -85,7 +84,7 @@ class LocalTrackingOptions:
     detector_model: str | None = None
     detector: str | None = None
     detector_family: str | None = None
-    detector_precision: str = "auto"
+    detector_precision: str = "fp32"
     model_dir: str | None = None
     detect_tiles: str = "off"
     cross_class_iou: float = 0.6

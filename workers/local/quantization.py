@@ -61,7 +61,7 @@ from workers.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "int8")
-DEFAULT_PRECISION = "auto"  # int8 for the default YOLOv3-tiny: docs/benchmarks.md
+DEFAULT_PRECISION = "fp32"  # int8 splits a test scene's runner in two: docs/benchmarks.md
 # Bump when the recipe below changes, so cached int8 models are made again.
 # 2: weights in 7 bits (reduce_range), activation parameters shipped for the default model.
 QUANTIZATION_VERSION = 2
