@@ -13,7 +13,12 @@ from workers.local.association import ReachSimilarity
 from workers.local.backend import object_track
 from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.detector import Detections
-from workers.local.labels import CONFUSABLE_LABELS, compatible_labels, weighted_vote
+from workers.local.labels import (
+    CONFUSABLE_LABELS,
+    compatible_labels,
+    shared_label_share,
+    weighted_vote,
+)
 from workers.local.merge import merge_fragments
 from workers.local.tracking import YOLOV3_TINY_THRESHOLDS, make_tracker, track_detections
 
@@ -27,6 +32,13 @@ def test_the_confusable_groups_the_issue_names_are_in_the_table() -> None:
     assert compatible_labels("cat", "dog") and compatible_labels("couch", "bed")
     assert compatible_labels("chair", "couch") and not compatible_labels("person", "dog")
     assert not compatible_labels("sports ball", "car")
+    runner = [("person", 4), ("traffic light", 2)]
+    assert shared_label_share(runner, [("traffic light", 3), ("person", 3)]) == pytest.approx(5 / 6)
+    assert shared_label_share([("car", 2)], [("truck", 5)]) == 1.0  # one group
+    assert shared_label_share([("person", 5), ("traffic light", 1)], [("traffic light", 6)]) == (
+        pytest.approx(1 / 6)
+    )
+    assert shared_label_share(runner, []) == 0.0
     assert weighted_vote([("frisbee", 0.3), ("sports ball", 0.2), ("sports ball", 0.2)]) == (
         "sports ball"
     )

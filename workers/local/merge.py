@@ -12,8 +12,9 @@ A short track seen only at moments another track of its class was also seen, wit
 box inside the other's, is a duplicate and is absorbed the same way.
 
 Labels the detector confuses (``sports ball`` / ``frisbee``, ``car`` / ``truck``...: the
-table in :mod:`workers.local.labels`) count as one class here, and a joined track's label
-is the score-weighted vote of all its detections.
+table in :mod:`workers.local.labels`) count as one class here, and so do two fragments
+whose boxes carry mostly the same labels whatever their votes (:func:`labels_may_join`).
+A joined track's label is the vote of all its boxes.
 
 A join needs evidence of two kinds, never likeness alone:
 
@@ -44,7 +45,12 @@ from dataclasses import dataclass
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.local.appearance import HAND_MADE_LENGTH, cue_similarities
 from workers.local.coco import COCO_CLASS_NAMES
-from workers.local.labels import box_vote, compatible_labels
+from workers.local.labels import (
+    MIN_SHARED_LABELS,
+    box_vote,
+    compatible_labels,
+    shared_label_share,
+)
 
 _SAME_MOMENT = 1e-3  # seconds: two frames this close are the same video frame
 
@@ -243,6 +249,20 @@ def _edges_agree(
     return back_near and gone_near
 
 
+def labels_may_join(first: ObjectTrack, second: ObjectTrack) -> bool:
+    """Whether two tracks' labels allow them to be one object: compatible voted labels, or
+    boxes that carry mostly the same labels (at least ``MIN_SHARED_LABELS`` of them: see
+    :func:`workers.local.labels.shared_label_share`). A fragment voted "traffic light" by 3
+    boxes against 3 "person" may continue one voted "person" 4 to 2; a traffic light seen
+    only as one may not continue a person called "traffic light" once in 6 boxes. Tracks
+    without box counts (annotations written before they were kept) compare votes only."""
+    if compatible_labels(first.entity.description, second.entity.description):
+        return True
+    if not first.label_frames or not second.label_frames:
+        return False
+    return shared_label_share(first.label_frames, second.label_frames) >= MIN_SHARED_LABELS
+
+
 def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> float | None:
     """How surely two tracks are one object (higher is surer), or None if they are not.
 
@@ -250,7 +270,7 @@ def join_score(first: ObjectTrack, second: ObjectTrack, rules: MergeRules) -> fl
     passes from one track to the other is a handover, which must be short and aligned
     (or, for alike-looking tracks, near: see :class:`MergeRules`).
     """
-    if not compatible_labels(first.entity.description, second.entity.description):
+    if not labels_may_join(first, second):
         return None
     if not first.frames or not second.frames:
         return None

@@ -3,9 +3,11 @@
 Segments let several workers track one long video at once. Each segment is tracked on its
 own, so the same object gets a different track in each. Consecutive segments overlap by a
 few seconds; there both segments track the same frames, so a track of one is matched to a
-track of the other when they have the same class and their boxes overlap at the same
-moments. A matched pair becomes one object: the earlier segment's frames up to the middle
-of the overlap, the later one's after it. Every track is cut at those midpoints in the
+track of the other when their labels may be one object's (the same class, confusable
+labels, or mostly the same labels over their boxes: see
+:func:`workers.local.merge.labels_may_join`) and their boxes overlap at the same moments.
+A matched pair becomes one object: the earlier segment's frames up to the middle of the
+overlap, the later one's after it. Every track is cut at those midpoints in the
 same way, so nothing in the overlap is reported twice.
 """
 
@@ -20,12 +22,12 @@ import numpy as np
 
 from workers.annotations.model import ObjectTrack, Segment, TrackedFrame, VideoAnnotation
 from workers.annotations.selection import frame_minimum
-from workers.local.labels import compatible_labels
 from workers.local.merge import (
     MergeRules,
     combined_appearance,
     combined_label_frames,
     combined_label_scores,
+    labels_may_join,
     merge_fragments,
     voted_entity,
 )
@@ -82,7 +84,7 @@ def overlap_similarity(
     earlier: ObjectTrack, later: ObjectTrack, window: Segment, rules: StitchRules
 ) -> float | None:
     """Mean IoU of the two tracks at common moments in ``window``, or None if they differ."""
-    if not compatible_labels(earlier.entity.description, later.entity.description):
+    if not labels_may_join(earlier, later):
         return None
     later_frames = _frames_in(later, window.start, window.end)
     if not later_frames:
