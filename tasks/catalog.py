@@ -77,8 +77,6 @@ def record_completed(manifest: Manifest) -> bool:
             manifest.job_id,
             _first_line(exc),
         )
-    if app.conf.task_always_eager:
-        return False  # vtrack run: no workers to retry; `vtrack catalog rebuild` repairs
     try:
         record_in_catalog.apply_async(
             args=(manifest.manifest_uri, manifest.job_id),

@@ -59,7 +59,7 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        if not request.id or request.is_eager or request.delivery_info is None:
+        if not request.id or request.delivery_info is None:
             return super().__call__(*args, **kwargs)
         retries = int(request.retries or 0)
         self._count_delivery(request.id, retries)

@@ -73,7 +73,7 @@ def _requeue(task: Any, countdown: float, kwargs: dict[str, Any]) -> Exception:
     capped = min(countdown, longest_countdown(runtime.current().settings))
     # Not a failure: never refused by max_retries.
     retries = task.request.retries + 1
-    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs, max_retries=retries)
+    return task.retry(countdown=capped, kwargs=kwargs, max_retries=retries)
 
 
 def _bound_transient_retries(task: Any, answered_at: int) -> None:
@@ -102,7 +102,7 @@ def _record_revoked(reason: str) -> None:
     """Store the running task as REVOKED (without joining its chord: the job is over, its
     chord never runs) and send the ``task-revoked`` event Flower shows."""
     task = current_task
-    if task is None or task.request.is_eager or not task.request.id:
+    if task is None or not task.request.id:
         return
     try:
         task.backend.store_result(
@@ -132,14 +132,6 @@ class RevokedChordMember(logging.Filter):
 
 
 logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
-
-
-def _eager_wait(task: Any, countdown: float) -> float:
-    """Eager retries (``vtrack run``) run again at once, so wait here instead."""
-    if task.request.is_eager and countdown > 0:
-        time.sleep(countdown)
-        return 0
-    return countdown
 
 
 @app.task(
@@ -300,25 +292,6 @@ def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -
     return [result.to_dict() for result in results]
 
 
-@app.task(name="vtrack.render_object", bind=True, throws=EXPECTED_ERRORS)
-def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
-    """Render one object (messages queued before render batches existed)."""
-    job = JobSpec.from_dict(spec)
-    stop_if_cancelled(job.job_id)
-    rt = runtime.current()
-    result = steps.render_kept_object(job, KeptObject.from_dict(kept), rt.storage)
-    rt.jobs.object_done(job.job_id)
-    return result.to_dict()
-
-
-def _flatten(results: list[Any]) -> list[dict[str, Any]]:
-    """Chord results: a list per ``render_batch`` (a dict per old ``render_object``)."""
-    flat: list[dict[str, Any]] = []
-    for result in results:
-        flat.extend(result if isinstance(result, list) else [result])
-    return flat
-
-
 @app.task(name="vtrack.assemble_summary", bind=True, throws=EXPECTED_ERRORS)
 def assemble_summary(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
@@ -331,7 +304,7 @@ def assemble_summary(
     manifest = steps.assemble_manifest(
         job,
         RenderPlan.from_dict(plan),
-        [ObjectResult.from_dict(result) for result in _flatten(results)],
+        [ObjectResult.from_dict(result) for batch in results for result in batch],
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)

@@ -61,7 +61,7 @@ class TaskProgressJobStore:
 def report_progress(record: JobRecord) -> None:
     """Make ``record``'s stage the current task's PROGRESS state (no-op outside a worker)."""
     task = current_task
-    if not task or task.request.is_eager or not task.request.id or record.finished:
+    if not task or not task.request.id or record.finished:
         return
     meta = {"job_id": record.job_id, "stage": record.stage, "percent": record.percent}
     try:
