@@ -45,7 +45,7 @@ EXPECTED_ERRORS = (VtrackError,)
 # Transient backend errors are retried by Celery itself: a jittered backoff doubling from
 # TRANSIENT_BACKOFF_SECONDS up to TRANSIENT_BACKOFF_MAX_SECONDS (kept below the broker's
 # visibility timeout, see config.celery.longest_countdown), at most TRANSIENT_RETRIES in a
-# row (counted from the last wait that was not a failure, see _bound_transient_retries).
+# row (a wait re-sends the task as a new message, whose retries start again at 0).
 TRANSIENT_RETRIES = 8
 TRANSIENT_BACKOFF_SECONDS = 2
 TRANSIENT_BACKOFF_MAX_SECONDS = 60
@@ -60,26 +60,20 @@ TRANSIENT_RETRY: dict[str, Any] = {
 }
 
 
-def _requeue(task: Any, countdown: float, kwargs: dict[str, Any]) -> Exception:
-    """The ``Retry`` that sends ``task`` again after ``countdown`` seconds (to be raised).
+def _wait(task: Any, countdown: float, **changes: Any) -> Any:
+    """End this run and send ``task`` again in ``countdown`` seconds, as a new message.
 
-    Used for waits that are not failures: a poll of an operation still running, a wait for
-    quota room. Celery counts every re-queue in ``request.retries`` (each is a new attempt
-    for the delivery counter); ``kwargs`` carry ``answered_at``, the count from which
-    transient failures in a row are counted again (see :func:`_bound_transient_retries`).
-    The countdown is capped below the broker's visibility timeout, or Redis would hand the
-    held message to a second worker and the step would run twice.
+    For waits that are not failures: a poll of an operation still running, a wait for quota
+    room. Celery's ``replace`` keeps the task's id and its place in the job's canvas; the
+    new message starts at 0 retries, so ``max_retries`` bounds failures alone. The countdown
+    is capped below the broker's visibility timeout, or Redis would hand the held message to
+    a second worker and the step would run twice.
     """
     capped = min(countdown, longest_countdown(runtime.current().settings))
-    # Not a failure: never refused by max_retries.
-    retries = task.request.retries + 1
-    return task.retry(countdown=capped, kwargs=kwargs, max_retries=retries)
-
-
-def _bound_transient_retries(task: Any, answered_at: int) -> None:
-    """Let Celery's autoretry give up after TRANSIENT_RETRIES failures in a row since the
-    last wait that was not a failure (``answered_at`` re-queues into the task's life)."""
-    task.override_max_retries = answered_at + TRANSIENT_RETRIES
+    request = task.request
+    return task.replace(
+        task.signature(request.args, {**request.kwargs, **changes}, countdown=capped)
+    )
 
 
 def stop_if_cancelled(job_id: str) -> None:
@@ -137,13 +131,12 @@ logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
 @app.task(
     name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
 )
-def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str, Any]:
+def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
-    Backends with a shared quota wait here, re-queued, until the quota has room.
+    Backends with a shared quota wait here, re-sent, until the quota has room.
     """
-    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
@@ -152,8 +145,7 @@ def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str,
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            again = {"answered_at": self.request.retries + 1}
-            raise _requeue(self, wait + random.uniform(0, 1), again)
+            return _wait(self, wait + random.uniform(0, 1))
     rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
@@ -175,14 +167,12 @@ def poll(
     operation: dict[str, Any],
     spec: dict[str, Any],
     checks: int = 0,
-    answered_at: int = 0,
 ) -> Any:
-    """Check the operation; re-queue with a countdown until done, then fan out the renders.
+    """Check the operation; re-send with a countdown until done, then fan out the renders.
 
     ``checks`` counts the answers that said "still running": the wait before the next check
     grows with it alone, so transient errors in between do not lengthen later waits.
     """
-    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     op = Operation.from_dict(operation)
@@ -196,16 +186,14 @@ def poll(
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            again = {"spec": spec, "checks": checks, "answered_at": self.request.retries + 1}
-            raise _requeue(self, wait + random.uniform(0, 1), again)
+            return _wait(self, wait + random.uniform(0, 1))
     status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
         delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
-        again = {"spec": spec, "checks": checks + 1, "answered_at": self.request.retries + 1}
-        raise _requeue(self, delay, again)
+        return _wait(self, delay, checks=checks + 1)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
