@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from typing import Any
 
 from celery import current_task, states
-from celery.exceptions import ChordError, Ignore, TaskRevokedError
-from celery.result import AsyncResult
+from celery.exceptions import Ignore, TaskRevokedError
 from celery.utils.log import get_task_logger
 
 from config.celery import longest_countdown
 from config.settings import get_settings
 from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
+from tasks.deliveries import DeliveryCountedTask
 from tasks.jobstore import finished_fields
 from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
@@ -128,8 +127,28 @@ class RevokedChordMember(logging.Filter):
 logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
 
 
+class JobTask(DeliveryCountedTask):  # type: ignore[misc]
+    """A task of a job: its failure is recorded on the job where it happens."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        spec = kwargs.get("spec") or next(
+            (arg for arg in args if isinstance(arg, dict) and "job_id" in arg), {}
+        )
+        job_id = kwargs.get("job_id") or spec.get("job_id")
+        try:
+            if job_id:
+                record_failure(job_id, exc)
+        except Exception as error:  # Redis away: the job's error callback records it later
+            log.warning("job %s: failure not recorded yet: %s", job_id, error)
+
+
 @app.task(
-    name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
+    name="vtrack.annotate",
+    base=JobTask,
+    bind=True,
+    acks_late=False,
+    throws=EXPECTED_ERRORS,
+    **TRANSIENT_RETRY,
 )
 def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
@@ -161,7 +180,7 @@ def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return operation.to_dict()
 
 
-@app.task(name="vtrack.poll", bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
+@app.task(name="vtrack.poll", base=JobTask, bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
 def poll(
     self: Any,
     operation: dict[str, Any],
@@ -228,7 +247,7 @@ def _fan_out_renders(
     return task.replace(render_canvas(job, plan))
 
 
-@app.task(name="vtrack.stitch", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.stitch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def stitch(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], operation: dict[str, Any]
 ) -> Any:
@@ -240,7 +259,7 @@ def stitch(
     return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, bind=True, throws=EXPECTED_ERRORS)
+@app.task(name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def track_segment(
     self: Any,
     video_uri: str,
@@ -265,7 +284,7 @@ def track_segment(
     return annotation.to_dict()
 
 
-@app.task(name="vtrack.render_batch", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.render_batch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[Any]:
     """Render a batch of objects from one decode pass; failures come back as failed results."""
     job = JobSpec.from_dict(spec)
@@ -280,7 +299,7 @@ def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -
     return [result.to_dict() for result in results]
 
 
-@app.task(name="vtrack.assemble_summary", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.assemble_summary", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def assemble_summary(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
 ) -> dict[str, Any]:
@@ -303,16 +322,24 @@ def assemble_summary(
 
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
-    """Error callback of every task of a job: record the failure where users look.
+    """Error callback of the job's canvas: the backstop for a failure no task recorded.
+
+    A task's own failure is recorded by its ``on_failure``; a hard time limit or a killed
+    process is failed by the worker's main process, where ``on_failure`` does not run.
+    """
+    record_failure(job_id, exc)
+
+
+def record_failure(job_id: str, exc: BaseException) -> None:
+    """Record the job failed where users look, once; release its quota slot and claim.
 
     One line in the worker's log: a warning for expected errors (bad input, a backend's
     refusal), an error for anything else (whose traceback Celery logged with the task).
-    A task stopped by a cancel leaves the job cancelled, not failed.
+    A job already failed or cancelled (a cancel stops its tasks) is left as it is.
     """
-    exc = _root_cause(exc)
     rt = runtime.current()
     record = rt.jobs.get(job_id)
-    if record is not None and record.status == "cancelled":
+    if record is not None and record.status in ("cancelled", "failed"):
         return
     error = steps.describe_error(exc)
     if isinstance(exc, TransientBackendError):
@@ -360,14 +387,3 @@ def _release_failed(rt: runtime.Runtime, job_id: str, error: str) -> None:
         claims.release(record.video_uri, job_id, error=error)
     except Exception:
         log.exception("job %s: could not release its in-flight claim", job_id)
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """For a chord whose member failed, that member's own error (not Celery's wrapper)."""
-    if isinstance(exc, ChordError):
-        match = re.search(r"Dependency ([0-9a-f-]{36}) raised", str(exc))
-        if match:
-            cause = AsyncResult(match.group(1), app=app).result
-            if isinstance(cause, BaseException):
-                return cause
-    return exc
