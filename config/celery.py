@@ -20,7 +20,6 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "vtrack.annotate": {"queue": ANNOTATE_QUEUE},
     "vtrack.poll": {"queue": ANNOTATE_QUEUE},
     "vtrack.render_batch": {"queue": RENDER_QUEUE},
-    "vtrack.render_object": {"queue": RENDER_QUEUE},
     # Tracking a segment is heavy, parallel work like rendering: it goes where render workers are.
     "vtrack.track_segment": {"queue": RENDER_QUEUE},
     "vtrack.stitch": {"queue": ANNOTATE_QUEUE},

@@ -29,6 +29,7 @@ from entrypoints.console import (
 )
 from entrypoints.models_cli import models
 from workers.errors import InputError, VtrackError
+from workers.job import JobStatus
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -44,9 +45,9 @@ def main(debug: bool) -> None:
 
 
 def _exit_for(status: str) -> None:
-    if status == "completed_with_errors":
+    if status == JobStatus.COMPLETED_WITH_ERRORS:
         sys.exit(EXIT_COMPLETED_WITH_ERRORS)
-    if status in ("failed", "cancelled"):
+    if status in (JobStatus.FAILED, JobStatus.CANCELLED):
         sys.exit(EXIT_FAILED)
 
 
@@ -116,7 +117,7 @@ def run(
         )
     if record is None or not record.finished:
         fail("the job did not finish", EXIT_FAILED)
-    if record.status == "failed":
+    if record.status == JobStatus.FAILED:
         fail(record.error or "the job failed", EXIT_FAILED)
     _print_box_fixes(record)
     _print_outcome(record)
@@ -185,7 +186,7 @@ def _progress() -> Progress:
 
 def _print_outcome(record: JobRecord) -> None:
     done = record.objects_done
-    if record.status == "completed_with_errors":
+    if record.status == JobStatus.COMPLETED_WITH_ERRORS:
         err_print(f"[yellow]completed with errors:[/] {record.error}")
     if record.summary_uri:
         err_print(f"summary: {record.summary_uri}", highlight=False)

@@ -172,7 +172,7 @@ class Job:
 
 
 def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = "api") -> Job:
-    """Record the job as queued and send its canvas to the broker (or run it, when eager).
+    """Record the job as queued and send its canvas to the broker.
 
     When a job for the same video is already in flight, that job is returned instead and
     nothing is started (``job.id != spec.job_id``). ``version`` is the video version the

@@ -14,12 +14,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import MaxRetriesExceededError
-
 from config.settings import Settings
 from tasks import runtime
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
+from workers.errors import VtrackError
 from workers.job import Manifest
 from workers.service.backoff import retry_delay
 
@@ -29,9 +28,9 @@ if TYPE_CHECKING:  # SQLAlchemy is imported on first use, not by every `vtrack` 
 log = logging.getLogger(__name__)
 
 RECORD_IN_CATALOG = "vtrack.record_in_catalog"
-RETRY_BASE_SECONDS = 5.0
-RETRY_CAP_SECONDS = 300.0
-# About an hour of retries at the cap; after that, `vtrack catalog rebuild`.
+RETRY_BASE_SECONDS = 5
+RETRY_CAP_SECONDS = 300
+# Up to about an hour of retries (full jitter); after that, `vtrack catalog rebuild`.
 MAX_RETRIES = 15
 
 _lock = threading.Lock()
@@ -77,8 +76,6 @@ def record_completed(manifest: Manifest) -> bool:
             manifest.job_id,
             _first_line(exc),
         )
-    if app.conf.task_always_eager:
-        return False  # vtrack run: no workers to retry; `vtrack catalog rebuild` repairs
     try:
         record_in_catalog.apply_async(
             args=(manifest.manifest_uri, manifest.job_id),
@@ -89,8 +86,20 @@ def record_completed(manifest: Manifest) -> bool:
     return False
 
 
-@app.task(name=RECORD_IN_CATALOG, bind=True, max_retries=MAX_RETRIES)
-def record_in_catalog(self: Any, manifest_uri: str, job_id: str) -> dict[str, Any]:
+class CatalogNotWritten(VtrackError):
+    """The catalog database could not be written: retried, then one line in the log."""
+
+
+@app.task(
+    name=RECORD_IN_CATALOG,
+    autoretry_for=(CatalogNotWritten,),
+    retry_backoff=RETRY_BASE_SECONDS,
+    retry_backoff_max=RETRY_CAP_SECONDS,
+    retry_jitter=True,
+    max_retries=MAX_RETRIES,
+    throws=(CatalogNotWritten,),
+)
+def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
     """Record the manifest at ``manifest_uri`` in the catalog, retried with backoff."""
     rt = runtime.current()
     try:
@@ -99,13 +108,10 @@ def record_in_catalog(self: Any, manifest_uri: str, job_id: str) -> dict[str, An
             return {"job_id": job_id, "recorded": False}
         current_catalog().record(manifest)
     except Exception as exc:
-        countdown = retry_delay(self.request.retries + 1, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
-        log.warning("job %s: catalog still not written (%s)", job_id, _first_line(exc))
-        try:
-            raise self.retry(countdown=countdown) from exc
-        except MaxRetriesExceededError:
-            log.error("job %s: catalog not written; run `vtrack catalog rebuild`", job_id)
-            return {"job_id": job_id, "recorded": False}
+        raise CatalogNotWritten(
+            f"job {job_id}: catalog not written ({_first_line(exc)}); "
+            "if it still fails, `vtrack catalog rebuild` records it"
+        ) from exc
     return {"job_id": job_id, "recorded": True}
 
 

@@ -219,11 +219,13 @@ def build_process_clients(**_: Any) -> None:
     """Build this process's storage, Redis and backend clients once, after the fork."""
     from tasks import runtime
     from tasks.catalog import prepare_catalog
+    from tasks.progress import TaskProgressJobStore
     from workers.errors import VtrackError
 
     runtime.configure(None)
     prepare_catalog()  # SQLAlchemy and the schema now, not in the first job's last task
     rt = runtime.current()
+    rt.jobs = TaskProgressJobStore(rt.jobs)  # stages also become task states (Flower)
     try:
         rt.annotator(rt.settings.backend)  # a missing credential shows at start, not mid-job
     except VtrackError as exc:

@@ -4,18 +4,20 @@ Tasks are acknowledged late and re-queued when their worker process is lost
 (``task_acks_late`` with ``task_reject_on_worker_lost``): a render worker killed in the
 middle of a chord loses nothing. The price is that a message that itself kills the process
 (a decoder crash, memory blown by one input) would be delivered again forever, and Redis
-keeps no delivery count of its own. So every task counts its deliveries in Redis, under its
-id and retry number, before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fails with
+keeps no delivery count of its own. So every task counts the deliveries of its message in
+Redis before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fails with
 :class:`PoisonMessageError` instead of running, which acknowledges the message and runs the
 job's error callback like any other failure.
 
-A delivery is counted per (task name, task id, retry number): ``self.retry`` re-sends a task
-under the same id with one more retry, which is a new attempt, not a redelivery; and a task
-that replaces itself (``poll`` with its render chord) hands its id to the chord's body, a
-different task.
+A delivery is counted per message: (task name, task id, times replaced, retry number).
+``self.retry`` re-sends a task under the same id with one more retry, and a wait
+(``Task.replace`` with the task itself, see ``tasks.jobs._wait``) under the same id with
+retries back at 0 but one more replacement (Celery's ``replaced_task_nesting``): each is a
+new attempt, not a redelivery. A task that replaces itself with a chord (``poll`` with its
+render chord) hands its id to the chord's body, a different task.
 
 A delivery of a task whose earlier run already ended is not run again: each run that ends
-(a result, a failure, a retry or a replacement sent) marks ``vtrack:ran:<task>:<id>:<retry>``,
+(a result, a failure, a retry or a replacement sent) marks ``vtrack:ran:<task>:<message>``,
 and a later delivery that finds the mark is acknowledged without running (one line in the
 log, and Celery's "ignored": no result stored, no part of a chord reported twice). That is
 the message whose acknowledgement was lost with Redis (an outage while its pool process had
@@ -30,25 +32,15 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
+from tasks.keys import deliveries_key, ran_key
 from tasks.redis_clients import OUTAGE_ERRORS, describe
 from workers.errors import VtrackError
 
 log = logging.getLogger(__name__)
 
-DELIVERIES_KEY_PREFIX = "vtrack:deliveries:"
-RAN_KEY_PREFIX = "vtrack:ran:"
-
 
 class PoisonMessageError(VtrackError):
     """A task whose worker process died each time it ran; it is not run again."""
-
-
-def deliveries_key(task_name: str, task_id: str, retries: int) -> str:
-    return f"{DELIVERIES_KEY_PREFIX}{task_name}:{task_id}:{retries}"
-
-
-def ran_key(task_name: str, task_id: str, retries: int) -> str:
-    return f"{RAN_KEY_PREFIX}{task_name}:{task_id}:{retries}"
 
 
 class DeliveryCountedTask(Task):  # type: ignore[misc]
@@ -59,19 +51,20 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        if not request.id or request.is_eager or request.delivery_info is None:
+        if not request.id or request.delivery_info is None:
             return super().__call__(*args, **kwargs)
-        retries = int(request.retries or 0)
-        self._count_delivery(request.id, retries)
+        hops = int(getattr(request, "replaced_task_nesting", 0) or 0)
+        message = f"{request.id}:{hops}:{int(request.retries or 0)}"
+        self._count_delivery(message)
         try:
             result = super().__call__(*args, **kwargs)
         except Exception:  # a failure, a retry or a replacement sent: the run ended too
-            self._mark_ran(request.id, retries)
+            self._mark_ran(message)
             raise
-        self._mark_ran(request.id, retries)
+        self._mark_ran(message)
         return result
 
-    def _mark_ran(self, task_id: str, retries: int) -> None:
+    def _mark_ran(self, message: str) -> None:
         from config.celery import results_ttl
         from tasks import runtime
 
@@ -79,15 +72,16 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
         if rt.redis_client is None:
             return
         try:
-            rt.redis_client.set(
-                ran_key(self.name, task_id, retries), 1, ex=results_ttl(rt.settings)
-            )
+            rt.redis_client.set(ran_key(self.name, message), 1, ex=results_ttl(rt.settings))
         except OUTAGE_ERRORS as error:  # Redis gone for longer than the outage setting
             log.warning(
-                "%s[%s]: could not note that it ran: %s", self.name, task_id, describe(error)
+                "%s[%s]: could not note that it ran: %s",
+                self.name,
+                self.request.id,
+                describe(error),
             )
 
-    def _count_delivery(self, task_id: str, retries: int) -> None:
+    def _count_delivery(self, message: str) -> None:
         from config.celery import results_ttl
         from tasks import runtime
 
@@ -95,11 +89,11 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
         client = rt.redis_client
         if client is None:
             return
-        key = deliveries_key(self.name, task_id, retries)
+        key = deliveries_key(self.name, message)
         with client.pipeline() as pipe:
             pipe.incr(key)
             pipe.expire(key, results_ttl(rt.settings))
-            pipe.exists(ran_key(self.name, task_id, retries))
+            pipe.exists(ran_key(self.name, message))
             replies = pipe.execute()
         count, ran = int(replies[0]), bool(replies[2])
         if ran:
@@ -107,7 +101,7 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
                 "%s[%s] delivered again after its run ended (its acknowledgement was lost "
                 "with Redis): not run again",
                 self.name,
-                task_id,
+                self.request.id,
             )
             raise Ignore()
         limit = rt.settings.task_max_deliveries
@@ -121,7 +115,7 @@ class DeliveryCountedTask(Task):  # type: ignore[misc]
             log.warning(
                 "%s[%s] delivered again (delivery %d of at most %d): its worker process died",
                 self.name,
-                task_id,
+                self.request.id,
                 count,
                 limit,
             )

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from typing import Any
 
 from celery import current_task, states
-from celery.exceptions import ChordError, Ignore, TaskRevokedError
-from celery.result import AsyncResult
+from celery.exceptions import Ignore, TaskRevokedError
 from celery.utils.log import get_task_logger
 
 from config.celery import longest_countdown
 from config.settings import get_settings
 from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
+from tasks.deliveries import DeliveryCountedTask
 from tasks.jobstore import finished_fields
 from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
@@ -29,7 +28,7 @@ from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators.base import Operation
 from workers.errors import BackendError, InputError, TransientBackendError, VtrackError
-from workers.job import JobSpec, KeptObject, ObjectResult, RenderPlan
+from workers.job import JobSpec, JobStatus, KeptObject, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
 from workers.media.video import VideoInfo
@@ -45,7 +44,7 @@ EXPECTED_ERRORS = (VtrackError,)
 # Transient backend errors are retried by Celery itself: a jittered backoff doubling from
 # TRANSIENT_BACKOFF_SECONDS up to TRANSIENT_BACKOFF_MAX_SECONDS (kept below the broker's
 # visibility timeout, see config.celery.longest_countdown), at most TRANSIENT_RETRIES in a
-# row (counted from the last wait that was not a failure, see _bound_transient_retries).
+# row (a wait re-sends the task as a new message, whose retries start again at 0).
 TRANSIENT_RETRIES = 8
 TRANSIENT_BACKOFF_SECONDS = 2
 TRANSIENT_BACKOFF_MAX_SECONDS = 60
@@ -60,26 +59,20 @@ TRANSIENT_RETRY: dict[str, Any] = {
 }
 
 
-def _requeue(task: Any, countdown: float, kwargs: dict[str, Any]) -> Exception:
-    """The ``Retry`` that sends ``task`` again after ``countdown`` seconds (to be raised).
+def _wait(task: Any, countdown: float, **changes: Any) -> Any:
+    """End this run and send ``task`` again in ``countdown`` seconds, as a new message.
 
-    Used for waits that are not failures: a poll of an operation still running, a wait for
-    quota room. Celery counts every re-queue in ``request.retries`` (each is a new attempt
-    for the delivery counter); ``kwargs`` carry ``answered_at``, the count from which
-    transient failures in a row are counted again (see :func:`_bound_transient_retries`).
-    The countdown is capped below the broker's visibility timeout, or Redis would hand the
-    held message to a second worker and the step would run twice.
+    For waits that are not failures: a poll of an operation still running, a wait for quota
+    room. Celery's ``replace`` keeps the task's id and its place in the job's canvas; the
+    new message starts at 0 retries, so ``max_retries`` bounds failures alone. The countdown
+    is capped below the broker's visibility timeout, or Redis would hand the held message to
+    a second worker and the step would run twice.
     """
     capped = min(countdown, longest_countdown(runtime.current().settings))
-    # Not a failure: never refused by max_retries.
-    retries = task.request.retries + 1
-    return task.retry(countdown=_eager_wait(task, capped), kwargs=kwargs, max_retries=retries)
-
-
-def _bound_transient_retries(task: Any, answered_at: int) -> None:
-    """Let Celery's autoretry give up after TRANSIENT_RETRIES failures in a row since the
-    last wait that was not a failure (``answered_at`` re-queues into the task's life)."""
-    task.override_max_retries = answered_at + TRANSIENT_RETRIES
+    request = task.request
+    return task.replace(
+        task.signature(request.args, {**request.kwargs, **changes}, countdown=capped)
+    )
 
 
 def stop_if_cancelled(job_id: str) -> None:
@@ -92,7 +85,7 @@ def stop_if_cancelled(job_id: str) -> None:
     if not job_id:
         return
     record = runtime.current().jobs.get(job_id)
-    if record is not None and record.status == "cancelled":
+    if record is not None and record.status == JobStatus.CANCELLED:
         log.info("job %s was cancelled: nothing more to do", job_id)
         _record_revoked(f"job {job_id} cancelled")
         raise Ignore()
@@ -102,7 +95,7 @@ def _record_revoked(reason: str) -> None:
     """Store the running task as REVOKED (without joining its chord: the job is over, its
     chord never runs) and send the ``task-revoked`` event Flower shows."""
     task = current_task
-    if task is None or task.request.is_eager or not task.request.id:
+    if task is None or not task.request.id:
         return
     try:
         task.backend.store_result(
@@ -134,24 +127,35 @@ class RevokedChordMember(logging.Filter):
 logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
 
 
-def _eager_wait(task: Any, countdown: float) -> float:
-    """Eager retries (``vtrack run``) run again at once, so wait here instead."""
-    if task.request.is_eager and countdown > 0:
-        time.sleep(countdown)
-        return 0
-    return countdown
+class JobTask(DeliveryCountedTask):  # type: ignore[misc]
+    """A task of a job: its failure is recorded on the job where it happens."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        spec = kwargs.get("spec") or next(
+            (arg for arg in args if isinstance(arg, dict) and "job_id" in arg), {}
+        )
+        job_id = kwargs.get("job_id") or spec.get("job_id")
+        try:
+            if job_id:
+                record_failure(job_id, exc)
+        except Exception as error:  # Redis away: the job's error callback records it later
+            log.warning("job %s: failure not recorded yet: %s", job_id, error)
 
 
 @app.task(
-    name="vtrack.annotate", bind=True, acks_late=False, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY
+    name="vtrack.annotate",
+    base=JobTask,
+    bind=True,
+    acks_late=False,
+    throws=EXPECTED_ERRORS,
+    **TRANSIENT_RETRY,
 )
-def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str, Any]:
+def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
-    Backends with a shared quota wait here, re-queued, until the quota has room.
+    Backends with a shared quota wait here, re-sent, until the quota has room.
     """
-    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
@@ -160,9 +164,10 @@ def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str,
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            again = {"answered_at": self.request.retries + 1}
-            raise _requeue(self, wait + random.uniform(0, 1), again)
-    rt.jobs.update(job.job_id, status="annotating", stage="starting annotation", percent=0.0)
+            return _wait(self, wait + random.uniform(0, 1))
+    rt.jobs.update(
+        job.job_id, status=JobStatus.ANNOTATING, stage="starting annotation", percent=0.0
+    )
     try:
         operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
     except TransientBackendError:
@@ -177,20 +182,18 @@ def annotate(self: Any, spec: dict[str, Any], answered_at: int = 0) -> dict[str,
     return operation.to_dict()
 
 
-@app.task(name="vtrack.poll", bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
+@app.task(name="vtrack.poll", base=JobTask, bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
 def poll(
     self: Any,
     operation: dict[str, Any],
     spec: dict[str, Any],
     checks: int = 0,
-    answered_at: int = 0,
 ) -> Any:
-    """Check the operation; re-queue with a countdown until done, then fan out the renders.
+    """Check the operation; re-send with a countdown until done, then fan out the renders.
 
     ``checks`` counts the answers that said "still running": the wait before the next check
     grows with it alone, so transient errors in between do not lengthen later waits.
     """
-    _bound_transient_retries(self, answered_at)
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     op = Operation.from_dict(operation)
@@ -204,16 +207,14 @@ def poll(
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            again = {"spec": spec, "checks": checks, "answered_at": self.request.retries + 1}
-            raise _requeue(self, wait + random.uniform(0, 1), again)
+            return _wait(self, wait + random.uniform(0, 1))
     status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
         delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
-        again = {"spec": spec, "checks": checks + 1, "answered_at": self.request.retries + 1}
-        raise _requeue(self, delay, again)
+        return _wait(self, delay, checks=checks + 1)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
@@ -239,7 +240,7 @@ def _fan_out_renders(
     stop_if_cancelled(job.job_id)
     rt.jobs.update(
         job.job_id,
-        status="rendering",
+        status=JobStatus.RENDERING,
         stage=f"rendering 0 of {total} objects",
         percent=0.0,
         objects_total=total,
@@ -248,7 +249,7 @@ def _fan_out_renders(
     return task.replace(render_canvas(job, plan))
 
 
-@app.task(name="vtrack.stitch", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.stitch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def stitch(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], operation: dict[str, Any]
 ) -> Any:
@@ -260,7 +261,7 @@ def stitch(
     return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, bind=True, throws=EXPECTED_ERRORS)
+@app.task(name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def track_segment(
     self: Any,
     video_uri: str,
@@ -285,7 +286,7 @@ def track_segment(
     return annotation.to_dict()
 
 
-@app.task(name="vtrack.render_batch", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.render_batch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[Any]:
     """Render a batch of objects from one decode pass; failures come back as failed results."""
     job = JobSpec.from_dict(spec)
@@ -300,26 +301,7 @@ def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -
     return [result.to_dict() for result in results]
 
 
-@app.task(name="vtrack.render_object", bind=True, throws=EXPECTED_ERRORS)
-def render_object(self: Any, spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
-    """Render one object (messages queued before render batches existed)."""
-    job = JobSpec.from_dict(spec)
-    stop_if_cancelled(job.job_id)
-    rt = runtime.current()
-    result = steps.render_kept_object(job, KeptObject.from_dict(kept), rt.storage)
-    rt.jobs.object_done(job.job_id)
-    return result.to_dict()
-
-
-def _flatten(results: list[Any]) -> list[dict[str, Any]]:
-    """Chord results: a list per ``render_batch`` (a dict per old ``render_object``)."""
-    flat: list[dict[str, Any]] = []
-    for result in results:
-        flat.extend(result if isinstance(result, list) else [result])
-    return flat
-
-
-@app.task(name="vtrack.assemble_summary", bind=True, throws=EXPECTED_ERRORS)
+@app.task(name="vtrack.assemble_summary", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
 def assemble_summary(
     self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
 ) -> dict[str, Any]:
@@ -327,11 +309,11 @@ def assemble_summary(
     job = JobSpec.from_dict(spec)
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
-    rt.jobs.update(job.job_id, status="assembling", stage="assembling the summary")
+    rt.jobs.update(job.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary")
     manifest = steps.assemble_manifest(
         job,
         RenderPlan.from_dict(plan),
-        [ObjectResult.from_dict(result) for result in _flatten(results)],
+        [ObjectResult.from_dict(result) for batch in results for result in batch],
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)
@@ -342,16 +324,24 @@ def assemble_summary(
 
 @app.task(name="vtrack.job_failed")
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
-    """Error callback of every task of a job: record the failure where users look.
+    """Error callback of the job's canvas: the backstop for a failure no task recorded.
+
+    A task's own failure is recorded by its ``on_failure``; a hard time limit or a killed
+    process is failed by the worker's main process, where ``on_failure`` does not run.
+    """
+    record_failure(job_id, exc)
+
+
+def record_failure(job_id: str, exc: BaseException) -> None:
+    """Record the job failed where users look, once; release its quota slot and claim.
 
     One line in the worker's log: a warning for expected errors (bad input, a backend's
     refusal), an error for anything else (whose traceback Celery logged with the task).
-    A task stopped by a cancel leaves the job cancelled, not failed.
+    A job already failed or cancelled (a cancel stops its tasks) is left as it is.
     """
-    exc = _root_cause(exc)
     rt = runtime.current()
     record = rt.jobs.get(job_id)
-    if record is not None and record.status == "cancelled":
+    if record is not None and record.status in (JobStatus.CANCELLED, JobStatus.FAILED):
         return
     error = steps.describe_error(exc)
     if isinstance(exc, TransientBackendError):
@@ -367,7 +357,7 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
     _release_failed(rt, job_id, error)
     rt.jobs.update(
         job_id,
-        status="failed",
+        status=JobStatus.FAILED,
         stage="failed",
         error=error,
         error_kind="input" if isinstance(exc, InputError) else "internal",
@@ -399,14 +389,3 @@ def _release_failed(rt: runtime.Runtime, job_id: str, error: str) -> None:
         claims.release(record.video_uri, job_id, error=error)
     except Exception:
         log.exception("job %s: could not release its in-flight claim", job_id)
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """For a chord whose member failed, that member's own error (not Celery's wrapper)."""
-    if isinstance(exc, ChordError):
-        match = re.search(r"Dependency ([0-9a-f-]{36}) raised", str(exc))
-        if match:
-            cause = AsyncResult(match.group(1), app=app).result
-            if isinstance(cause, BaseException):
-                return cause
-    return exc

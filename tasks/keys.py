@@ -16,9 +16,12 @@ Each key, what it holds (and who writes it), when it expires:
     ``results_ttl`` leave it at each create.
 ``vtrack:jobstore:epoch``
     string: when this Redis first held a job record (``tasks.lost``); never (``SET NX``).
-``vtrack:deliveries:<task name>:<task id>:<retries>``
-    counter: deliveries of one message (``tasks.deliveries``, which names it itself for
-    now); ``results_ttl``.
+``vtrack:deliveries:<task name>:<task id>:<hop>:<retries>``
+    counter: deliveries of one message (``tasks.deliveries``; ``hop`` counts the re-sends
+    of a waiting task, ``retries`` its retries after failures); ``results_ttl``.
+``vtrack:ran:<task name>:<task id>:<hop>:<retries>``
+    marker: that message's run ended, so a copy delivered again is not run
+    (``tasks.deliveries``); ``results_ttl``.
 ``vtrack:inflight:<video>``
     string: JSON job id, claim time, video version (``tasks.claims``);
     ``VTRACK_JOB_TIMEOUT`` + 4 x ``VTRACK_TASK_TIME_LIMIT``.
@@ -63,6 +66,14 @@ def failed(video_key: str) -> str:
 def quota_keys(prefix: str = GCP_QUOTA_PREFIX) -> tuple[str, str, str]:
     """The request window, the slots in flight and the request sequence of a quota."""
     return f"{prefix}:requests", f"{prefix}:in-flight", f"{prefix}:sequence"
+
+
+def deliveries_key(task_name: str, message: str) -> str:
+    return f"vtrack:deliveries:{task_name}:{message}"
+
+
+def ran_key(task_name: str, message: str) -> str:
+    return f"vtrack:ran:{task_name}:{message}"
 
 
 def vi_operation(job_id: str) -> str:

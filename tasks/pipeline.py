@@ -32,7 +32,6 @@ POLL = "vtrack.poll"
 TRACK_SEGMENT = "vtrack.track_segment"
 STITCH = "vtrack.stitch"
 RENDER_BATCH = "vtrack.render_batch"
-RENDER_OBJECT = "vtrack.render_object"  # one object a task: kept for messages already queued
 ASSEMBLE_SUMMARY = "vtrack.assemble_summary"
 JOB_FAILED = "vtrack.job_failed"
 

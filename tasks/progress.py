@@ -1,7 +1,8 @@
 """Job progress as Celery task state, so Flower shows where each task of a job is.
 
 Tasks write their job's stage and percent to the job record (``vtrack status`` reads it).
-In a worker, the job store is wrapped so that each such write made inside a task also
+Each worker process wraps its job store once, at start (``tasks.celery_app``'s
+``build_process_clients``), so that each such write made inside a task also
 becomes that task's custom ``PROGRESS`` state: stored in the result backend
 (``update_state``, what ``AsyncResult(id).info`` and Flower's ``/api/task/result`` show)
 and sent as a ``task-progress`` event (what Flower's task list and task page show,
@@ -14,9 +15,7 @@ import logging
 from typing import Any
 
 from celery import current_task
-from celery.signals import task_prerun
 
-from tasks import runtime
 from tasks.jobstore import JobRecord, JobStore
 from workers.job import JobStatus
 
@@ -62,7 +61,7 @@ class TaskProgressJobStore:
 def report_progress(record: JobRecord) -> None:
     """Make ``record``'s stage the current task's PROGRESS state (no-op outside a worker)."""
     task = current_task
-    if not task or task.request.is_eager or not task.request.id or record.finished:
+    if not task or not task.request.id or record.finished:
         return
     meta = {"job_id": record.job_id, "stage": record.stage, "percent": record.percent}
     try:
@@ -71,11 +70,3 @@ def report_progress(record: JobRecord) -> None:
             task.send_event(PROGRESS_EVENT, **meta)
     except Exception as exc:  # progress is for watching; the job goes on without it
         log.warning("could not report progress of task %s: %s", task.request.id, exc)
-
-
-@task_prerun.connect
-def report_job_progress_as_task_state(**_: Any) -> None:
-    """Wrap this worker process's job store once, before its first task runs."""
-    rt = runtime.current()
-    if not isinstance(rt.jobs, TaskProgressJobStore):
-        rt.jobs = TaskProgressJobStore(rt.jobs)

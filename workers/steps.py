@@ -242,11 +242,6 @@ def render_kept_objects(
     return results
 
 
-def render_kept_object(spec: JobSpec, kept: KeptObject, storage: Storage) -> ObjectResult:
-    """Render one object's cell and animation (a batch of one)."""
-    return render_kept_objects(spec, [kept], storage)[0]
-
-
 def _store_rendered(
     spec: JobSpec,
     kept: KeptObject,

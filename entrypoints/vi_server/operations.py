@@ -27,12 +27,20 @@ from tasks.api import OperationEntry
 from tasks.jobstore import JobRecord
 from workers.annotations.model import VideoAnnotation
 from workers.annotations.vi_json import dump_annotation_json, dump_api_output_json
+from workers.job import JobStatus
 
 OPERATION_PATH = "projects/vtrack/locations/{location}/operations/{job_id}"
 DEFAULT_LOCATION = "global"
 
 # Job statuses after which the annotation JSON exists: the operation's answer is ready.
-ANNOTATED_STATUSES = frozenset({"rendering", "assembling", "completed", "completed_with_errors"})
+ANNOTATED_STATUSES = frozenset(
+    {
+        JobStatus.RENDERING,
+        JobStatus.ASSEMBLING,
+        JobStatus.COMPLETED,
+        JobStatus.COMPLETED_WITH_ERRORS,
+    }
+)
 # How much of an operation's progress the job's own stages stand for, before tracking ends.
 ANNOTATING_SHARE = 0.99
 
@@ -53,11 +61,11 @@ def api_input_uri(video_uri: str) -> str:
 
 def overall_percent(record: JobRecord | None) -> int:
     """The operation's ``progress_percent``: the job's tracking progress, 100 once it is done."""
-    if record is None or record.status == "queued":
+    if record is None or record.status == JobStatus.QUEUED:
         return 0
     if record.status in ANNOTATED_STATUSES:
         return 100
-    if record.status == "annotating":
+    if record.status == JobStatus.ANNOTATING:
         return min(99, int(record.percent * ANNOTATING_SHARE))
     return 100  # failed or cancelled: the operation is over
 

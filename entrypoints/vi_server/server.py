@@ -53,6 +53,7 @@ from tasks.api import (
 from workers import naming
 from workers.annotations.vi_json import parse_annotation_json
 from workers.errors import ConfigurationError, InputError, VtrackError
+from workers.job import JobStatus
 from workers.uris import join_uri, parse_uri
 
 log = logging.getLogger("vtrack.vi_server")
@@ -219,9 +220,9 @@ class VideoIntelligenceService:
                 "flushed); start the annotation again",
             )
             return operation_message(entry, record, error=error)
-        if record.status == "failed":
+        if record.status == JobStatus.FAILED:
             return operation_message(entry, record, error=job_error(record))
-        if record.status == "cancelled":
+        if record.status == JobStatus.CANCELLED:
             error = error_status(grpc.StatusCode.CANCELLED, "the job was cancelled")
             return operation_message(entry, record, error=error)
         if record.status not in ANNOTATED_STATUSES:

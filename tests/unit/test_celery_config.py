@@ -36,7 +36,7 @@ def test_annotate_is_not_acknowledged_late() -> None:
     """Starting a cloud operation twice would be billed twice."""
     app.loader.import_default_modules()
     assert app.tasks["vtrack.annotate"].acks_late is False
-    assert app.tasks["vtrack.render_object"].acks_late is True
+    assert app.tasks["vtrack.render_batch"].acks_late is True
 
 
 def test_render_workers_replace_their_processes() -> None:
