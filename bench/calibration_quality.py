@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.detector_quality import CLIPS, iou_matrix, rate, score_persons, sequences
+from bench.detector_quality import CLIPS, rate, score_persons, sequences
+from workers.geometry import box_iou_matrix
 
 SOURCE_NAMES = {
     "dog": "spread over sam2_01_dog.mp4",
@@ -105,7 +106,7 @@ def kept_share(fp32, int8, thresholds, images: list[np.ndarray]) -> dict[str, in
         counts["found"] += len(a)
         counts["strong"] += int(strong.sum())
         if len(a) and len(b):
-            iou = iou_matrix(a.boxes.astype(np.float64), b.boxes.astype(np.float64))
+            iou = box_iou_matrix(a.boxes.astype(np.float64), b.boxes.astype(np.float64))
             same = a.class_ids[:, None] == b.class_ids[None, :]
             again = (iou * same).max(axis=1) >= 0.5
             counts["kept"] += int(again.sum())

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from workers.geometry import box_iou_matrix
+
 if TYPE_CHECKING:
     from workers.local.detector import DetectionThresholds
     from workers.local.detectors import ObjectDetector
@@ -57,25 +59,10 @@ CLIPS = (
 )
 
 
-def iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """IoU of every pair of ``[n, 4]`` and ``[m, 4]`` xyxy boxes, ``[n, m]`` in float64
-    (an empty side gives an empty matrix)."""
-    if not len(first) or not len(second):
-        return np.zeros((len(first), len(second)))
-    left = np.maximum(first[:, None, 0], second[None, :, 0])
-    top = np.maximum(first[:, None, 1], second[None, :, 1])
-    right = np.minimum(first[:, None, 2], second[None, :, 2])
-    bottom = np.minimum(first[:, None, 3], second[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area_a = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
-    area_b = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def score_frame(truth: np.ndarray, ignored: np.ndarray, found: np.ndarray) -> tuple[int, int, int]:
     """(true positives, false positives, positives) of one frame at IoU 0.5."""
     if len(truth) and len(found):
-        iou = iou_matrix(truth, found)
+        iou = box_iou_matrix(truth, found)
         rows, cols = linear_sum_assignment(-iou)
         matched = [(r, c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= 0.5]
     else:
@@ -83,7 +70,7 @@ def score_frame(truth: np.ndarray, ignored: np.ndarray, found: np.ndarray) -> tu
     used = {c for _, c in matched}
     false = [c for c in range(len(found)) if c not in used]
     if len(ignored) and false:
-        overlap = iou_matrix(found[false], ignored).max(axis=1)
+        overlap = box_iou_matrix(found[false], ignored).max(axis=1)
         false = [c for c, o in zip(false, overlap, strict=True) if o < 0.5]
     return len(matched), len(false), len(truth)
 

@@ -25,8 +25,9 @@ from collections import Counter
 import numpy as np
 
 from bench.calibration_quality import STRONG, VIDEOS, spread
-from bench.detector_quality import CLIPS, iou_matrix, rate, score_persons, sequences
+from bench.detector_quality import CLIPS, rate, score_persons, sequences
 from bench.precision_quality import SHARED
+from workers.geometry import box_iou_matrix
 
 
 def main() -> None:
@@ -68,7 +69,7 @@ def main() -> None:
                 keep = wanted.scores >= STRONG
                 strong += int(keep.sum())
                 if keep.any() and len(found):
-                    iou = iou_matrix(
+                    iou = box_iou_matrix(
                         wanted.boxes[keep].astype(np.float64), found.boxes.astype(np.float64)
                     )
                     same = wanted.class_ids[keep][:, None] == found.class_ids[None, :]

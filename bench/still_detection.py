@@ -32,20 +32,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from workers.annotations.model import ObjectTrack, VideoAnnotation
+from workers.geometry import box_iou
 
 RENDER_MIN_FRAMES = 10
-
-
-def _box_iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    inter = max(0.0, width) * max(0.0, height)
-    union = (
-        (first[2] - first[0]) * (first[3] - first[1])
-        + (second[2] - second[0]) * (second[3] - second[1])
-        - inter
-    )
-    return inter / union if union > 0 else 0.0
 
 
 def _boxes_by_time(track: ObjectTrack) -> dict[float, tuple[float, ...]]:
@@ -63,7 +52,7 @@ def compare(reference: VideoAnnotation, other: VideoAnnotation) -> dict[str, flo
     for i, boxes in enumerate(first):
         for j, others in enumerate(second):
             common = boxes.keys() & others.keys()
-            agreement[i, j] = sum(_box_iou(boxes[t], others[t]) >= 0.5 for t in common)
+            agreement[i, j] = sum(box_iou(boxes[t], others[t]) >= 0.5 for t in common)
     rows, columns = linear_sum_assignment(agreement, maximize=True)
     pairs = [(i, j) for i, j in zip(rows, columns, strict=True) if agreement[i, j] > 0]
     frames_reference = frames_other = frames_common = 0
@@ -75,7 +64,7 @@ def compare(reference: VideoAnnotation, other: VideoAnnotation) -> dict[str, flo
         frames_reference += len(boxes)
         frames_other += len(others)
         frames_common += len(common)
-        ious.extend(_box_iou(boxes[t], others[t]) for t in common)
+        ious.extend(box_iou(boxes[t], others[t]) for t in common)
         if reference.objects[i].entity.description != other.objects[j].entity.description:
             relabelled += 1
     return {

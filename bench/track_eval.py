@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
-from bench.detector_quality import iou_matrix
 from tests.support.sprite_video import TruthRow, real_scene, write_sprite_video
 from workers.annotations.model import VideoAnnotation
+from workers.geometry import box_iou_matrix
 from workers.local.backend import (
     LocalTrackingOptions,
     detection_thresholds,
@@ -71,7 +71,7 @@ def sequence_metrics(
         found = predicted.get(moment, [])
         gt_boxes = np.array([row.box for row in rows], dtype=float).reshape(-1, 4)
         pr_boxes = np.array([box for _, _, box in found], dtype=float).reshape(-1, 4)
-        similarity = iou_matrix(gt_boxes, pr_boxes)
+        similarity = box_iou_matrix(gt_boxes, pr_boxes)
         for i, row in enumerate(rows):
             for j, (_, name, _) in enumerate(found):
                 if name != row.class_name:
@@ -132,7 +132,7 @@ def mot17_detection(shared: Path, options: LocalTrackingOptions) -> None:
         ignored = boxes[~((here[:, 7] == 1) & (here[:, 6] == 1))]
         found = detector.detect(frame.image, thresholds)
         mine = found.boxes[found.class_ids == person] * [width, height, width, height]
-        similarity = iou_matrix(pedestrians, mine)
+        similarity = box_iou_matrix(pedestrians, mine)
         rows_idx, cols_idx = linear_sum_assignment(similarity, maximize=True)
         matched = {
             (r, c) for r, c in zip(rows_idx, cols_idx, strict=True) if similarity[r, c] >= 0.5
@@ -140,7 +140,7 @@ def mot17_detection(shared: Path, options: LocalTrackingOptions) -> None:
         matched_cols = {c for _, c in matched}
         unmatched = [c for c in range(len(mine)) if c not in matched_cols]
         # Detections on ignored ground truth (reflections, static people, ...) do not count.
-        ignore_overlap = iou_matrix(mine[unmatched], ignored)
+        ignore_overlap = box_iou_matrix(mine[unmatched], ignored)
         false = sum(1 for k in range(len(unmatched)) if not (ignore_overlap[k] >= 0.5).any())
         tp += len(matched)
         fp += false

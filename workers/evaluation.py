@@ -38,6 +38,7 @@ import numpy as np
 
 from workers.annotations.model import NormalizedBox, ObjectTrack, VideoAnnotation
 from workers.errors import InputError
+from workers.geometry import box_iou_matrix, xywh_to_xyxy
 
 # MOTChallenge (MOT16/17/20) class numbers.
 MOT_PEDESTRIAN = 1
@@ -286,17 +287,7 @@ def track_boxes_by_frame(
 
 
 def _xywh_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    if not len(first) or not len(second):
-        return np.zeros((len(first), len(second)))
-    a = np.column_stack([first[:, :2], first[:, :2] + first[:, 2:]])
-    b = np.column_stack([second[:, :2], second[:, :2] + second[:, 2:]])
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 2], b[None, :, 2])
-    bottom = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = (first[:, 2] * first[:, 3])[:, None] + (second[:, 2] * second[:, 3])[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return box_iou_matrix(xywh_to_xyxy(first), xywh_to_xyxy(second))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from tests.support.sprite_video import (
     write_sprite_video,
 )
 from workers.annotations.model import ObjectTrack, VideoAnnotation
+from workers.geometry import box_iou
 from workers.local.backend import LocalTrackingOptions, track_video
 from workers.local.model_files import packaged_darknet_files
 
@@ -59,22 +60,15 @@ def boxes(track: ObjectTrack) -> dict[float, tuple[float, float, float, float]]:
     }
 
 
-def iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    inter = max(0.0, width) * max(0.0, height)
-    area = (first[2] - first[0]) * (first[3] - first[1])
-    other = (second[2] - second[0]) * (second[3] - second[1])
-    return inter / (area + other - inter)
-
-
 def on_truth(track: ObjectTrack, truth: list[TruthRow], size: tuple[int, int]) -> float:
     """The mean IoU of the track's boxes with the true box they overlap best."""
     by_frame: dict[int, list[TruthRow]] = {}
     for row in truth:
         by_frame.setdefault(row.frame, []).append(row)
     best = [
-        max(iou(frame.box.to_pixels(*size), row.box) for row in by_frame[round(frame.time * 30)])
+        max(
+            box_iou(frame.box.to_pixels(*size), row.box) for row in by_frame[round(frame.time * 30)]
+        )
         for frame in track.frames
     ]
     return sum(best) / len(best)
@@ -117,7 +111,7 @@ def test_in_a_still_scene_the_detector_runs_less_and_the_objects_are_the_same(
         # An interpolated box differs from the detector's by about the detector's own
         # jitter on a still object (its boxes of one standing person, frame to frame: IoU
         # down to 0.8), and lies on the object as well as the detector's did.
-        agreement = [iou(here[t], there[t]) for t in here]
+        agreement = [box_iou(here[t], there[t]) for t in here]
         assert min(agreement) >= 0.8 and sum(agreement) / len(agreement) >= 0.98
         assert on_truth(mine, truth, camera.size) >= on_truth(reference, truth, camera.size) - 0.01
         # Wherever anything moves (the man walking in), every box is the detector's own.

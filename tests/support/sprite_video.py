@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from workers.annotations.model import VideoAnnotation
+from workers.geometry import box_iou
 from workers.media.video import extract_frames
 
 # Where the sprites are in the shared clip: time (s) and normalized box, found by eye and
@@ -493,7 +494,7 @@ def objects_each_track_covers(
         for frame in track.frames:
             box = frame.box.to_pixels(*size)
             scored = [
-                (_iou(box, row.box), row.object_id)
+                (box_iou(box, row.box), row.object_id)
                 for row in by_frame.get(round(frame.time * fps), [])
                 if row.visibility >= 0.5
             ]
@@ -501,18 +502,6 @@ def objects_each_track_covers(
             if best[0] >= 0.5:
                 found.add(best[1])
     return covered
-
-
-def _iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    inter = max(0.0, width) * max(0.0, height)
-    union = (
-        (first[2] - first[0]) * (first[3] - first[1])
-        + (second[2] - second[0]) * (second[3] - second[1])
-        - inter
-    )
-    return inter / union if union > 0 else 0.0
 
 
 def still_scene(

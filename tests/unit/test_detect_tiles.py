@@ -11,7 +11,8 @@ from scipy.optimize import linear_sum_assignment
 
 from tests.conftest import SHARED_DATA, SHARED_MODELS
 from workers.errors import ConfigurationError
-from workers.local.detector import Detections, DetectionThresholds, pairwise_overlaps
+from workers.geometry import box_overlaps
+from workers.local.detector import Detections, DetectionThresholds
 from workers.local.detectors import open_detector
 from workers.local.detectors.tiles import TiledDetector, TileSetting, merge_tiled, tile_rectangles
 
@@ -96,7 +97,7 @@ def test_tiles_find_more_of_the_small_people_of_a_real_street_with_no_duplicates
         return found.boxes[found.class_ids == PERSON] * np.array([width, height] * 2)
 
     def found_people(boxes: np.ndarray) -> int:
-        iou, _ = pairwise_overlaps(np.vstack([truth, boxes]).astype(np.float64))
+        iou, _ = box_overlaps(np.vstack([truth, boxes]).astype(np.float64))
         return int((iou[: len(truth), len(truth) :] >= 0.5).any(axis=1).sum())
 
     whole = people(detector.detect(image, thresholds))
@@ -104,7 +105,7 @@ def test_tiles_find_more_of_the_small_people_of_a_real_street_with_no_duplicates
     assert found_people(tiled) >= 1.5 * found_people(whole)
     # One box per person: a person a box overlaps by IoU 0.5 has no other such box (people
     # of this crowd overlap one another, so boxes overlapping each other are not the test).
-    iou, _ = pairwise_overlaps(np.vstack([truth, tiled]).astype(np.float64))
+    iou, _ = box_overlaps(np.vstack([truth, tiled]).astype(np.float64))
     on_person = iou[: len(truth), len(truth) :] >= 0.5
     rows, columns = linear_sum_assignment(-iou[: len(truth), len(truth) :])
     assigned = {c for r, c in zip(rows, columns, strict=True) if on_person[r, c]}
@@ -131,7 +132,7 @@ def test_a_person_across_two_tiles_is_one_whole_box(shared_videos: Path) -> None
     people = found.boxes[found.class_ids == PERSON] * np.array([width, height] * 2)
     assert len(people) == 1, people.round()
     whole = np.array([[155, 77, 322, 564]], dtype=np.float64)  # drawn around her
-    iou, _ = pairwise_overlaps(np.vstack([whole, people]))
+    iou, _ = box_overlaps(np.vstack([whole, people]))
     assert iou[0, 1] >= 0.9
 
 

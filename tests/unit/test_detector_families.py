@@ -16,8 +16,9 @@ import pytest
 
 from tests.conftest import SHARED_MODELS
 from workers.errors import ConfigurationError
+from workers.geometry import box_overlaps
 from workers.local.backend import ensure_default_model
-from workers.local.detector import DetectionThresholds, pairwise_overlaps
+from workers.local.detector import DetectionThresholds
 from workers.local.detectors import family_of, open_detector
 from workers.local.model_files import packaged_darknet_files
 
@@ -110,7 +111,7 @@ def test_each_family_finds_the_objects_a_person_would_box(
     boxes = found.boxes * np.array([width, height, width, height])
     labels = [detector.class_names[c] for c in found.class_ids]
     for allowed, drawn in EXPECTED[photo_name]:
-        iou = pairwise_overlaps(np.vstack([np.array(drawn, dtype=np.float64), boxes]))[0][0, 1:]
+        iou = box_overlaps(np.vstack([np.array(drawn, dtype=np.float64), boxes]))[0][0, 1:]
         matching = np.flatnonzero(iou >= 0.5)
         assert len(matching) == 1, f"{sorted(allowed)} at {drawn}: {len(matching)} boxes"
         best = int(matching[0])

@@ -17,12 +17,12 @@ import onnxruntime
 import pytest
 
 from workers.errors import ConfigurationError
+from workers.geometry import box_overlaps
 from workers.local.backend import LocalTrackingOptions, ensure_default_model, load_detector
 from workers.local.darknet_onnx import convert_darknet, parse_cfg
 from workers.local.detector import (
     DetectionThresholds,
     Letterbox,
-    pairwise_overlaps,
 )
 from workers.local.detectors.yolo_export import YoloDetector
 from workers.local.model_files import (
@@ -295,7 +295,7 @@ def test_a_wide_frame_on_the_fitted_input_gives_the_square_inputs_detections(
         square = detector.detect(image, thresholds, input_size=(416, 416))
         assert sorted(fitted.class_ids.tolist()) == sorted(square.class_ids.tolist())
         assert {detector.class_names[c] for c in square.class_ids} >= {"person", "dog"}
-        iou, _ = pairwise_overlaps(np.concatenate([fitted.boxes, square.boxes]).astype(float))
+        iou, _ = box_overlaps(np.concatenate([fitted.boxes, square.boxes]).astype(float))
         same_class = fitted.class_ids[:, None] == square.class_ids[None, :]
         best_iou = np.where(same_class, iou[: len(fitted), len(fitted) :], 0.0).max(axis=1)
         assert best_iou.min() > 0.9, (frame.time, best_iou)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from workers.errors import ConfigurationError
+from workers.geometry import box_overlaps
 from workers.local.backend import (
     LocalTrackingOptions,
     detection_thresholds,
     load_model,
     resolve_model_path,
 )
-from workers.local.detector import pairwise_overlaps
 from workers.local.model_files import packaged_darknet_files
 from workers.local.quantization import (
     activation_parameters,
@@ -169,7 +169,7 @@ def test_the_int8_model_finds_the_fp32_models_boxes_on_the_dog_clip(cache: Path)
         found += len(a)
         if len(a) and len(b):
             both = np.concatenate([a.boxes, b.boxes])
-            iou = pairwise_overlaps(both)[0][: len(a), len(a) :]
+            iou = box_overlaps(both)[0][: len(a), len(a) :]
             same = a.class_ids[:, None] == b.class_ids[None, :]
             kept += int(((iou * same).max(axis=1) >= 0.7).sum())
     assert found >= 30  # the dog and the person in most of 19 frames

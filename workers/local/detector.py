@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from workers.errors import ConfigurationError
+from workers.geometry import box_overlaps
 from workers.local.coco import canonical_class_name
 
 LETTERBOX_FILL = 114  # grey, as Ultralytics pads; darknet's 127 gives the same detections
@@ -159,29 +160,13 @@ def _round_up(length: int, stride: int) -> int:
     return -(-length // stride) * stride
 
 
-def pairwise_overlaps(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IoU and intersection-over-the-smaller-box of every pair of ``[n, 4]`` xyxy boxes."""
-    left = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    top = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    right = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    bottom = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    intersection = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = areas[:, None] + areas[None, :] - intersection
-    smaller = np.minimum(areas[:, None], areas[None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, intersection / union, 0.0)
-        containment = np.where(smaller > 0, intersection / smaller, 0.0)
-    return iou, containment
-
-
 def suppress_duplicates(detections: Detections, nms_iou: float, containment: float) -> Detections:
     """Class-aware greedy suppression by IoU and by containment (see the module doc)."""
     if len(detections) <= 1:
         return detections
     order = np.argsort(-detections.scores, kind="stable")
     ranked = detections.select(order)
-    iou, contained = pairwise_overlaps(ranked.boxes.astype(np.float64))
+    iou, contained = box_overlaps(ranked.boxes.astype(np.float64))
     same_class = ranked.class_ids[:, None] == ranked.class_ids[None, :]
     duplicate = same_class & ((iou > nms_iou) | (contained > containment))
     keep = np.ones(len(ranked), dtype=bool)
@@ -207,7 +192,7 @@ def merge_across_classes(detections: Detections, iou_threshold: float) -> Detect
         return detections
     order = np.argsort(-detections.scores, kind="stable")
     ranked = detections.select(order)
-    iou, _ = pairwise_overlaps(ranked.boxes.astype(np.float64))
+    iou, _ = box_overlaps(ranked.boxes.astype(np.float64))
     other_class = ranked.class_ids[:, None] != ranked.class_ids[None, :]
     same_object = other_class & (iou > iou_threshold)
     keep = np.ones(len(ranked), dtype=bool)

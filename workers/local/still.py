@@ -35,6 +35,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from workers.geometry import box_iou_matrix
 from workers.local.detector import Detections
 
 # Two detections of one class overlapping at least this much (IoU) are one object that did
@@ -58,18 +59,6 @@ class _HasImage(Protocol):
 FrameT = TypeVar("FrameT", bound=_HasImage)
 
 
-def _iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    left = np.maximum(first[:, None, 0], second[None, :, 0])
-    top = np.maximum(first[:, None, 1], second[None, :, 1])
-    right = np.minimum(first[:, None, 2], second[None, :, 2])
-    bottom = np.minimum(first[:, None, 3], second[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area_first = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
-    area_second = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
-    union = area_first[:, None] + area_second[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def still_pairs(
     before: Detections, after: Detections, min_iou: float = STILL_IOU
 ) -> np.ndarray | None:
@@ -80,7 +69,7 @@ def still_pairs(
         return None
     if not len(before):
         return np.zeros(0, dtype=int)
-    similarity = _iou_matrix(before.boxes.astype(np.float64), after.boxes.astype(np.float64))
+    similarity = box_iou_matrix(before.boxes, after.boxes)
     similarity[before.class_ids[:, None] != after.class_ids[None, :]] = 0.0
     rows, columns = linear_sum_assignment(similarity, maximize=True)
     if not bool((similarity[rows, columns] >= min_iou).all()):

@@ -20,6 +20,7 @@ from trackers import BoTSORTTracker, ByteTrackTracker, OCSORTTracker, SORTTracke
 from trackers.core.base import BaseTracker
 
 from workers.errors import ConfigurationError
+from workers.geometry import box_iou
 from workers.local.appearance import SAMPLE_EVERY, describe
 from workers.local.association import ReachSimilarity
 from workers.local.camera import CameraMotion, move_boxes
@@ -63,18 +64,6 @@ _SPEED_WINDOW_SECONDS = 0.5
 # less alike than this (cosine) to the track's mean is someone else: a new track. Lower
 # keeps more re-acquisitions of one person seen from another side; higher splits more.
 _REID_SAME_PERSON = 0.5
-
-
-def _iou(first: np.ndarray, second: np.ndarray) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    intersection = max(0.0, float(width)) * max(0.0, float(height))
-    union = (
-        (first[2] - first[0]) * (first[3] - first[1])
-        + (second[2] - second[0]) * (second[3] - second[1])
-        - intersection
-    )
-    return intersection / float(union) if union > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +306,7 @@ class TrackCollector:
         voted = track.voted_class()
         if class_id == voted or self._compatible(class_id, voted):
             return False
-        return _iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
+        return box_iou(track.boxes[-1], box) < _SAME_PLACE_MIN_IOU
 
     def _after_gap(self, track: RawTrack) -> bool:
         return (
@@ -411,7 +400,7 @@ class TrackCollector:
             if candidate[3] != class_id and not self._compatible(candidate[3], class_id):
                 continue
             moved = candidate[4]  # where the camera's motion since put that detection
-            score = _iou(moved, box)
+            score = box_iou(moved, box)
             if score < _FIRST_DETECTION_MIN_IOU:
                 near = float(_FIRST_DETECTION_REACH.compute(moved[None], box[None])[0, 0])
                 score = near if near >= _FIRST_DETECTION_MIN_NEAR else 0.0

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from workers.errors import ConfigurationError
+from workers.geometry import box_overlaps
 from workers.local.detector import (
     Detections,
     DetectionThresholds,
     keep_one_box_per_object,
-    pairwise_overlaps,
 )
 from workers.local.detectors.base import ObjectDetector
 
@@ -174,7 +174,7 @@ def parts_of_whole_boxes(
     part = np.zeros(len(boxes), dtype=bool)
     if not len(whole) or not len(boxes):
         return part
-    _, smaller = pairwise_overlaps(np.vstack([boxes, whole.boxes]).astype(np.float64))
+    _, smaller = box_overlaps(np.vstack([boxes, whole.boxes]).astype(np.float64))
     inside = smaller[: len(boxes), len(boxes) :] > OVERLAP_OF_SMALLER
     same_class = class_ids[:, None] == whole.class_ids[None, :]
     w = whole.boxes.astype(np.float64)
@@ -216,7 +216,7 @@ def merge_tiled(
     order = np.argsort(-detections.scores, kind="stable")
     ranked, cut = detections.select(order), cut[order].copy()
     boxes = ranked.boxes.astype(np.float64).copy()
-    iou, smaller = pairwise_overlaps(boxes)
+    iou, smaller = box_overlaps(boxes)
     same_class = ranked.class_ids[:, None] == ranked.class_ids[None, :]
     keep = np.ones(len(ranked), dtype=bool)
     for index in range(len(ranked)):
