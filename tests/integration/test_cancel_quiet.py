@@ -21,21 +21,11 @@ from tests.support.cli import vtrack
 from tests.support.task_events import FINAL as FINAL_EVENTS
 from tests.support.task_events import EventRecorder
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 
 pytestmark = pytest.mark.integration
 
 FINAL = states.READY_STATES  # SUCCESS, FAILURE, REVOKED
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.3):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +93,16 @@ def _cancel_a_tracking_job(
 
     try:
         wait_for(every_task_ended, 90, "every task of the job in a final state", interval=1.0)
-    except AssertionError:
+    except TimeoutError:
         left = {t: app.AsyncResult(t).state for t in task_ids}
         raise AssertionError(f"tasks not ended: {left}") from None
-    time.sleep(2.0)  # anything the worker would still log about the cancel
 
+    def log_is_quiet() -> bool:
+        log = celery_worker.log()[log_start:]
+        return "Traceback" not in log and " ERROR" not in log and "ERROR/" not in log
+
+    # Anything the worker would still log about the cancel comes within these seconds.
+    stays(log_is_quiet, 2.0, "no traceback or ERROR line in the worker log")
     log = celery_worker.log()[log_start:]
     assert "Traceback" not in log, log[-4000:]
     assert not [line for line in log.splitlines() if " ERROR" in line or "ERROR/" in line], log
