@@ -6,7 +6,6 @@ worker tracking a real video with the local backend."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +61,7 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
     log_start = len(celery_worker.log())
     events = EventRecorder(tmp_path / "events.jsonl").wait_ready()
     try:
-        job = _cancel_a_tracking_job(video, app, celery_worker, log_start)
+        job = _cancel_a_tracking_job(video, app, celery_worker, log_start, events)
     finally:
         events.stop()
     # What Flower shows, from the same events: every task that started has ended.
@@ -73,11 +72,17 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
 
 
 def _cancel_a_tracking_job(
-    video: Path, app: Any, celery_worker: WorkerProcess, log_start: int
+    video: Path, app: Any, celery_worker: WorkerProcess, log_start: int, events: EventRecorder
 ) -> Job:
     job = submit(str(video), backend="local")
-    wait_for(lambda: "tracking" in Job(job.id).status().stage, 90, "tracking started")
-    time.sleep(1.0)  # the two worker processes are in the middle of a segment each
+
+    def two_segments_running() -> bool:
+        log = celery_worker.log()[log_start:]
+        segments = set(re.findall(r"Task vtrack\.track_segment\[([0-9a-f-]{36})\] received", log))
+        shown = events.last_states()
+        return sum(shown.get(task) in ("STARTED", "PROGRESS") for task in segments) >= 2
+
+    wait_for(two_segments_running, 90, "both worker processes tracking a segment")
 
     cancelled = vtrack("cancel", job.id)
     assert cancelled.returncode == 0, cancelled.stderr
