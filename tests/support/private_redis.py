@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+from tests.support.waiting import wait_for
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -52,6 +54,18 @@ class PrivateRedis:
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db)
+
+    def wait_written_to_aof(self, timeout: float = 30) -> None:
+        """Until every write so far is in the append-only file, as far as a SIGKILL goes (in
+        the kernel's copy; fsync matters only to a lost machine). With ``appendfsync
+        everysec`` Redis may hold writes back while an fsync is slow, which a loaded machine
+        makes likely; Redis 7.0 has no WAITAOF, so the test polls INFO for it."""
+        client = self.client()
+        wait_for(
+            lambda: client.info("persistence")["aof_buffer_length"] == 0,
+            timeout,
+            "the writes to reach the append-only file",
+        )
 
     def start(self) -> PrivateRedis:
         server = shutil.which("redis-server")
