@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
@@ -23,6 +22,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 class PrivateRedis:
@@ -95,14 +101,8 @@ class PrivateRedis:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        wait_for(lambda: answers(self.client()), 10, f"redis-server on port {self.port}", 0.05)
+        return self
 
     def stop(self) -> None:
         if self._process is not None:
@@ -163,14 +163,9 @@ class PrivateSentinel:
         self._process = subprocess.Popen(
             [server, str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(host="127.0.0.1", port=self.port).ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-sentinel did not answer on port {self.port}")
+        sentinel = redis.Redis(host="127.0.0.1", port=self.port)
+        wait_for(lambda: answers(sentinel), 10, f"redis-sentinel on port {self.port}", 0.05)
+        return self
 
     def primary(self) -> tuple[str, int] | None:
         """The primary this Sentinel names now."""
