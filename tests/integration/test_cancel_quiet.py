@@ -6,7 +6,6 @@ worker tracking a real video with the local backend."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +20,11 @@ from tests.support.cli import vtrack
 from tests.support.task_events import FINAL as FINAL_EVENTS
 from tests.support.task_events import EventRecorder
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 
 pytestmark = pytest.mark.integration
 
 FINAL = states.READY_STATES  # SUCCESS, FAILURE, REVOKED
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.3):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
     log_start = len(celery_worker.log())
     events = EventRecorder(tmp_path / "events.jsonl").wait_ready()
     try:
-        job = _cancel_a_tracking_job(video, app, celery_worker, log_start)
+        job = _cancel_a_tracking_job(video, app, celery_worker, log_start, events)
     finally:
         events.stop()
     # What Flower shows, from the same events: every task that started has ended.
@@ -83,11 +72,17 @@ def test_a_cancelled_job_logs_no_traceback_and_its_tasks_end_revoked(
 
 
 def _cancel_a_tracking_job(
-    video: Path, app: Any, celery_worker: WorkerProcess, log_start: int
+    video: Path, app: Any, celery_worker: WorkerProcess, log_start: int, events: EventRecorder
 ) -> Job:
     job = submit(str(video), backend="local")
-    wait_for(lambda: "tracking" in Job(job.id).status().stage, 90, "tracking started")
-    time.sleep(1.0)  # the two worker processes are in the middle of a segment each
+
+    def two_segments_running() -> bool:
+        log = celery_worker.log()[log_start:]
+        segments = set(re.findall(r"Task vtrack\.track_segment\[([0-9a-f-]{36})\] received", log))
+        shown = events.last_states()
+        return sum(shown.get(task) in ("STARTED", "PROGRESS") for task in segments) >= 2
+
+    wait_for(two_segments_running, 90, "both worker processes tracking a segment")
 
     cancelled = vtrack("cancel", job.id)
     assert cancelled.returncode == 0, cancelled.stderr
@@ -103,11 +98,16 @@ def _cancel_a_tracking_job(
 
     try:
         wait_for(every_task_ended, 90, "every task of the job in a final state", interval=1.0)
-    except AssertionError:
+    except TimeoutError:
         left = {t: app.AsyncResult(t).state for t in task_ids}
         raise AssertionError(f"tasks not ended: {left}") from None
-    time.sleep(2.0)  # anything the worker would still log about the cancel
 
+    def log_is_quiet() -> bool:
+        log = celery_worker.log()[log_start:]
+        return "Traceback" not in log and " ERROR" not in log and "ERROR/" not in log
+
+    # Anything the worker would still log about the cancel comes within these seconds.
+    stays(log_is_quiet, 2.0, "no traceback or ERROR line in the worker log")
     log = celery_worker.log()[log_start:]
     assert "Traceback" not in log, log[-4000:]
     assert not [line for line in log.splitlines() if " ERROR" in line or "ERROR/" in line], log

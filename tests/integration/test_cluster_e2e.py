@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from tests.conftest import REPO_ROOT
 from tests.integration.conftest import drop_video
 from tests.support.cli import vtrack
 from tests.support.private_redis import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,18 +88,27 @@ def test_a_dropped_video_is_processed_by_the_cluster(tmp_path: Path) -> None:
         assert manifest["status"] == "completed" and len(manifest["objects"]) == 2
         job_id = manifest["job_id"]
 
-        time.sleep(1.5)  # the last task events reach Flower
-        tasks = flower_tasks(flower_port).values()
-        of_job = {
-            (task["name"], task["state"])
-            for task in tasks
-            if task["uuid"] == job_id or job_id in f"{task.get('args')}{task.get('kwargs')}"
-        }
-        assert of_job == {
+        def of_job(tasks: list[dict]) -> set[tuple[str, str]]:
+            return {
+                (task["name"], task["state"])
+                for task in tasks
+                if task["uuid"] == job_id or job_id in f"{task.get('args')}{task.get('kwargs')}"
+            }
+
+        expected = {
             ("vtrack.annotate", "SUCCESS"),
             ("vtrack.render_batch", "SUCCESS"),
             ("vtrack.assemble_summary", "SUCCESS"),
         }
+        # The last task events reach Flower a moment after the manifest is written.
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                lambda: of_job(list(flower_tasks(flower_port).values())) == expected,
+                30,
+                "the job's last task events in Flower",
+            )
+        tasks = list(flower_tasks(flower_port).values())
+        assert of_job(tasks) == expected
         scans = [t for t in tasks if t["name"] == "vtrack.scan_source"]
         assert any(job_id in str(t["result"]) for t in scans), "the job came from a beat scan"
         renders = [t for t in tasks if t["name"] == "vtrack.render_batch"]

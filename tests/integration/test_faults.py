@@ -13,7 +13,6 @@ import json
 import multiprocessing
 import os
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.conftest import BROKER_DB, REDIS_HOST, REDIS_PORT, WorkerProcess
 from tests.support.annotations import standard_annotation, track, write_annotation
 from tests.support.poison_task import KILL_OWN_PROCESS
 from tests.support.videos import write_test_video
+from tests.support.waiting import stays, wait_for
 from workers.annotations.model import VideoAnnotation
 from workers.local.model_files import packaged_darknet_files
 
@@ -110,15 +110,6 @@ def small_clip(folder: Path, name: str | None = None) -> tuple[Path, Path]:
     video = write_test_video(folder / (name or f"clip-{uuid.uuid4().hex[:8]}.mp4"), frames=40)
     annotation = standard_annotation(str(video), 40, 10, 160, 96)
     return video, write_annotation(Path(f"{video}.json"), annotation)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def record(job_id: str) -> JobRecord:
@@ -220,7 +211,7 @@ def test_a_task_that_kills_its_process_every_time_fails_after_bounded_deliveries
     assert "worker process died 3 times" in failed.error
     assert "VTRACK_TASK_MAX_DELIVERIES" in failed.error
     assert result.state == "FAILURE"
-    time.sleep(3)  # not delivered again afterwards
+    stays(lambda: len(runs.read_text().split()) <= 3, 3, "no fourth delivery")
     pids = runs.read_text().split()
     assert len(pids) == 3 and len(set(pids)) == 3, pids
     broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=BROKER_DB)
@@ -284,12 +275,22 @@ def test_ten_submits_of_one_video_at_once_make_one_job(
 
     manifest = Job(job_ids[0]).wait(timeout=120)
     assert manifest["job_id"] == job_ids[0]
-    time.sleep(2)  # a duplicate job would still be running
+
     # Only this video's lines: the previous test's last "succeeded" line can reach the log
     # after log_before was taken (the result is stored before the line is written).
-    lines = [line for line in steady_worker.log()[log_before:].splitlines() if video.name in line]
-    for task in ("vtrack.annotate", "vtrack.assemble_summary"):
-        runs = [line for line in lines if f"{task}[" in line and "succeeded" in line]
+    def runs_of(task: str) -> list[str]:
+        log = steady_worker.log()[log_before:].splitlines()
+        return [
+            line
+            for line in log
+            if video.name in line and f"{task}[" in line and "succeeded" in line
+        ]
+
+    tasks = ("vtrack.annotate", "vtrack.assemble_summary")
+    # A duplicate job would still be running: no second run of either task within 2 s.
+    stays(lambda: all(len(runs_of(task)) <= 1 for task in tasks), 2, "one run of each task")
+    for task in tasks:
+        runs = runs_of(task)
         assert len(runs) == 1, runs
 
 
@@ -333,7 +334,11 @@ def test_a_pickle_message_is_refused_and_never_run(
         )
 
     wait_for(lambda: "pickle" in worker.log(), 30, "the worker to see the message")
-    time.sleep(2)
+    stays(
+        lambda: not marker.exists() and runtime.current().jobs.get(job_id) is None,
+        2,
+        "the message neither unpickled nor run",
+    )
     assert not marker.exists(), "the worker unpickled the message"
     assert runtime.current().jobs.get(job_id) is None, "the pickled task ran"
     assert "Refusing to deserialize untrusted content of type pickle" in worker.log()

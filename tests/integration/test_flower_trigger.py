@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import Service, ServiceWorker, drop_video
 from tests.support.private_redis import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +55,11 @@ class Flower:
         return json.loads(content)
 
     def task_result(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ended() -> dict[str, Any] | None:
             result = self.json(f"/api/task/result/{task_id}")
-            if result["state"] in ("SUCCESS", "FAILURE"):
-                return result
-            time.sleep(0.3)
-        raise AssertionError(f"task {task_id} still {result['state']}")
+            return result if result["state"] in ("SUCCESS", "FAILURE") else None
+
+        return wait_for(ended, timeout, f"task {task_id} to end", interval=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +93,12 @@ def flower(service: Service, worker: ServiceWorker) -> Iterator[Flower]:
     )
     client = Flower(port)
     try:
-        deadline = time.monotonic() + 30
-        while client.request("/healthcheck", auth=False)[0] != 200:
+
+        def answering() -> bool:
             assert process.poll() is None, (service.root / "flower.log").read_text()
-            assert time.monotonic() < deadline, "Flower did not start"
-            time.sleep(0.2)
+            return client.request("/healthcheck", auth=False)[0] == 200
+
+        wait_for(answering, 30, "Flower to start")
         yield client
     finally:
         process.terminate()
@@ -130,19 +130,23 @@ def test_curl_through_flower_starts_a_whole_job(service: Service, flower: Flower
     assert waited.returncode == 0, waited.stderr
     manifest = json.loads(Path(waited.stdout.split()[-1]).read_text())
     assert manifest["job_id"] == job_id
-    time.sleep(1.0)  # the last events reach Flower
 
-    tasks = flower.json("/api/tasks").values()
-    of_job = {
-        task["name"]: task["state"]
-        for task in tasks
-        if task["uuid"] == job_id or job_id in f"{task.get('args')}{task.get('kwargs')}"
-    }
-    assert of_job == {
+    def of_job() -> dict[str, str]:
+        return {
+            task["name"]: task["state"]
+            for task in flower.json("/api/tasks").values()
+            if task["uuid"] == job_id or job_id in f"{task.get('args')}{task.get('kwargs')}"
+        }
+
+    expected = {
         "vtrack.annotate": "SUCCESS",
         "vtrack.render_batch": "SUCCESS",
         "vtrack.assemble_summary": "SUCCESS",
     }
+    # The last task events reach Flower a moment after the manifest is written.
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: of_job() == expected, 30, "the job's last task events in Flower")
+    assert of_job() == expected
     # The tasks reported their job's stage as a custom PROGRESS state, seen by Flower.
     _status, metrics = flower.request("/metrics", auth=False)
     progress = re.findall(

@@ -341,7 +341,7 @@ def test_a_queued_job_survives_a_redis_killed_before_any_worker_took_it(
 ) -> None:
     # No worker yet: the job's message waits in the queue when Redis dies.
     job_id = stack.submit()
-    time.sleep(1.5)  # the append-only file is written every second
+    stack.redis.wait_written_to_aof()
     outage(stack, job_id)
     record = stack.record(job_id)
     assert record is not None and record.status == "queued", record
@@ -428,7 +428,7 @@ def test_a_redis_killed_as_a_control_task_runs_loses_nothing(
         frozen = FrozenPool(control)
     try:
         frozen.wait_for_received(task, job_id)
-        time.sleep(1.5)  # what the messages wrote reaches the append-only file (every second)
+        stack.redis.wait_written_to_aof()  # what the messages wrote
         record = stack.record(job_id)
         assert record is not None and not record.finished, record
         outage(stack, job_id, while_down=frozen.thaw)

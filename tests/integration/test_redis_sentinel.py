@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from tests.conftest import TEST_ENV, WorkerProcess
 from tests.support.cli import vtrack
 from tests.support.outage import objects_of, scene_clip, task_runs
 from tests.support.private_redis import PrivateRedis, PrivateSentinel
+from tests.support.waiting import wait_for
 from workers.local.model_files import packaged_darknet_files
 
 pytestmark = [
@@ -40,16 +40,6 @@ pytestmark = [
 ]
 
 MASTER = "vtrack"
-
-
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
@@ -115,10 +105,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, shared_videos: Path) -> It
     sentinels = [PrivateSentinel(root / f"sentinel-{n}", MASTER, primary.port) for n in range(3)]
     try:
         replica.start()
-        wait_until(lambda: replica_in_sync(replica), 30, "the replica to sync")
+        wait_for(lambda: replica_in_sync(replica), 30, "the replica to sync")
         for sentinel in sentinels:
             sentinel.start()
-        wait_until(lambda: sentinels_ready(sentinels), 60, "the Sentinels to find each other")
+        wait_for(lambda: sentinels_ready(sentinels), 60, "the Sentinels to find each other")
         urls = ";".join(f"sentinel://127.0.0.1:{s.port}" for s in sentinels)
         env = {
             **os.environ,
@@ -154,14 +144,14 @@ def test_the_primary_killed_mid_job_fails_over_and_the_job_completes(
         worker.wait_ready()
         undisturbed = cluster.manifest(cluster.submit())
         job_id = cluster.submit()
-        wait_until(
+        wait_for(
             lambda: (record := cluster.record(job_id)) is not None and "tracking" in record.stage,
             120,
             "tracking to start",
         )
         old_primary = ("127.0.0.1", cluster.primary.port)
         cluster.primary.kill()
-        promoted = wait_until(
+        promoted = wait_for(
             lambda: (
                 {s.primary() for s in cluster.sentinels} == {("127.0.0.1", cluster.replica.port)}
             ),

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.cli import vtrack
 from tests.support.private_redis import PrivateRedis, free_port
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.naming import folder_key
 
 pytestmark = pytest.mark.integration
@@ -92,14 +93,6 @@ def rendered_files(output: Path, video: Path) -> set[Path]:
     if not folder.is_dir():
         return set()
     return {path for path in folder.iterdir() if pattern.fullmatch(path.name)}
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def status_of(env: dict[str, str], job_id: str) -> str:
@@ -201,17 +194,17 @@ def test_a_job_lost_with_redis_is_reported_as_lost_and_the_next_scan_restarts_it
             scanned = vtrack("scan", str(incoming), env=env)
             assert scanned.returncode == 0, scanned.stderr
             [job_id] = scanned.stdout.split()
-            wait_until(lambda: status_of(env, job_id) == "rendering", 60, "the renders queued")
+            wait_for(lambda: status_of(env, job_id) == "rendering", 60, "the renders queued")
             # Every object is rendered, and the summary's task waits in the annotate queue,
             # where no worker listens now, when Redis crashes and comes back empty.
             annotator.stop()
             renderer = WorkerProcess("render", 1, "first-render", tmp_path / "r1.log", env=env)
             workers.append(renderer.wait_ready())
-            wait_until(lambda: len(rendered_files(output, video)) == 8, 60, "every render")
+            wait_for(lambda: len(rendered_files(output, video)) == 8, 60, "every render")
             # The last render sends the summary's task once it has written its files: a
             # Redis restarted before that would get the message (the publish waits for it)
             # and the lost job would complete after all.
-            wait_until(
+            wait_for(
                 lambda: "vtrack.assemble_summary" in queued_tasks(server, "annotate"),
                 60,
                 "the summary's task queued",

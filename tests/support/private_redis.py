@@ -11,16 +11,24 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+
+from tests.support.waiting import wait_for
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 class PrivateRedis:
@@ -53,6 +61,18 @@ class PrivateRedis:
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db)
 
+    def wait_written_to_aof(self, timeout: float = 30) -> None:
+        """Until every write so far is in the append-only file, as far as a SIGKILL goes (in
+        the kernel's copy; fsync matters only to a lost machine). With ``appendfsync
+        everysec`` Redis may hold writes back while an fsync is slow, which a loaded machine
+        makes likely; Redis 7.0 has no WAITAOF, so the test polls INFO for it."""
+        client = self.client()
+        wait_for(
+            lambda: client.info("persistence")["aof_buffer_length"] == 0,
+            timeout,
+            "the writes to reach the append-only file",
+        )
+
     def start(self) -> PrivateRedis:
         server = shutil.which("redis-server")
         if server is None:
@@ -81,14 +101,8 @@ class PrivateRedis:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        wait_for(lambda: answers(self.client()), 10, f"redis-server on port {self.port}", 0.05)
+        return self
 
     def stop(self) -> None:
         if self._process is not None:
@@ -149,14 +163,9 @@ class PrivateSentinel:
         self._process = subprocess.Popen(
             [server, str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(host="127.0.0.1", port=self.port).ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-sentinel did not answer on port {self.port}")
+        sentinel = redis.Redis(host="127.0.0.1", port=self.port)
+        wait_for(lambda: answers(sentinel), 10, f"redis-sentinel on port {self.port}", 0.05)
+        return self
 
     def primary(self) -> tuple[str, int] | None:
         """The primary this Sentinel names now."""

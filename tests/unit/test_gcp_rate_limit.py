@@ -1,7 +1,8 @@
 """The shared Video Intelligence quota, against the real Redis on 127.0.0.1 (DB 15).
 
 Each test uses its own random key prefix and deletes its keys afterwards. Waits are kept
-to fractions of a second by giving the limiter short windows and TTLs.
+to about two seconds by giving the limiter short windows and TTLs: long enough that a
+loaded machine pausing this process for over a second does not empty a window early.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ def test_requests_beyond_the_window_limit_wait_until_the_oldest_leaves(
 def test_window_slides_so_requests_are_allowed_again(
     redis_client: redis.Redis, prefix: str
 ) -> None:
-    quota = limiter(redis_client, prefix, requests_per_window=2, window=0.3)
+    window = 2.0  # the three requests below must fall inside it, however loaded the machine
+    quota = limiter(redis_client, prefix, requests_per_window=2, window=window)
     assert quota.acquire_request() == 0.0
     assert quota.acquire_request() == 0.0
     wait = quota.acquire_request()
-    assert 0.0 < wait <= 0.3
+    assert 0.0 < wait <= window
     time.sleep(wait + 0.05)
     assert quota.acquire_request() == 0.0
 
@@ -99,15 +101,17 @@ def test_submissions_also_count_as_requests(redis_client: redis.Redis, prefix: s
 def test_slot_of_a_dead_job_frees_itself_and_polls_keep_a_live_one(
     redis_client: redis.Redis, prefix: str
 ) -> None:
-    quota = limiter(redis_client, prefix, max_in_flight=2, slot_ttl=1.0, slots_full_wait=30.0)
+    # Polls every 0.2 s keep a 2 s slot even when the machine pauses this process for 1.5 s.
+    ttl, poll = 2.0, 0.2
+    quota = limiter(redis_client, prefix, max_in_flight=2, slot_ttl=ttl, slots_full_wait=30.0)
     assert quota.acquire_submission("dead-job") == 0.0
     assert quota.acquire_submission("live-job") == 0.0
     # When all slots are taken the wait is at most until the first one expires.
-    assert 0.0 < quota.acquire_submission("queued-job") <= 1.0
-    for _ in range(3):
-        time.sleep(0.4)
+    assert 0.0 < quota.acquire_submission("queued-job") <= ttl
+    for _ in range(round((ttl + poll) / poll)):
+        time.sleep(poll)
         assert quota.refresh("live-job")
-    # 1.2 s later the dead job's slot has expired; the polled one is still held.
+    # One poll after the TTL the dead job's slot has expired; the polled one is still held.
     assert quota.in_flight() == 1
     assert quota.acquire_submission("queued-job") == 0.0
     assert not quota.refresh("dead-job")
