@@ -35,6 +35,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 # Redis re-delivers a message that a worker has not acknowledged within this margin above
 # the hard time limit; with acks_late a task runs to its limit before it is acknowledged.
 VISIBILITY_MARGIN_SECONDS = 300
+# How long the lock on looking for a dead worker's messages outlives a worker killed holding it.
+UNACKED_LOCK_SECONDS = 15
 
 
 def results_ttl(settings: Settings) -> int:
@@ -105,6 +107,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # soon after the timeout.
             "unacked_restore_interval": min(10, max(1, visibility_timeout_s // 3)),
             "unacked_restore_throttle": 1,
+            # The lock one worker takes to look for them. kombu's default expiry is five
+            # minutes: a worker killed while it held the lock (a few milliseconds every
+            # few seconds) kept every other worker from restoring a dead worker's tasks for
+            # that long. The look itself takes milliseconds; two workers restoring at once
+            # after an early expiry are harmless (each message is moved in a transaction).
+            "unacked_mutex_expire": UNACKED_LOCK_SECONDS,
         },
         # sentinel:// URLs add the master's name and the Sentinels' own options to both
         # (tasks/celery_app.py: they are Redis client options, not configuration).

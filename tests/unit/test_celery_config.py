@@ -32,6 +32,18 @@ def test_limits_are_consistent() -> None:
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
 
 
+def test_a_worker_killed_holding_the_restore_lock_delays_restores_by_seconds() -> None:
+    """kombu keeps its lock on restoring unacknowledged messages five minutes by default:
+    a worker killed while it held it stopped every worker from taking a dead worker's tasks
+    back for that long (a render chord stuck in the middle of a test)."""
+    for visibility in (10, 600, 7200):
+        options = celery_config(Settings(broker_visibility_timeout=visibility))[
+            "broker_transport_options"
+        ]
+        assert options["unacked_mutex_expire"] <= 30
+        assert options["unacked_restore_interval"] <= 10
+
+
 def test_annotate_is_not_acknowledged_late() -> None:
     """Starting a cloud operation twice would be billed twice."""
     app.loader.import_default_modules()
