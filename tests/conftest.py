@@ -34,8 +34,11 @@ REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))
 # Two Redis databases of their own; another test session running at the same time on this
 # machine must pick others (VTRACK_TEST_REDIS_DBS=9,10), or its workers take these tasks.
+# Under pytest-xdist (scripts/test.sh runs two test processes) each test process takes the
+# pair after the previous one's: gw0 11,12, gw1 13,14.
 BROKER_DB, RESULTS_DB = (
-    int(db) for db in os.environ.get("VTRACK_TEST_REDIS_DBS", "11,12").split(",")
+    int(db) + 2 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    for db in os.environ.get("VTRACK_TEST_REDIS_DBS", "11,12").split(",")
 )
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="vtrack-tests-"))
