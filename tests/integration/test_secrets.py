@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import redis
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,15 +66,15 @@ def private_redis(tmp_path: Path) -> Iterator[int]:
     )
     client = redis.Redis(host="127.0.0.1", port=port, password=PASSWORD)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answers() -> bool:
+            assert server.poll() is None, "redis-server exited"
             try:
-                client.ping()
-                break
+                return client.ping()
             except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
+                return False
+
+        wait_for(answers, 20, "the private Redis answering", interval=0.05)
         yield port
     finally:
         server.terminate()
