@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from workers.geometry import box_iou_matrix
+from workers.evaluation import MOT_DISTRACTORS, MOT_PEDESTRIAN, read_mot_rows
+from workers.geometry import box_iou_matrix, xywh_to_xyxy
 
 if TYPE_CHECKING:
     from workers.local.detector import DetectionThresholds
@@ -49,7 +50,6 @@ MODELS = {
     "picodet-s-416": "picodet_s_416_coco.onnx",
     "picodet-s-320": "picodet_s_320_coco.onnx",
 }
-PEDESTRIAN, DISTRACTORS = 1, (2, 7, 8, 12)
 CLIPS = (
     "sam2_01_dog.mp4",
     "sam2_bedroom.mp4",
@@ -76,15 +76,8 @@ def score_frame(truth: np.ndarray, ignored: np.ndarray, found: np.ndarray) -> tu
 
 
 def read_mot(path: Path) -> dict[int, np.ndarray]:
-    rows: dict[int, list[list[float]]] = {}
-    for line in path.read_text().splitlines():
-        values = [float(v) for v in line.split(",")]
-        rows.setdefault(int(values[0]), []).append(values)
-    return {frame: np.array(v) for frame, v in rows.items()}
-
-
-def xyxy(rows: np.ndarray) -> np.ndarray:
-    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], 1)
+    rows = read_mot_rows(path)
+    return {int(frame): rows[rows[:, 0] == frame] for frame in np.unique(rows[:, 0])}
 
 
 def sequences(shared: Path) -> list[tuple[str, list[Path], dict, dict]]:
@@ -104,9 +97,9 @@ def sequences(shared: Path) -> list[tuple[str, list[Path], dict, dict]]:
 
 def truth_of(gt: dict, number: int) -> tuple[np.ndarray, np.ndarray]:
     rows = gt.get(number, np.zeros((0, 9)))
-    positive = rows[(rows[:, 7] == PEDESTRIAN) & (rows[:, 6] == 1)]
-    ignored = rows[np.isin(rows[:, 7], DISTRACTORS)]
-    return xyxy(positive), xyxy(ignored)
+    positive = rows[(rows[:, 7] == MOT_PEDESTRIAN) & (rows[:, 6] == 1)]
+    ignored = rows[np.isin(rows[:, 7], MOT_DISTRACTORS)]
+    return xywh_to_xyxy(positive[:, 2:6]), xywh_to_xyxy(ignored[:, 2:6])
 
 
 def public_detections(shared: Path) -> list[dict]:
@@ -116,7 +109,7 @@ def public_detections(shared: Path) -> list[dict]:
         for frame in frames:
             number = int(frame.stem)
             truth, ignored = truth_of(gt, number)
-            found = xyxy(det.get(number, np.zeros((0, 7))))
+            found = xywh_to_xyxy(det.get(number, np.zeros((0, 7)))[:, 2:6])
             t, f, p = score_frame(truth, ignored, found)
             tp, fp, positives = tp + t, fp + f, positives + p
         results.append({"sequence": name, "tp": tp, "fp": fp, "positives": positives})

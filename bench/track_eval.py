@@ -23,7 +23,8 @@ from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_i
 
 from tests.support.sprite_video import TruthRow, real_scene, write_sprite_video
 from workers.annotations.model import VideoAnnotation
-from workers.geometry import box_iou_matrix
+from workers.evaluation import read_mot_rows
+from workers.geometry import box_iou_matrix, xywh_to_xyxy
 from workers.local.backend import (
     LocalTrackingOptions,
     detection_thresholds,
@@ -117,7 +118,7 @@ def sprite_evaluation(shared: Path, options: LocalTrackingOptions, folder: Path)
 
 def mot17_detection(shared: Path, options: LocalTrackingOptions) -> None:
     folder = shared / "mot" / "MOT17-04_frames1-8"
-    rows = np.loadtxt(folder / "gt.txt", delimiter=",")
+    rows = read_mot_rows(folder / "gt.txt")
     detector = load_detector(options)
     thresholds = detection_thresholds(options, detector)
     person = detector.class_names.index("person")
@@ -126,8 +127,7 @@ def mot17_detection(shared: Path, options: LocalTrackingOptions) -> None:
         height, width = frame.image.shape[:2]
         mot_frame = frame.index + 1
         here = rows[rows[:, 0] == mot_frame]
-        boxes = here[:, 2:6].copy()
-        boxes[:, 2:] += boxes[:, :2]
+        boxes = xywh_to_xyxy(here[:, 2:6])
         pedestrians = boxes[(here[:, 7] == 1) & (here[:, 6] == 1)]
         ignored = boxes[~((here[:, 7] == 1) & (here[:, 6] == 1))]
         found = detector.detect(frame.image, thresholds)

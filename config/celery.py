@@ -28,7 +28,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     # Service entry points (tasks/service_tasks.py): short control tasks, like the job's own.
     "vtrack.scan_source": {"queue": ANNOTATE_QUEUE},
     "vtrack.submit_video": {"queue": ANNOTATE_QUEUE},
-    # A catalog write that failed at a job's completion, retried (tasks/catalog.py).
+    # A catalog write that failed at a job's completion, retried (tasks/jobs.py).
     "vtrack.record_in_catalog": {"queue": ANNOTATE_QUEUE},
 }
 

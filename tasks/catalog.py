@@ -1,37 +1,23 @@
-"""The catalog from the Celery side: which database, the write at job completion, its retry.
+"""The service's catalog: which database, opened once per process, read and rebuilt.
 
-:func:`record_completed` is called by the job's last task (``assemble_summary``) once the
-manifest is written. A catalog that cannot be written never fails the job: the write is
-handed to :func:`record_in_catalog`, a task that reads the manifest again and retries with
-backoff; whatever is still missed after that, ``vtrack catalog rebuild`` repairs from the
-manifests.
+No Celery here (the web pages read the catalog): the write at a job's completion and its
+retry are tasks (:mod:`tasks.jobs`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from tasks import runtime
-from tasks.celery_app import app
 from tasks.jobstore import JobRecord
-from workers.errors import VtrackError
-from workers.job import Manifest
-from workers.service.backoff import retry_delay
 
 if TYPE_CHECKING:  # SQLAlchemy is imported on first use, not by every `vtrack` command
     from workers.catalog import Catalog, CatalogJob, RebuildReport
 
 log = logging.getLogger(__name__)
-
-RECORD_IN_CATALOG = "vtrack.record_in_catalog"
-RETRY_BASE_SECONDS = 5
-RETRY_CAP_SECONDS = 300
-# Up to about an hour of retries (full jitter); after that, `vtrack catalog rebuild`.
-MAX_RETRIES = 15
 
 _lock = threading.Lock()
 _catalogs: dict[str, Catalog] = {}
@@ -65,56 +51,6 @@ def prepare_catalog() -> None:
         log.warning("catalog not reachable yet (%s); tried again at the first write", exc)
 
 
-def record_completed(manifest: Manifest) -> bool:
-    """Record a completed job; on failure, schedule retries and return False. Never raises."""
-    try:
-        current_catalog().record(manifest)
-        return True
-    except Exception as exc:
-        log.warning(
-            "job %s: catalog not written (%s); retrying in the background",
-            manifest.job_id,
-            _first_line(exc),
-        )
-    try:
-        record_in_catalog.apply_async(
-            args=(manifest.manifest_uri, manifest.job_id),
-            countdown=retry_delay(0, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS),
-        )
-    except Exception as exc:
-        log.warning("job %s: catalog retry not scheduled: %s", manifest.job_id, _first_line(exc))
-    return False
-
-
-class CatalogNotWritten(VtrackError):
-    """The catalog database could not be written: retried, then one line in the log."""
-
-
-@app.task(
-    name=RECORD_IN_CATALOG,
-    autoretry_for=(CatalogNotWritten,),
-    retry_backoff=RETRY_BASE_SECONDS,
-    retry_backoff_max=RETRY_CAP_SECONDS,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-    throws=(CatalogNotWritten,),
-)
-def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
-    """Record the manifest at ``manifest_uri`` in the catalog, retried with backoff."""
-    rt = runtime.current()
-    try:
-        manifest = Manifest.from_dict(json.loads(rt.storage.read_bytes(manifest_uri)))
-        if manifest.job_id != job_id:  # the video was processed again since: nothing to do
-            return {"job_id": job_id, "recorded": False}
-        current_catalog().record(manifest)
-    except Exception as exc:
-        raise CatalogNotWritten(
-            f"job {job_id}: catalog not written ({_first_line(exc)}); "
-            "if it still fails, `vtrack catalog rebuild` records it"
-        ) from exc
-    return {"job_id": job_id, "recorded": True}
-
-
 def rebuild_catalog() -> RebuildReport:
     """Re-read every manifest under the output root into the catalog."""
     rt = runtime.current()
@@ -126,7 +62,7 @@ def catalog_record(job_id: str) -> JobRecord | None:
     try:
         job = current_catalog().job(job_id)
     except Exception as exc:
-        log.warning("catalog not readable: %s", _first_line(exc))
+        log.warning("catalog not readable: %s", first_line(exc))
         return None
     return None if job is None else indexed_record(job)
 
@@ -153,6 +89,7 @@ def indexed_record(job: CatalogJob) -> JobRecord:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error as one log line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"

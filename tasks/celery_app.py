@@ -32,13 +32,12 @@ class VtrackCelery(Celery):
 
 
 # tasks.service_tasks holds the service's entry points (beat's scans, Flower's HTTP API);
-# tasks.progress reports job stages as task states for Flower; tasks.catalog retries
-# catalog writes that failed when a job completed.
+# tasks.progress reports job stages as task states for Flower.
 # Every task counts its deliveries: one that kills its worker process every time fails after
 # VTRACK_TASK_MAX_DELIVERIES instead of coming back forever (tasks/deliveries.py).
 app = VtrackCelery(
     "vtrack",
-    include=["tasks.jobs", "tasks.service_tasks", "tasks.progress", "tasks.catalog"],
+    include=["tasks.jobs", "tasks.service_tasks", "tasks.progress"],
     task_cls=DeliveryCountedTask,
 )
 

@@ -7,6 +7,7 @@ and annotations, never frames or arrays. Progress goes to the job record
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -28,11 +29,11 @@ from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
 from workers.annotators.base import Operation
 from workers.errors import BackendError, InputError, TransientBackendError, VtrackError
-from workers.job import JobSpec, JobStatus, KeptObject, ObjectResult, RenderPlan
+from workers.job import JobSpec, JobStatus, KeptObject, Manifest, ObjectResult, RenderPlan
 from workers.local.backend import LocalTrackingOptions
 from workers.local.backend import track_segment as track_video_segment
 from workers.media.video import VideoInfo
-from workers.service.backoff import poll_delay
+from workers.service.backoff import poll_delay, retry_delay
 
 log = get_task_logger(__name__)
 
@@ -317,9 +318,70 @@ def assemble_summary(
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)
-    catalog.record_completed(manifest)  # never fails the job; retried when the database is down
+    record_completed(manifest)  # never fails the job; retried when the database is down
     rt.jobs.update(job.job_id, **finished_fields(manifest))
     return manifest.to_dict()
+
+
+# A catalog write that failed at a job's completion is retried by its own task, with a
+# jittered backoff from RETRY_BASE_SECONDS up to RETRY_CAP_SECONDS: MAX_RETRIES make up to
+# about an hour of retries; after that, `vtrack catalog rebuild` records it.
+RECORD_IN_CATALOG = "vtrack.record_in_catalog"
+RETRY_BASE_SECONDS = 5
+RETRY_CAP_SECONDS = 300
+MAX_RETRIES = 15
+
+
+def record_completed(manifest: Manifest) -> bool:
+    """Record a completed job; on failure, schedule retries and return False. Never raises."""
+    try:
+        catalog.current_catalog().record(manifest)
+        return True
+    except Exception as exc:
+        log.warning(
+            "job %s: catalog not written (%s); retrying in the background",
+            manifest.job_id,
+            catalog.first_line(exc),
+        )
+    try:
+        record_in_catalog.apply_async(
+            args=(manifest.manifest_uri, manifest.job_id),
+            countdown=retry_delay(0, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS),
+        )
+    except Exception as exc:
+        log.warning(
+            "job %s: catalog retry not scheduled: %s", manifest.job_id, catalog.first_line(exc)
+        )
+    return False
+
+
+class CatalogNotWritten(VtrackError):
+    """The catalog database could not be written: retried, then one line in the log."""
+
+
+@app.task(
+    name=RECORD_IN_CATALOG,
+    autoretry_for=(CatalogNotWritten,),
+    retry_backoff=RETRY_BASE_SECONDS,
+    retry_backoff_max=RETRY_CAP_SECONDS,
+    retry_jitter=True,
+    max_retries=MAX_RETRIES,
+    throws=(CatalogNotWritten,),
+)
+def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
+    """Record the manifest at ``manifest_uri`` in the catalog, retried with backoff."""
+    rt = runtime.current()
+    try:
+        manifest = Manifest.from_dict(json.loads(rt.storage.read_bytes(manifest_uri)))
+        if manifest.job_id != job_id:  # the video was processed again since: nothing to do
+            return {"job_id": job_id, "recorded": False}
+        catalog.current_catalog().record(manifest)
+    except Exception as exc:
+        raise CatalogNotWritten(
+            f"job {job_id}: catalog not written ({catalog.first_line(exc)}); "
+            "if it still fails, `vtrack catalog rebuild` records it"
+        ) from exc
+    return {"job_id": job_id, "recorded": True}
 
 
 @app.task(name="vtrack.job_failed")

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.celery_worker import worker_command
 from tests.support.processes import stop_group
+from tests.support.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data beside the clone (as in CI); VTRACK_TEST_SHARED_DATA points elsewhere (a
@@ -131,14 +131,13 @@ class WorkerProcess:
         )
 
     def wait_ready(self, timeout: float = 60) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if b"ready." in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+            return b"ready." in self.log_path.read_bytes()
+
+        wait_for(ready, timeout, lambda: f"worker ready:\n{self.log()}", interval=0.2)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -151,6 +151,18 @@ def parse_class_map(text: str) -> dict[int, str]:
     return mapping
 
 
+def read_mot_rows(source: str | Path | bytes, what: str = "a MOTChallenge file") -> np.ndarray:
+    """The rows of a MOTChallenge text file (``gt.txt``, ``det.txt``, a tracker's result):
+    one ``[rows, values]`` float array, file order. The one reader of these files here and
+    in the benches; raises :class:`InputError` ("not ``what``") for one it cannot read."""
+    name = "MOT result" if isinstance(source, bytes) else str(source)
+    readable = io.StringIO(source.decode()) if isinstance(source, bytes) else source
+    try:
+        return np.loadtxt(readable, delimiter=",", ndmin=2, dtype=np.float64)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise InputError(f"{name}: not {what} ({error})") from None
+
+
 def read_ground_truth(
     path: str | Path,
     *,
@@ -172,10 +184,7 @@ def read_ground_truth(
         size[1] if size else found.height,
         found.length,
     )
-    try:
-        rows = np.loadtxt(gt_path, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise InputError(f"{gt_path}: not MOTChallenge CSV ({error})") from None
+    rows = read_mot_rows(gt_path, "MOTChallenge CSV")
     if rows.size == 0 or rows.shape[1] < 6:
         raise InputError(f"{gt_path}: expected at least 6 comma-separated values a line")
     count = rows.shape[0]
@@ -215,11 +224,7 @@ def read_mot_tracks(
     the evaluation; :meth:`SequenceInfo.pixel_grid` when the frame rate or size is unknown).
     """
     name = "MOT result" if isinstance(source, bytes) else str(source)
-    readable = io.StringIO(source.decode()) if isinstance(source, bytes) else source
-    try:
-        rows = np.loadtxt(readable, delimiter=",", ndmin=2, dtype=np.float64)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise InputError(f"{name}: not a MOTChallenge result file ({error})") from None
+    rows = read_mot_rows(source, "a MOTChallenge result file")
     from workers.annotations.model import Entity, Segment, TrackedFrame
 
     tracks: dict[int, list[TrackedFrame]] = defaultdict(list)

@@ -22,7 +22,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -218,15 +217,15 @@ def vtrack(
 def watch_until_finished(job: Job, timeout: float = JOB_TIMEOUT_S) -> list[tuple[str, float]]:
     """Every distinct (stage, percent) the job record showed until it finished."""
     seen: list[tuple[str, float]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         record = job.status()
         if not seen or seen[-1] != (record.stage, record.percent):
             seen.append((record.stage, record.percent))
-        if record.finished:
-            return seen
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job.id} did not finish; stages seen: {seen}")
+        return record.finished
+
+    wait_for(finished, timeout, lambda: f"job {job.id} finishing; stages seen: {seen}", 0.05)
+    return seen
 
 
 def expected_outputs(stack: GcpStack, video_uri: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ that Redis was lost and once that it is back, without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from tests.support.outage import objects_of, scene_clip, task_runs
 from tests.support.private_redis import PrivateRedis
 from tests.support.processes import stop_group
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from tests.support.web import WebApp
 from workers.catalog import Catalog
 from workers.local.model_files import packaged_darknet_files
@@ -93,14 +95,16 @@ class Stack:
         return result.stdout.split()[-1]
 
     def wait_for_stage(self, job_id: str, wanted: str, timeout: float = 120) -> JobRecord:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> JobRecord | None:
             record = self.record(job_id)
             if record is not None and (wanted in record.stage or wanted == record.status):
                 return record
             assert record is None or not record.finished, record
-            time.sleep(0.1)
-        raise AssertionError(f"job {job_id} never reached {wanted!r}: {self.record(job_id)}")
+            return None
+
+        return wait_for(
+            reached, timeout, lambda: f"job {job_id} at {wanted!r}: {self.record(job_id)}"
+        )
 
     def manifest(self, job_id: str) -> dict[str, Any]:
         result = self.cli("wait", job_id, "--timeout", "240", timeout=260)
@@ -195,12 +199,14 @@ def wait_until_nothing_left(stack: Stack, timeout: float = 30) -> None:
     """Until Redis holds no message for a worker to run: none queued, none taken and not yet
     acknowledged. From then on no task of the job can run again."""
     broker = stack.redis.client(BROKER_DB)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not broker.hlen("unacked") and not any(broker.llen(q) for q in ("annotate", "render")):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"messages left: {broker.hvals('unacked')}")
+    wait_for(
+        lambda: (
+            not broker.hlen("unacked") and not any(broker.llen(q) for q in ("annotate", "render"))
+        ),
+        timeout,
+        lambda: f"messages left: {broker.hvals('unacked')}",
+        interval=0.2,
+    )
 
 
 def assert_ran_once(stack: Stack, job_id: str, calm: CalmRun, *workers: WorkerProcess) -> None:
@@ -274,12 +280,11 @@ class FrozenPool:
 
     def wait_for_received(self, task: str, job_id: str, timeout: float = 120) -> None:
         """Until the main process has handed the job's ``task`` message to the (frozen) pool."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if received(self.worker, task, job_id):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{task} never reached the worker:\n{self.worker.log()[-4000:]}")
+        wait_for(
+            lambda: received(self.worker, task, job_id),
+            timeout,
+            lambda: f"{task} reaching the worker:\n{self.worker.log()[-4000:]}",
+        )
 
 
 def received(worker: WorkerProcess, task: str, job_id: str) -> bool:
@@ -293,19 +298,17 @@ def received(worker: WorkerProcess, task: str, job_id: str) -> bool:
 
 def wait_for_log(worker: WorkerProcess, start: str, end: str, timeout: float = 60) -> None:
     """Until a line of the worker's log holds ``start`` and ends with ``end``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(start in line and line.endswith(end) for line in worker.log().splitlines()):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no {start}...{end} line:\n{worker.log()[-4000:]}")
+    wait_for(
+        lambda: any(start in line and line.endswith(end) for line in worker.log().splitlines()),
+        timeout,
+        lambda: f"a {start}...{end} line:\n{worker.log()[-4000:]}",
+        interval=0.05,
+    )
 
 
 def assert_quiet_log(worker: WorkerProcess) -> None:
     # A worker whose tasks ended before its consumer reconnected says so a little later.
-    deadline = time.monotonic() + 30
-    while "Redis is back" not in worker.log() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: "Redis is back" in worker.log(), 30, "Redis is back", interval=0.2)
     log = worker.log()
     assert "Traceback" not in log, log[-4000:]
     assert log.count("lost Redis") == 1, log[-4000:]
@@ -396,17 +399,16 @@ def wait_until_done_and_acked(stack: Stack, worker: WorkerProcess, task: str, jo
     """Until ``task`` of the job has ended in the worker and its message left Redis's
     unacknowledged messages (kombu's ``unacked`` hash)."""
     broker = stack.redis.client(BROKER_DB)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def done_and_acked() -> bool:
         ended = any(
             f"Task {task}[{job_id}]" in line and ("ignored" in line or "succeeded" in line)
             for line in worker.log().splitlines()
         )
         held = [json.loads(raw)[0]["headers"] for raw in broker.hvals("unacked")]
-        if ended and not any(h["task"] == task and h["id"] == job_id for h in held):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{task} of {job_id} never ended:\n{worker.log()[-4000:]}")
+        return ended and not any(h["task"] == task and h["id"] == job_id for h in held)
+
+    wait_for(done_and_acked, 120, lambda: f"{task} of {job_id} ending:\n{worker.log()[-4000:]}")
 
 
 @pytest.mark.parametrize("stage", list(CONTROL_STAGES))
@@ -495,12 +497,16 @@ def test_a_redis_killed_while_a_cloud_job_polls_loses_nothing(stack: Stack, tmp_
             job_id = submitted.stdout.split()[-1]
             # The first poll found the operation running and sent the next with its
             # countdown, which the worker now holds.
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (
-                fake.calls["GetOperation"] >= 1
-                and worker.log().count(f"Task vtrack.poll[{job_id}] received") >= 2
-            ):
-                time.sleep(0.05)
+            with contextlib.suppress(TimeoutError):  # what counts is asserted below
+                wait_for(
+                    lambda: (
+                        fake.calls["GetOperation"] >= 1
+                        and worker.log().count(f"Task vtrack.poll[{job_id}] received") >= 2
+                    ),
+                    60,
+                    "the second poll received",
+                    interval=0.05,
+                )
             assert fake.calls["GetOperation"] == 1, worker.log()[-4000:]
             outage(stack, job_id)
             waited = vtrack("wait", job_id, "--timeout", "120", env=env, timeout=140)

@@ -11,11 +11,8 @@ searched for the secrets.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +22,7 @@ import redis
 
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
+from tests.support.private_redis import PrivateRedis, free_port
 from tests.support.videos import write_test_video
 
 pytestmark = pytest.mark.integration
@@ -33,52 +31,14 @@ PASSWORD = f"pw-{uuid.uuid4().hex}"
 FLOWER_TOKEN = f"tok-{uuid.uuid4().hex}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[int]:
-    """A redis-server on a free 127.0.0.1 port that wants ``PASSWORD``; stopped by its pid."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            PASSWORD,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, password=PASSWORD)
+    """A redis-server of the test's own that wants ``PASSWORD``; stopped by its pid."""
+    server = PrivateRedis(tmp_path / "redis", password=PASSWORD)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield port
+        yield server.start().port
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 def test_no_secret_reaches_a_log_a_status_or_a_manifest(

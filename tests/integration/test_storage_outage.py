@@ -30,6 +30,7 @@ from tests.conftest import WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.gcs_emulator import create_bucket, using_gcs_emulator
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.storage import GCSStorage
 
 pytestmark = pytest.mark.integration
@@ -70,17 +71,15 @@ class DiskEmulator:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "the emulator exited"
-            try:
-                with urllib.request.urlopen(f"{self.host}/", timeout=1) as answer:
-                    if answer.read() == b"OK":
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the emulator did not answer")
+        wait_for(self.answers, 30, "the emulator answering", interval=0.05)
+
+    def answers(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "the emulator exited"
+        try:
+            with urllib.request.urlopen(f"{self.host}/", timeout=1) as answer:
+                return answer.read() == b"OK"
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -36,6 +36,7 @@ from tests.support.cli import vtrack
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
 from tests.support.private_redis import PrivateRedis
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 from workers.annotations.vi_json import parse_annotation_json
 from workers.storage import open_storage
 
@@ -153,11 +154,12 @@ def test_annotate_video_finds_the_person_and_the_dog_and_writes_output_uri(stack
     assert operation.operation.name.startswith("projects/vtrack/locations/")
 
     seen: list[int] = []
-    deadline = time.monotonic() + OPERATION_TIMEOUT_S
-    while not operation.done():
-        assert time.monotonic() < deadline, f"still running; seen progress {seen}"
-        seen.append(progress_of(operation))
-        time.sleep(0.3)
+    wait_for(  # the progress of each check while running (append returns None: not done)
+        lambda: operation.done() or seen.append(progress_of(operation)),
+        OPERATION_TIMEOUT_S,
+        lambda: f"the operation ending; seen progress {seen}",
+        interval=0.3,
+    )
     seen.append(progress_of(operation))
     assert seen == sorted(seen), f"progress went back: {seen}"
     assert seen[-1] == 100
@@ -252,11 +254,8 @@ def test_a_file_that_is_not_a_video_ends_the_operation_with_an_error(stack: Stac
 def test_cancel_ends_the_operation_and_the_job_behind_it(stack: Stack) -> None:
     # Five minutes of video: still tracking when the cancel arrives, even on an idle machine.
     _, _, operation = annotate_test_video(stack, frames=3000)
-    deadline = time.monotonic() + 60
     # Until the job is tracking (there are tasks to stop); done() refreshes the operation.
-    while not operation.done() and progress_of(operation) == 0:
-        assert time.monotonic() < deadline, "no progress after 60 s"
-        time.sleep(0.2)
+    wait_for(lambda: operation.done() or progress_of(operation) != 0, 60, "progress", 0.2)
     assert not operation.done(), "the operation ended before it could be cancelled"
     operation.cancel()
     assert operation.cancelled()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 from tests.support.processes import stop_group
+from tests.support.waiting import wait_for
 
 
 class VtrackProcess:
@@ -36,13 +36,14 @@ class VtrackProcess:
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
         """Until ``text`` appears ``count`` times in the log; fails with the log otherwise."""
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) < count:
-            if self.process.poll() is not None:
-                raise AssertionError(f"vtrack {self.name} exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {count} x {text!r} after {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+
+        def seen() -> bool:
+            if self.log().count(text) >= count:
+                return True
+            assert self.process.poll() is None, f"vtrack {self.name} exited:\n{self.log()}"
+            return False
+
+        wait_for(seen, timeout, lambda: f"{count} x {text!r}:\n{self.log()}")
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as an orchestrator stops it; the exit code."""

@@ -37,8 +37,8 @@ class PrivateRedis:
 
     ``appendonly=True`` runs it as docker-compose.yml does (append-only file, fsync every
     second, in ``folder``): :meth:`kill` then :meth:`start` is a crash and a restart on the
-    same port and data folder, as an orchestrator would do it. ``extra`` adds arguments
-    (``--replicaof``, ...).
+    same port and data folder, as an orchestrator would do it. ``password``: it wants one
+    (``--requirepass``), as do its clients. ``extra`` adds arguments (``--replicaof``, ...).
     """
 
     def __init__(
@@ -47,11 +47,13 @@ class PrivateRedis:
         appendonly: bool = False,
         port: int | None = None,
         extra: tuple[str, ...] = (),
+        password: str | None = None,
     ) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.appendonly = appendonly
-        self.extra = extra
+        self.extra = extra + (("--requirepass", password) if password else ())
+        self.password = password
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +61,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}"
 
     def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db)
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, password=self.password)
 
     def wait_written_to_aof(self, timeout: float = 30) -> None:
         """Until every write so far is in the append-only file, as far as a SIGKILL goes (in

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.support.waiting import wait_for
+
 EMULATOR_HOST_VARIABLE = "PUBSUB_EMULATOR_HOST"
 LAUNCHER_VARIABLE = "VTRACK_PUBSUB_EMULATOR"
 SDK_ROOTS = (Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"))
@@ -207,16 +209,21 @@ def finalize_notification(
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the Pub/Sub emulator exited:\n{log_path.read_text()[-2000:]}")
-        if b"Server started" in log_path.read_bytes():
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-        time.sleep(0.2)
-    raise RuntimeError(f"the Pub/Sub emulator did not start:\n{log_path.read_text()[-2000:]}")
+        if b"Server started" not in log_path.read_bytes():
+            return False
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(
+        listening,
+        STARTUP_TIMEOUT_S,
+        lambda: f"the Pub/Sub emulator starting:\n{log_path.read_text()[-2000:]}",
+        0.2,
+    )
 
 
 def _free_port() -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 from tests.support.processes import stop_group
+from tests.support.waiting import wait_for
 
 _RECEIVER = """
 import json, sys
@@ -55,11 +55,13 @@ class EventRecorder:
 
     def wait_ready(self, timeout: float = 60) -> EventRecorder:
         """Once the first event arrives (a running worker sends a heartbeat every 2 s)."""
-        deadline = time.monotonic() + timeout
-        while not (self.path.is_file() and self.path.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the event receiver did not start")
-            time.sleep(0.1)
+
+        def started() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError("the event receiver exited")
+            return self.path.is_file() and bool(self.path.read_text().strip())
+
+        wait_for(started, timeout, "the event receiver starting")
         return self
 
     def events(self) -> list[dict[str, str]]:

@@ -15,16 +15,22 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.1,
+) -> T:
     """Call ``condition`` every ``interval`` seconds until it returns something truthy, and
-    return that; TimeoutError naming ``what`` once ``timeout`` seconds have passed."""
+    return that; TimeoutError naming ``what`` once ``timeout`` seconds have passed (when
+    ``what`` is a function, what it says then: a log's end, what was seen)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g}s")
+            raise TimeoutError(f"{what() if callable(what) else what}: not within {timeout:g}s")
         time.sleep(interval)
 
 

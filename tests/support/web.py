@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,16 +78,18 @@ class WebApp:
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"vtrack web exited early:\n{self.log()}")
             try:
                 httpx.get(self.url + "/openapi.json", timeout=2, auth=self.auth)
-                return self
+                return True
             except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError(f"vtrack web not answering after {timeout}s:\n{self.log()}")
+                return False
+
+        wait_for(answers, timeout, lambda: f"vtrack web answering:\n{self.log()}", 0.2)
+        return self
 
     @property
     def auth(self) -> tuple[str, str] | None:

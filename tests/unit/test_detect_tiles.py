@@ -11,7 +11,8 @@ from scipy.optimize import linear_sum_assignment
 
 from tests.conftest import SHARED_DATA, SHARED_MODELS
 from workers.errors import ConfigurationError
-from workers.geometry import box_overlaps
+from workers.evaluation import read_mot_rows
+from workers.geometry import box_overlaps, xywh_to_xyxy
 from workers.local.detector import Detections, DetectionThresholds
 from workers.local.detectors import open_detector
 from workers.local.detectors.tiles import TiledDetector, TileSetting, merge_tiled, tile_rectangles
@@ -77,9 +78,9 @@ def mot_frame() -> np.ndarray:
 
 
 def pedestrians(frame: Path) -> np.ndarray:
-    rows = np.loadtxt(frame.parents[1] / "gt" / "gt.txt", delimiter=",")
+    rows = read_mot_rows(frame.parents[1] / "gt" / "gt.txt")
     rows = rows[(rows[:, 0] == int(frame.stem)) & (rows[:, 7] == 1) & (rows[:, 6] == 1)]
-    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], 1)
+    return xywh_to_xyxy(rows[:, 2:6])
 
 
 def test_tiles_find_more_of_the_small_people_of_a_real_street_with_no_duplicates() -> None:

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tasks.quotas import QuotaLimits, SubmissionLimiter
+from tests.support.waiting import stays
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))
@@ -108,9 +109,7 @@ def test_slot_of_a_dead_job_frees_itself_and_polls_keep_a_live_one(
     assert quota.acquire_submission("live-job") == 0.0
     # When all slots are taken the wait is at most until the first one expires.
     assert 0.0 < quota.acquire_submission("queued-job") <= ttl
-    for _ in range(round((ttl + poll) / poll)):
-        time.sleep(poll)
-        assert quota.refresh("live-job")
+    stays(lambda: quota.refresh("live-job"), ttl + poll, "the polled slot held", interval=poll)
     # One poll after the TTL the dead job's slot has expired; the polled one is still held.
     assert quota.in_flight() == 1
     assert quota.acquire_submission("queued-job") == 0.0

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,17 +255,16 @@ def test_list_leaves_out_symlinks_that_lead_outside(
 
 def _open_fifo_for_writing(fifo: Path, timeout_s: float = 10.0) -> int:
     """Open ``fifo`` once its reader (the upload) has opened it; never hang if it does not."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def opened() -> int | None:
         try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:  # ENXIO: no reader yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-            continue
-        os.set_blocking(fd, True)
-        return fd
+            return None
+
+    fd = wait_for(opened, timeout_s, "the upload reading the fifo", interval=0.01)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def test_a_write_in_progress_is_never_seen_by_readers(storage: LocalStorage, root: Path) -> None:
