@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from celery import current_task, states
-from celery.exceptions import Ignore, TaskRevokedError
+from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
 from celery.utils.log import get_task_logger
 
 from config.celery import longest_countdown
@@ -129,9 +129,26 @@ logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
 
 
 class JobTask(DeliveryCountedTask):  # type: ignore[misc]
-    """A task of a job: its failure is recorded on the job where it happens."""
+    """A task of a job: its failure is recorded on the job where it happens.
 
-    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+    Recorded as the exception leaves the task, not in ``on_failure``: Celery calls
+    ``on_failure`` after storing the failure, and storing the failure of a chord's last
+    part runs the chord's error callback (``job_failed``) first, in this process, with
+    Celery's ChordError wrapper instead of the task's own error. Retries, waits and
+    replacements (``Retry``, ``Ignore``) are not failures.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Ignore, Reject):
+            raise
+        except Exception as exc:
+            if self.request.id and self.request.delivery_info is not None:  # in a worker
+                self._record(exc, args, kwargs)
+            raise
+
+    def _record(self, exc: Exception, args: Any, kwargs: Any) -> None:
         spec = kwargs.get("spec") or next(
             (arg for arg in args if isinstance(arg, dict) and "job_id" in arg), {}
         )
@@ -388,8 +405,8 @@ def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
 def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
     """Error callback of the job's canvas: the backstop for a failure no task recorded.
 
-    A task's own failure is recorded by its ``on_failure``; a hard time limit or a killed
-    process is failed by the worker's main process, where ``on_failure`` does not run.
+    A task's own failure is recorded as it leaves the task (``JobTask``); a hard time limit
+    or a killed process is failed by the worker's main process, where the task never ends.
     """
     record_failure(job_id, exc)
 

@@ -32,14 +32,19 @@ SHARED_MODELS = SHARED_DATA.parent / "models"  # ONNX detectors and re-id (read-
 
 REDIS_HOST = os.environ.get("VTRACK_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("VTRACK_TEST_REDIS_PORT", "6379"))
-# Two Redis databases of their own; another test session running at the same time on this
-# machine must pick others (VTRACK_TEST_REDIS_DBS=9,10), or its workers take these tasks.
-# Under pytest-xdist (scripts/test.sh runs two test processes) each test process takes the
-# pair after the previous one's: gw0 11,12, gw1 13,14.
-BROKER_DB, RESULTS_DB = (
-    int(db) + 2 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    for db in os.environ.get("VTRACK_TEST_REDIS_DBS", "11,12").split(",")
-)
+# Two Redis databases of their own per test process; another test session running at the
+# same time on this machine must pick others (VTRACK_TEST_REDIS_DBS=5,6,7,8), or its workers
+# take these tasks. The list gives a pair to each test process in turn (scripts/test.sh runs
+# two under pytest-xdist: gw0 11,12 and gw1 13,14).
+_TEST_PROCESS = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_TEST_DBS = [int(db) for db in os.environ.get("VTRACK_TEST_REDIS_DBS", "11,12,13,14").split(",")]
+if len(_TEST_DBS) < 2 * (_TEST_PROCESS + 1):
+    raise RuntimeError(
+        f"VTRACK_TEST_REDIS_DBS={','.join(map(str, _TEST_DBS))} has no pair of databases for "
+        f"test process {_TEST_PROCESS + 1}: give two per test process (e.g. 5,6,7,8), or run "
+        "one test process (VTRACK_TEST_PROCESSES=0 bash scripts/test.sh)"
+    )
+BROKER_DB, RESULTS_DB = _TEST_DBS[2 * _TEST_PROCESS : 2 * _TEST_PROCESS + 2]
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="vtrack-tests-"))
 TEST_ENV = {

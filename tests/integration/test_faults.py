@@ -10,13 +10,13 @@ its unacknowledged messages to another worker, after the (shortened) visibility 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -28,7 +28,7 @@ from tasks.api import Job, submit
 from tasks.celery_app import app
 from tasks.jobstore import JobRecord
 from tasks.pipeline import ASSEMBLE_SUMMARY, job_failed_signature
-from tests.conftest import BROKER_DB, REDIS_HOST, REDIS_PORT, WorkerProcess
+from tests.conftest import BROKER_DB, REDIS_HOST, REDIS_PORT, REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, track, write_annotation
 from tests.support.poison_task import KILL_OWN_PROCESS
 from tests.support.videos import write_test_video
@@ -257,33 +257,65 @@ def test_the_chord_body_run_twice_publishes_the_same_summary(
     assert record(job.id).status == "completed"
 
 
-def _submit_at_the_barrier(
-    video: str, annotations: str, barrier: Any, answers: Any
-) -> None:  # pragma: no cover (runs in a forked process)
-    barrier.wait(timeout=60)
-    answers.put(submit(video, annotations_uri=annotations).id)
+# A submitter of its own: loads the job API and reaches Redis and the broker, says it is
+# ready, and submits once the starting file appears (a Python process of its own, not a
+# fork: forking the test process, whose pytest-xdist threads may hold a lock, can hang).
+SUBMIT_AT_THE_SIGNAL = """
+import sys, time
+from pathlib import Path
+from tasks import runtime
+from tasks.api import submit
+from tasks.celery_app import app
+video, annotations, ready, start = sys.argv[1:]
+runtime.current().redis_client.ping()
+with app.connection_for_write() as connection:
+    connection.ensure_connection(max_retries=3)
+Path(ready).touch()
+while not Path(start).exists():
+    time.sleep(0.001)
+print(submit(video, annotations_uri=annotations).id)
+"""
 
 
 def test_ten_submits_of_one_video_at_once_make_one_job(
-    steady_worker: WorkerProcess, session_dirs: dict[str, Path]
+    steady_worker: WorkerProcess, session_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     log_before = len(steady_worker.log())
     video, annotations = small_clip(session_dirs["input"])
-    # Ten processes (forked: each has its own Redis and broker connections) submit together.
-    context = multiprocessing.get_context("fork")
-    barrier, answers = context.Barrier(10), context.Queue()
+    # Ten processes, each with its own Redis and broker connections, submit together.
+    start = tmp_path / "start"
     submitters = [
-        context.Process(
-            target=_submit_at_the_barrier, args=(str(video), str(annotations), barrier, answers)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SUBMIT_AT_THE_SIGNAL,
+                *(str(video), str(annotations), str(tmp_path / f"ready-{number}"), str(start)),
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(10)
+        for number in range(10)
     ]
-    for process in submitters:
-        process.start()
-    job_ids = [answers.get(timeout=120) for _ in submitters]
-    for process in submitters:
-        process.join(timeout=30)
-        assert process.exitcode == 0
+    try:
+        wait_for(
+            lambda: (
+                len(list(tmp_path.glob("ready-*"))) == 10
+                or any(process.poll() is not None for process in submitters)
+            ),
+            120,
+            "ten submitters ready",
+        )
+        start.touch()
+        outputs = [process.communicate(timeout=120) for process in submitters]
+    finally:
+        for process in submitters:
+            process.kill()
+    for process, (_, stderr) in zip(submitters, outputs, strict=True):
+        assert process.returncode == 0, stderr
+    job_ids = [stdout.strip() for stdout, _ in outputs]
     assert len(set(job_ids)) == 1, job_ids
 
     manifest = Job(job_ids[0]).wait(timeout=120)
