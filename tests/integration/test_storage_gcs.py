@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gcs_emulator import create_bucket, running_gcs_emulator, using_gcs_emulator
+from tests.support.waiting import wait_for
 from workers.errors import InputError, NotFoundError, UnsafePathError
 from workers.storage import GCSStorage, gcs_client, open_storage
 
@@ -236,6 +238,16 @@ def test_one_client_per_process_and_a_new_one_after_fork(storage: GCSStorage, bu
             os._exit(0 if fresh and storage.read_bytes(uri) == b"from parent" else 1)
         except BaseException:
             os._exit(2)
-    _, status = os.waitpid(pid, 0)
+
+    def child_ended() -> tuple[int, int] | None:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        return (ended, status) if ended else None
+
+    try:  # a child that hangs fails the test in a minute, not at pytest's time limit
+        _, status = wait_for(child_ended, 60, "the forked child to end")
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
 
     assert os.waitstatus_to_exitcode(status) == 0
