@@ -61,6 +61,11 @@ class JobFinished(VtrackError):
     """The job has already ended: there is nothing to cancel."""
 
 
+class JobOutputsReplaced(VtrackError):
+    """The job completed, but the same video was processed again since and its outputs,
+    manifest included, are now the later job's: the message names that job."""
+
+
 class JobLost(JobFailed):
     """The job's record was lost with Redis (restarted without persistence, or flushed):
     the job cannot finish. The message says what to do."""
@@ -133,7 +138,9 @@ class Job:
     def wait(self, timeout: float | None = None, interval: float = 0.5) -> dict[str, Any]:
         """Block until the job ends and return its manifest.
 
-        Raises :class:`JobFailed` when the job failed, ``TimeoutError`` after ``timeout``.
+        Raises :class:`JobFailed` when the job failed, :class:`JobOutputsReplaced` when its
+        manifest has since been rewritten by a later job for the same video, and
+        ``TimeoutError`` after ``timeout`` (a manifest that cannot be read yet is waited for).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -143,9 +150,15 @@ class Job:
             if record.status == JobStatus.CANCELLED:
                 raise JobFailed(f"job {self.id} was cancelled")
             if record.finished:
-                manifest = self._manifest(record)
-                if manifest is not None:
+                manifest = self._read_manifest(record)
+                if manifest is not None and manifest.get("job_id") == self.id:
                     return manifest
+                if manifest is not None:
+                    raise JobOutputsReplaced(
+                        f"job {self.id} completed, but its outputs were written again since by "
+                        f"job {manifest.get('job_id')} (the same video processed again): "
+                        f"{record.manifest_uri} is that job's manifest now"
+                    )
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
             time.sleep(interval)
@@ -156,17 +169,22 @@ class Job:
 
         None when the manifest cannot be read, or is no longer this job's (the video was
         processed again since and its manifest rewritten)."""
+        manifest = self._read_manifest(record)
+        return manifest if manifest is not None and manifest.get("job_id") == self.id else None
+
+    @staticmethod
+    def _read_manifest(record: JobRecord) -> dict[str, Any] | None:
+        """The manifest at the completed record's ``manifest_uri``, whichever job's it is
+        (None before, for a failed or cancelled job, or when it cannot be read)."""
         if not record.finished or record.status in (JobStatus.FAILED, JobStatus.CANCELLED):
             return None
         if not record.manifest_uri:
             return None
         try:
             manifest = json.loads(runtime.current().storage.read_bytes(record.manifest_uri))
-        except VtrackError:
+        except (VtrackError, ValueError):
             return None
-        if isinstance(manifest, dict) and manifest.get("job_id") == self.id:
-            return manifest
-        return None
+        return manifest if isinstance(manifest, dict) else None
 
 
 def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = "api") -> Job:
