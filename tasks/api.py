@@ -35,6 +35,7 @@ __all__ = [
     "Job",
     "JobFailed",
     "JobNotFound",
+    "JobOutputsReplaced",
     "default_min_confidence",
     "get_job",
     "make_spec",
@@ -115,7 +116,7 @@ class Job:
         The tasks are revoked by the job's stamp (every message of the job carries it), so
         no worker starts one of them again; a running task is not killed but stops itself
         at its next check of the record (within about a second while tracking or
-        rendering), so it never dies holding a half-written file or a chord's lock.
+        rendering), so it is never killed halfway through writing a file.
 
         Raises :class:`JobNotFound` for an unknown job, :class:`JobFinished` for one that
         has already ended.
