@@ -10,16 +10,17 @@ probes the video, plans the segments and replaces itself with :func:`tracking_ca
 ``chord(track_segment per segment, stitch)``, and ``stitch`` replaces itself with the
 render chord.
 
-Every task has a Celery id of its own; the job id is never a task id. It travels in the
-tasks' arguments (the spec, or ``job_id``) and as the stamp :data:`JOB_STAMP` on every
-message of the job: :func:`job_canvas`, :func:`tracking_canvas` and :func:`render_canvas`
-stamp what they build (Celery's ``replace`` does not carry a replaced task's stamps on to
-its replacement), so a cancel revokes the job's tasks by that stamp alone
-(``revoke_by_stamped_headers``). Celery's ``replace`` freezes the replacement with the
-replaced task's id, so a chord's body shares the id of the task that replaced itself
-with the chord (``annotate``, ``stitch``, ``poll``): that is Celery's own bookkeeping,
-never the job's. The job's truth is its record while it runs and its manifest once it
-ends (the record's ``manifest_uri``), not any task's result.
+The job id is never a Celery task id. It travels in the tasks' arguments (the spec, or
+``job_id``) and as the stamp :data:`JOB_STAMP` on every message of the job:
+:func:`job_canvas`, :func:`tracking_canvas` and :func:`render_canvas` stamp what they
+build (Celery's ``replace`` does not carry a replaced task's stamps on to its
+replacement), so a cancel revokes the job's tasks by that stamp alone
+(``revoke_by_stamped_headers``). Each task is sent with an id of its own, but Celery's
+``replace`` freezes the replacement with the replaced task's id, so a chord's body shares
+the id of the task that replaced itself with the chord (``annotate``, ``stitch``,
+``poll``): Celery's own bookkeeping, never the job's. The job's truth is its record while
+it runs and its manifest once it ends (the record's ``manifest_uri``), not any task's
+result.
 
 Signatures are built by task name, so this module does not import the tasks and the
 shapes can be compared in tests without a broker.
