@@ -35,6 +35,7 @@ __all__ = [
     "Job",
     "JobFailed",
     "JobNotFound",
+    "JobOutputsReplaced",
     "default_min_confidence",
     "get_job",
     "make_spec",
@@ -44,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# How long a cancel waits for the workers to say which of the job's tasks they hold.
-INSPECT_TIMEOUT_SECONDS = 1.0
 SOURCES = ("cli", "api", "scan", "event", "web")
 # ``list_jobs(status=RUNNING)``: the jobs not ended yet (JobStatus.UNFINISHED).
 RUNNING = "running"
@@ -61,6 +60,11 @@ class JobNotFound(VtrackError):
 
 class JobFinished(VtrackError):
     """The job has already ended: there is nothing to cancel."""
+
+
+class JobOutputsReplaced(VtrackError):
+    """The job completed, but the same video was processed again since and its outputs,
+    manifest included, are now the later job's: the message names that job."""
 
 
 class JobLost(JobFailed):
@@ -109,6 +113,11 @@ class Job:
     def cancel(self) -> JobRecord:
         """Cancel the job: mark it ``cancelled``, revoke its tasks, publish nothing more.
 
+        The tasks are revoked by the job's stamp (every message of the job carries it), so
+        no worker starts one of them again; a running task is not killed but stops itself
+        at its next check of the record (within about a second while tracking or
+        rendering), so it is never killed halfway through writing a file.
+
         Raises :class:`JobNotFound` for an unknown job, :class:`JobFinished` for one that
         has already ended.
         """
@@ -118,23 +127,21 @@ class Job:
             raise JobFinished(f"job {self.id} has already ended ({record.status})")
         # First the record: every task of the job checks it before doing anything.
         rt.jobs.update(self.id, status=JobStatus.CANCELLED, stage="cancelled", error=None)
-        from tasks.celery_app import app
-
-        task_ids = {self.id, *_job_task_ids(self.id)}
-        app.control.revoke(sorted(task_ids), terminate=True, signal="SIGTERM")
-        _record_revoked(self.id)
+        _revoke_tasks(self.id)
         claims = rt.claims()
         if claims is not None:
             claims.release(record.video_uri, self.id)
         for limiter in filter(None, (rt.limiter(name) for name in runtime.QUOTA_LIMITED_BACKENDS)):
             limiter.release(self.id)
-        log.info("job %s cancelled; revoked %d task(s)", self.id, len(task_ids))
+        log.info("job %s cancelled", self.id)
         return self.status()
 
     def wait(self, timeout: float | None = None, interval: float = 0.5) -> dict[str, Any]:
         """Block until the job ends and return its manifest.
 
-        Raises :class:`JobFailed` when the job failed, ``TimeoutError`` after ``timeout``.
+        Raises :class:`JobFailed` when the job failed, :class:`JobOutputsReplaced` when its
+        manifest has since been rewritten by a later job for the same video, and
+        ``TimeoutError`` after ``timeout`` (a manifest that cannot be read yet is waited for).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -144,31 +151,41 @@ class Job:
             if record.status == JobStatus.CANCELLED:
                 raise JobFailed(f"job {self.id} was cancelled")
             if record.finished:
-                manifest = self._manifest(record)
-                if manifest is not None:
+                manifest = self._read_manifest(record)
+                if manifest is not None and manifest.get("job_id") == self.id:
                     return manifest
+                if manifest is not None:
+                    raise JobOutputsReplaced(
+                        f"job {self.id} completed, but its outputs were written again since by "
+                        f"job {manifest.get('job_id')} (the same video processed again): "
+                        f"{record.manifest_uri} is that job's manifest now"
+                    )
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
             time.sleep(interval)
 
     def _manifest(self, record: JobRecord) -> dict[str, Any] | None:
-        """The manifest the record points to, when it is this job's (the video may have
-        been processed again since: then the result this job left is the answer)."""
+        """The manifest the record points to (its ``manifest_uri``), once the job has
+        completed: the record is the job's truth while it runs, the manifest once it ends.
+
+        None when the manifest cannot be read, or is no longer this job's (the video was
+        processed again since and its manifest rewritten)."""
+        manifest = self._read_manifest(record)
+        return manifest if manifest is not None and manifest.get("job_id") == self.id else None
+
+    @staticmethod
+    def _read_manifest(record: JobRecord) -> dict[str, Any] | None:
+        """The manifest at the completed record's ``manifest_uri``, whichever job's it is
+        (None before, for a failed or cancelled job, or when it cannot be read)."""
         if not record.finished or record.status in (JobStatus.FAILED, JobStatus.CANCELLED):
             return None
-        if record.manifest_uri:
-            try:
-                manifest = json.loads(runtime.current().storage.read_bytes(record.manifest_uri))
-            except VtrackError:
-                manifest = None
-            if isinstance(manifest, dict) and manifest.get("job_id") == self.id:
-                return manifest
-        from tasks.celery_app import app
-
-        meta = app.backend.get_task_meta(self.id)  # read without subscribing (no pub/sub)
-        if meta.get("status") == "SUCCESS":
-            return meta["result"]
-        return None
+        if not record.manifest_uri:
+            return None
+        try:
+            manifest = json.loads(runtime.current().storage.read_bytes(record.manifest_uri))
+        except (VtrackError, ValueError):
+            return None
+        return manifest if isinstance(manifest, dict) else None
 
 
 def start_job(spec: JobSpec, version: VideoVersion | None = None, source: str = "api") -> Job:
@@ -327,47 +344,19 @@ def cancel_job(job_id: str) -> JobRecord:
     return Job(job_id).cancel()
 
 
-def _record_revoked(job_id: str) -> None:
-    """End the job's own task (``annotate``, whose id is the job's, and which a chord
-    replaced) in the REVOKED state, in the result backend and for monitors (a
-    ``task-revoked`` event, as Flower reads them): its chord never ends it now."""
-    from celery import states
-    from celery.exceptions import TaskRevokedError
+def _revoke_tasks(job_id: str) -> None:
+    """Revoke every message stamped with ``job_id`` on every worker (no reply awaited).
 
+    Not ``terminate``: a running task stops itself at its next check of the record. A
+    worker that is down now never hears of it, but the tasks it would run later check the
+    record when they start."""
     from tasks.celery_app import app
+    from tasks.pipeline import JOB_STAMP
 
     try:
-        app.backend.store_result(
-            job_id, TaskRevokedError(f"job {job_id} cancelled"), states.REVOKED
-        )
-        if app.conf.worker_send_task_events:  # what Flower shows, as a worker would send it
-            with app.events.default_dispatcher() as dispatcher:
-                dispatcher.send(
-                    "task-revoked", uuid=job_id, terminated=False, signum=None, expired=False
-                )
-    except Exception as exc:  # the job is cancelled all the same
-        log.warning("could not record task %s as revoked: %s", job_id, exc)
-
-
-def _job_task_ids(job_id: str) -> set[str]:
-    """Ids of the tasks the workers are running, holding or have scheduled for ``job_id``."""
-    from tasks.celery_app import app
-
-    inspector = app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS)
-    ids: set[str] = set()
-    try:
-        replies = [inspector.active(), inspector.reserved(), inspector.scheduled()]
-    except Exception as exc:  # no worker answers: the tasks check the record themselves
-        log.warning("could not ask the workers for the tasks of job %s: %s", job_id, exc)
-        return ids
-    for reply in replies:
-        for tasks in (reply or {}).values():
-            for task in tasks:
-                request = task.get("request", task)
-                arguments = json.dumps([request.get("args"), request.get("kwargs")], default=str)
-                if job_id in arguments and request.get("id"):
-                    ids.add(request["id"])
-    return ids
+        app.control.revoke_by_stamped_headers({JOB_STAMP: [job_id]})
+    except Exception as exc:  # the broker is away: the tasks check the record themselves
+        log.warning("could not revoke the tasks of job %s: %s", job_id, exc)
 
 
 # --- The rest of the job service the front ends use: entrypoints/ imports tasks.api (and

@@ -23,7 +23,7 @@ from tasks import catalog, local_backend, runtime
 from tasks.celery_app import app
 from tasks.deliveries import DeliveryCountedTask
 from tasks.jobstore import finished_fields
-from tasks.pipeline import CHORD_BACKENDS, render_canvas, tracking_canvas
+from tasks.pipeline import CHORD_BACKENDS, render_canvas, stamped, tracking_canvas
 from tasks.runtime import QUOTA_LIMITED_BACKENDS
 from workers import steps
 from workers.annotations.model import Segment, VideoAnnotation
@@ -60,28 +60,34 @@ TRANSIENT_RETRY: dict[str, Any] = {
 }
 
 
-def _wait(task: Any, countdown: float, **changes: Any) -> Any:
+def _wait(task: Any, job_id: str, countdown: float, **changes: Any) -> Any:
     """End this run and send ``task`` again in ``countdown`` seconds, as a new message.
 
     For waits that are not failures: a poll of an operation still running, a wait for quota
     room. Celery's ``replace`` keeps the task's id and its place in the job's canvas; the
-    new message starts at 0 retries, so ``max_retries`` bounds failures alone. The countdown
-    is capped below the broker's visibility timeout, or Redis would hand the held message to
-    a second worker and the step would run twice.
+    new message starts at 0 retries, so ``max_retries`` bounds failures alone, and carries
+    the job's stamp again (``replace`` does not). The countdown is capped below the broker's
+    visibility timeout, or Redis would hand the held message to a second worker and the
+    step would run twice.
     """
     capped = min(countdown, longest_countdown(runtime.current().settings))
     request = task.request
-    return task.replace(
-        task.signature(request.args, {**request.kwargs, **changes}, countdown=capped)
-    )
+    again = task.signature(request.args, {**request.kwargs, **changes}, countdown=capped)
+    return task.replace(stamped(again, job_id))
 
 
 def stop_if_cancelled(job_id: str) -> None:
     """End this task quietly when its job was cancelled: nothing more is published.
 
+    The cancel revokes the job's messages by their stamp but lets running tasks run: each
+    task checks here when it starts, and the tracking and render loops on each progress
+    report, so a running task stops within about a second of the cancel.
+
     ``Ignore`` stops the chain, and a chord whose header task ends so never runs its body.
     Celery stores no state for an ignored task, so the task is first recorded REVOKED in
-    the result backend, and announced so to monitors (Flower), rather than left STARTED.
+    the result backend, and announced so to monitors (Flower), rather than left STARTED;
+    so is its chord's body, whose id is that of the task that replaced itself with the
+    chord (``annotate``, ``stitch`` or ``poll``), left STARTED otherwise.
     """
     if not job_id:
         return
@@ -93,25 +99,39 @@ def stop_if_cancelled(job_id: str) -> None:
 
 
 def _record_revoked(reason: str) -> None:
-    """Store the running task as REVOKED (without joining its chord: the job is over, its
-    chord never runs) and send the ``task-revoked`` event Flower shows."""
+    """Store the running task, and the body of its chord, as REVOKED (without joining the
+    chord: the job is over, its chord never runs) and send the ``task-revoked`` events
+    Flower shows."""
     task = current_task
     if task is None or not task.request.id:
         return
-    try:
-        task.backend.store_result(
-            task.request.id, TaskRevokedError(reason), states.REVOKED, request=task.request
+    chord = task.request.chord
+    body_id = (chord.get("options") or {}).get("task_id") if isinstance(chord, dict) else None
+    for task_id in filter(None, (task.request.id, body_id)):
+        announce_revoked(
+            task_id, reason, request=task.request if task_id == task.request.id else None
         )
-        if task.app.conf.worker_send_task_events:
-            task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+
+
+def announce_revoked(task_id: str, reason: str, request: Any = None) -> None:
+    """Store ``task_id`` as REVOKED in the result backend and send the ``task-revoked``
+    event monitors (Flower) read, as a worker would for a revoked message; never raises."""
+    try:
+        app.backend.store_result(task_id, TaskRevokedError(reason), states.REVOKED, request=request)
+        if app.conf.worker_send_task_events:
+            with app.events.default_dispatcher() as dispatcher:
+                dispatcher.send(
+                    "task-revoked", uuid=task_id, terminated=False, signum=None, expired=False
+                )
     except Exception as exc:  # the result backend is down: the task still stops
-        log.warning("could not record task %s as revoked: %s", task.request.id, exc)
+        log.warning("could not record task %s as revoked: %s", task_id, exc)
 
 
 class RevokedChordMember(logging.Filter):
     """Celery's Redis backend logs an ERROR with a traceback when a chord's join meets a
-    revoked member: what a cancel does to a job's running task (``terminate=True``). That is
-    the cancel working, not a fault: one INFO line instead, naming the chord and the reason.
+    revoked member: what a cancel does to a job's tasks still queued (revoked by the job's
+    stamp when a worker receives them). That is the cancel working, not a fault: one INFO
+    line instead, naming the chord and the reason.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -182,7 +202,7 @@ def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
         wait = limiter.acquire_submission(job.job_id)
         if wait > 0:
             rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            return _wait(self, wait + random.uniform(0, 1))
+            return _wait(self, job.job_id, wait + random.uniform(0, 1))
     rt.jobs.update(
         job.job_id, status=JobStatus.ANNOTATING, stage="starting annotation", percent=0.0
     )
@@ -225,14 +245,14 @@ def poll(
         limiter.refresh(job.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            return _wait(self, wait + random.uniform(0, 1))
+            return _wait(self, job.job_id, wait + random.uniform(0, 1))
     status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
         rt.jobs.update(job.job_id, stage=stage, percent=percent)
         delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
-        return _wait(self, delay, checks=checks + 1)
+        return _wait(self, job.job_id, delay, checks=checks + 1)
     if limiter is not None:
         limiter.release(job.job_id)
     if status.annotation is None:
@@ -292,7 +312,13 @@ def track_segment(
     """Detect and track the objects of one time segment (the local backend's unit of work)."""
     stop_if_cancelled(job_id)
     rt = runtime.current()
-    progress = local_backend.SegmentProgress(rt.jobs, job_id, number, total) if job_id else None
+    progress = (
+        local_backend.SegmentProgress(
+            rt.jobs, job_id, number, total, after_report=lambda: stop_if_cancelled(job_id)
+        )
+        if job_id
+        else None
+    )
     with rt.storage.local_copy(video_uri, max_bytes=rt.settings.max_video_bytes or None) as path:
         annotation = track_video_segment(
             path,
@@ -314,9 +340,15 @@ def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -
         job,
         [KeptObject.from_dict(kept) for kept in batch],
         rt.storage,
-        on_done=lambda _: rt.jobs.object_done(job.job_id),
+        on_done=lambda _: _object_done(rt, job.job_id),
     )
     return [result.to_dict() for result in results]
+
+
+def _object_done(rt: runtime.Runtime, job_id: str) -> None:
+    """Count a rendered object on the job's record; stop the batch if the job was cancelled."""
+    rt.jobs.object_done(job_id)
+    stop_if_cancelled(job_id)
 
 
 @app.task(name="vtrack.assemble_summary", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
@@ -407,7 +439,17 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
 
     A task's own failure is recorded as it leaves the task (``JobTask``); a hard time limit
     or a killed process is failed by the worker's main process, where the task never ends.
+
+    A chord whose members were all revoked by a cancel ends here too, with ``request`` made
+    for its body, whose id is the task that replaced itself with the chord: that one is
+    announced REVOKED, so no monitor shows it STARTED for ever.
     """
+    record = runtime.current().jobs.get(job_id)
+    if record is not None and record.status == JobStatus.CANCELLED:
+        task_id = getattr(request, "id", None)
+        if task_id and app.backend.get_task_meta(task_id).get("status") not in states.READY_STATES:
+            announce_revoked(task_id, f"job {job_id} cancelled")
+        return
     record_failure(job_id, exc)
 
 

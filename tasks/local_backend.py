@@ -12,7 +12,7 @@ segment fails the chord, hence the job; ``stitch`` joins the tracks across the b
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from config.settings import Settings
@@ -64,9 +64,18 @@ class SegmentProgress:
     """
 
     def __init__(
-        self, jobs: JobStore, job_id: str, number: int, total: int, interval: float = 1.0
+        self,
+        jobs: JobStore,
+        job_id: str,
+        number: int,
+        total: int,
+        interval: float = 1.0,
+        after_report: Callable[[], None] | None = None,
     ) -> None:
+        """``after_report`` runs after each report (at most once a second): a worker's check
+        that the job was not cancelled, which may raise to stop the tracking."""
         self._jobs = jobs
+        self._after_report = after_report
         self._job_id = job_id
         self._number = number
         self._total = total
@@ -98,6 +107,8 @@ class SegmentProgress:
     def _write(self, label: str, fraction: float) -> None:
         percent = round(100.0 * min(max(fraction, 0.0), 1.0), 1)
         self._jobs.update(self._job_id, stage=f"{label} ({percent:.0f}%)", percent=percent)
+        if self._after_report is not None:
+            self._after_report()
 
 
 class LocalSegmentsAnnotator:

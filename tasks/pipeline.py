@@ -8,9 +8,19 @@ the annotations are ready, ``poll`` replaces itself with :func:`render_canvas`:
 A job with the ``local`` backend is our own work, so nothing polls it: ``annotate``
 probes the video, plans the segments and replaces itself with :func:`tracking_canvas`,
 ``chord(track_segment per segment, stitch)``, and ``stitch`` replaces itself with the
-render chord. Because Celery's ``replace`` hands the replaced task's id to the chord's
-body, the job id (given to the last task of :func:`job_canvas`) ends up holding the
-manifest either way.
+render chord.
+
+The job id is never a Celery task id. It travels in the tasks' arguments (the spec, or
+``job_id``) and as the stamp :data:`JOB_STAMP` on every message of the job:
+:func:`job_canvas`, :func:`tracking_canvas` and :func:`render_canvas` stamp what they
+build (Celery's ``replace`` does not carry a replaced task's stamps on to its
+replacement), so a cancel revokes the job's tasks by that stamp alone
+(``revoke_by_stamped_headers``). Each task is sent with an id of its own, but Celery's
+``replace`` freezes the replacement with the replaced task's id, so a chord's body shares
+the id of the task that replaced itself with the chord (``annotate``, ``stitch``,
+``poll``): Celery's own bookkeeping, never the job's. The job's truth is its record while
+it runs and its manifest once it ends (the record's ``manifest_uri``), not any task's
+result.
 
 Signatures are built by task name, so this module does not import the tasks and the
 shapes can be compared in tests without a broker.
@@ -22,7 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from celery import chain, chord
-from celery.canvas import Signature
+from celery.canvas import Signature, StampingVisitor
 
 from tasks.celery_app import app
 from workers.job import JobSpec, RenderPlan, render_batches
@@ -38,13 +48,42 @@ JOB_FAILED = "vtrack.job_failed"
 # Backends whose work is our own tasks: tracked by a chord, never polled.
 CHORD_BACKENDS = frozenset({"local"})
 
+# The stamp (a message header) naming the job of every task message: what a cancel revokes.
+JOB_STAMP = "vtrack_job"
+
+
+class JobStamp(StampingVisitor):  # type: ignore[misc]
+    """Stamps every signature of a canvas (header, body, chain links) with its job's id."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def on_signature(self, sig: Signature, **headers: Any) -> dict[str, Any]:
+        return {JOB_STAMP: self.job_id}
+
+
+def stamped(canvas: Signature, job_id: str) -> Signature:
+    """``canvas`` with :data:`JOB_STAMP` = ``job_id`` on each of its messages.
+
+    Stamp before linking the error callback: ``job_failed`` must run even for a job whose
+    stamp was revoked (it leaves a cancelled job as it is).
+    """
+    canvas.stamp(visitor=JobStamp(job_id))
+    return canvas
+
+
+def _stamped_chord(header: list[Signature], body: Signature, job_id: str) -> Signature:
+    """``chord(header, body)`` with each of its messages stamped (one by one: stamping the
+    chord itself would turn its header list into a group)."""
+    return chord([stamped(sig, job_id) for sig in header], stamped(body, job_id))
+
 
 def job_failed_signature(job_id: str) -> Signature:
     return app.signature(JOB_FAILED, kwargs={"job_id": job_id})
 
 
 def job_canvas(spec: JobSpec) -> Signature:
-    """The job as sent at submission; the last task carries the job id; failures mark it failed.
+    """The job as sent at submission, stamped with the job id; failures mark it failed.
 
     ``local``: ``annotate`` alone (it replaces itself with the tracking chord). Others:
     ``annotate`` then ``poll``.
@@ -52,12 +91,13 @@ def job_canvas(spec: JobSpec) -> Signature:
     spec_dict = spec.to_dict()
     canvas: Signature
     if spec.backend in CHORD_BACKENDS:
-        canvas = app.signature(ANNOTATE, args=(spec_dict,)).set(task_id=spec.job_id)
+        canvas = app.signature(ANNOTATE, args=(spec_dict,))
     else:
         canvas = chain(
             app.signature(ANNOTATE, args=(spec_dict,), immutable=True),
-            app.signature(POLL, kwargs={"spec": spec_dict}).set(task_id=spec.job_id),
+            app.signature(POLL, kwargs={"spec": spec_dict}),
         )
+    stamped(canvas, spec.job_id)
     canvas.link_error(job_failed_signature(spec.job_id))
     return canvas
 
@@ -79,7 +119,7 @@ def tracking_canvas(spec: JobSpec, operation: dict[str, Any]) -> Signature:
         for number, segment in enumerate(segments, 1)
     ]
     body = app.signature(STITCH, kwargs={"spec": spec.to_dict(), "operation": operation})
-    return chord(header, body)
+    return _stamped_chord(header, body, spec.job_id)
 
 
 def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
@@ -94,8 +134,11 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
     # The assembler needs the plan's video and counts, not every kept object's frames.
     plan_summary = replace(plan, kept=()).to_dict()
     if not plan.kept:
-        return app.signature(
-            ASSEMBLE_SUMMARY, args=([],), kwargs={"spec": spec_dict, "plan": plan_summary}
+        return stamped(
+            app.signature(
+                ASSEMBLE_SUMMARY, args=([],), kwargs={"spec": spec_dict, "plan": plan_summary}
+            ),
+            spec.job_id,
         )
     header = [
         app.signature(
@@ -104,4 +147,4 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
         for batch in render_batches(plan.kept, spec.render_batch_size)
     ]
     body = app.signature(ASSEMBLE_SUMMARY, kwargs={"spec": spec_dict, "plan": plan_summary})
-    return chord(header, body)
+    return _stamped_chord(header, body, spec.job_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,6 +236,7 @@ def test_a_task_that_kills_its_process_every_time_fails_after_bounded_deliveries
 def test_the_chord_body_run_twice_publishes_the_same_summary(
     steady_worker: WorkerProcess, session_dirs: dict[str, Path]
 ) -> None:
+    log_before = len(steady_worker.log())
     video, annotations = small_clip(session_dirs["input"])
     job = submit(str(video), annotations_uri=str(annotations))
     first = job.wait(timeout=120)
@@ -242,7 +244,12 @@ def test_the_chord_body_run_twice_publishes_the_same_summary(
     outputs = sorted(p.name for p in session_dirs["output"].glob(f"{video.name}*"))
 
     # The body's own message, as Redis would hand it again after its worker died unacked.
-    meta = app.backend.get_task_meta(job.id)
+    # The job id is no task's id: the body's own id is the one its worker logged.
+    def body_id() -> str | None:
+        pattern = rf"Task {re.escape(ASSEMBLE_SUMMARY)}\[([0-9a-f-]{{36}})\] succeeded"
+        return next(iter(re.findall(pattern, steady_worker.log()[log_before:])), None)
+
+    meta = app.backend.get_task_meta(wait_for(body_id, 30, "the chord body's end logged"))
     assert meta["name"] == ASSEMBLE_SUMMARY
     again = app.send_task(ASSEMBLE_SUMMARY, args=meta["args"], kwargs=meta["kwargs"])
     second = again.get(timeout=120)

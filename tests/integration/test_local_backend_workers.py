@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.api import submit
+from tasks.celery_app import app
 from tests.conftest import WorkerProcess
 from tests.support.sprite_video import real_scene, write_sprite_video
 from workers.local.model_files import packaged_darknet_files
@@ -31,6 +32,7 @@ def test_a_video_is_tracked_in_segments_on_both_processes_and_stitched(
     video = session_dirs["input"] / f"sprites-{uuid.uuid4().hex[:8]}.mp4"
     write_sprite_video(video, background, sprites, fps=10, duration=8.0)
 
+    log_start = len(celery_worker.log())
     job = submit(str(video), backend="local", min_frames=5)
     manifest = job.wait(timeout=300)
 
@@ -49,7 +51,17 @@ def test_a_video_is_tracked_in_segments_on_both_processes_and_stitched(
     processes = {process for process, _ in segment_runs}
     assert len({task for _, task in segment_runs}) >= 3
     assert len(processes) == 2, f"segments ran on {processes}"
-    # Our own work is a chord, never polled: stitch and then assemble carry the job's id.
-    assert f"vtrack.poll[{job.id}]" not in log
-    assert f"vtrack.stitch[{job.id}] received" in log
-    assert f"vtrack.assemble_summary[{job.id}] succeeded" in log
+    # Our own work is a chord, never polled: stitch and then assemble run in the place of
+    # annotate (Celery's replace hands them its task id). The job id is no task's id.
+    job_log = log[log_start:]
+    (annotate_id,) = re.findall(r"vtrack\.annotate\[([0-9a-f-]+)\] received", job_log)
+    assert "vtrack.poll[" not in job_log
+    assert f"vtrack.stitch[{annotate_id}] received" in job_log
+    assert f"vtrack.assemble_summary[{annotate_id}] succeeded" in job_log
+    assert f"[{job.id}]" not in job_log
+    # Every message of the job, those of the chords made inside tasks included, carries the
+    # job's stamp: what a cancel revokes (the result backend keeps each task's stamps).
+    ended = set(re.findall(r"Task vtrack\.\w+\[([0-9a-f-]+)\] succeeded", job_log))
+    assert len(ended) >= 5  # the segments, annotate/stitch/assemble's id, the render batches
+    stamps = {task: app.backend.get_task_meta(task).get("vtrack_job") for task in ended}
+    assert all(stamp in (job.id, [job.id]) for stamp in stamps.values()), stamps

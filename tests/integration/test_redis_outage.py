@@ -287,13 +287,24 @@ class FrozenPool:
         )
 
 
+def logged(worker: WorkerProcess, task: str, *endings: str) -> bool:
+    """Whether a line of the worker's log says ``Task NAME[ID] ENDING``. Each test's workers
+    run its one job, so any such line is the job's (a task's id is its own, not the job's;
+    the job id is the ``vtrack_job`` stamp on its messages)."""
+    pattern = re.compile(rf"Task {re.escape(task)}\[[0-9a-f-]{{36}}\] ({'|'.join(endings)})$")
+    return any(pattern.search(line) for line in worker.log().splitlines())
+
+
 def received(worker: WorkerProcess, task: str, job_id: str) -> bool:
-    """Whether the worker took the job's ``task`` message (a job's tasks carry its id; Celery
-    logs "Task NAME[ID] received")."""
-    return any(
-        f"Task {task}[{job_id}]" in line and line.endswith("received")
-        for line in worker.log().splitlines()
-    )
+    """Whether the worker took the job's ``task`` message (Celery logs "Task NAME[ID]
+    received")."""
+    return logged(worker, task, "received")
+
+
+def stamped_with(headers: dict[str, Any], job_id: str) -> bool:
+    """Whether a message's headers carry the job's stamp (every message of a job does)."""
+    stamp = (headers.get("stamps") or {}).get("vtrack_job")
+    return stamp == job_id or (isinstance(stamp, list) and job_id in stamp)
 
 
 def wait_for_log(worker: WorkerProcess, start: str, end: str, timeout: float = 60) -> None:
@@ -401,12 +412,9 @@ def wait_until_done_and_acked(stack: Stack, worker: WorkerProcess, task: str, jo
     broker = stack.redis.client(BROKER_DB)
 
     def done_and_acked() -> bool:
-        ended = any(
-            f"Task {task}[{job_id}]" in line and ("ignored" in line or "succeeded" in line)
-            for line in worker.log().splitlines()
-        )
+        ended = logged(worker, task, "ignored", "succeeded")
         held = [json.loads(raw)[0]["headers"] for raw in broker.hvals("unacked")]
-        return ended and not any(h["task"] == task and h["id"] == job_id for h in held)
+        return ended and not any(h["task"] == task and stamped_with(h, job_id) for h in held)
 
     wait_for(done_and_acked, 120, lambda: f"{task} of {job_id} ending:\n{worker.log()[-4000:]}")
 
@@ -501,7 +509,10 @@ def test_a_redis_killed_while_a_cloud_job_polls_loses_nothing(stack: Stack, tmp_
                 wait_for(
                     lambda: (
                         fake.calls["GetOperation"] >= 1
-                        and worker.log().count(f"Task vtrack.poll[{job_id}] received") >= 2
+                        and len(
+                            re.findall(r"Task vtrack\.poll\[[0-9a-f-]{36}\] received", worker.log())
+                        )
+                        >= 2
                     ),
                     60,
                     "the second poll received",

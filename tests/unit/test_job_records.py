@@ -103,3 +103,34 @@ def test_the_job_list_total_counts_jobs_only_the_catalog_remembers(tmp_path: Pat
         assert list_jobs(status="rendering")[1] == 1
     finally:
         runtime.configure(None)
+
+
+def test_wait_reads_the_manifest_the_record_points_to_and_names_a_later_job(
+    tmp_path: Path,
+) -> None:
+    """Once the job ends, its manifest (the record's manifest_uri) is the answer; when the
+    same video was processed again since, wait says which job's manifest it is now instead
+    of waiting for ever."""
+    import json
+
+    from config.settings import get_settings
+    from tasks import runtime
+    from tasks.api import Job, JobOutputsReplaced
+    from workers.storage import open_storage
+
+    jobs = MemoryJobStore()
+    runtime.configure(runtime.Runtime(get_settings(), open_storage([str(tmp_path)]), jobs))
+    try:
+        manifest_path = tmp_path / "clip.mp4.manifest.json"
+        manifest_path.write_text(json.dumps({"job_id": "job-1", "objects": []}))
+        jobs.create(JobRecord(job_id="job-1", video_uri=str(tmp_path / "clip.mp4")))
+        jobs.update("job-1", status="completed", stage="done", manifest_uri=str(manifest_path))
+        assert Job("job-1").wait(timeout=5) == {"job_id": "job-1", "objects": []}
+        assert Job("job-1").manifest() == {"job_id": "job-1", "objects": []}
+
+        manifest_path.write_text(json.dumps({"job_id": "job-2", "objects": []}))
+        with pytest.raises(JobOutputsReplaced, match="written again since by job job-2"):
+            Job("job-1").wait(timeout=5)
+        assert Job("job-1").manifest() is None
+    finally:
+        runtime.configure(None)

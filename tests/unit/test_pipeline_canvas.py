@@ -46,7 +46,7 @@ def make_plan(kept: int, starts: list[float] | None = None) -> RenderPlan:
     )
 
 
-def test_job_is_annotate_then_poll_carrying_the_job_id() -> None:
+def test_job_is_annotate_then_poll_stamped_with_the_job_id() -> None:
     spec = make_spec()
     canvas = job_canvas(spec)
     assert isinstance(canvas, _chain)
@@ -56,8 +56,10 @@ def test_job_is_annotate_then_poll_carrying_the_job_id() -> None:
     assert annotate.immutable
     assert poll.task == "vtrack.poll"
     assert poll.kwargs == {"spec": spec.to_dict()}
-    assert poll.options["task_id"] == spec.job_id
-    for task in canvas.tasks:
+    for task in canvas.tasks:  # the job id is a stamp, never a task's id
+        assert "task_id" not in task.options
+        assert task.options["stamped_headers"] == ["vtrack_job"]
+        assert task.options["vtrack_job"] == spec.job_id
         errbacks = task.options.get("link_error") or canvas.options.get("link_error")
         assert [e["task"] for e in errbacks] == ["vtrack.job_failed"]
         assert errbacks[0]["kwargs"] == {"job_id": spec.job_id}
@@ -79,6 +81,8 @@ def test_render_canvas_is_one_render_batch_per_batch_of_objects_then_assemble() 
     # ...and what clipping the boxes into the frame took, for the manifest.
     assert canvas.body.kwargs["plan"]["boxes_clipped"] == 70
     assert canvas.body.kwargs["plan"]["boxes_dropped"] == 3
+    # Every message of the chord carries the job's stamp, what a cancel revokes.
+    assert {sig.options["vtrack_job"] for sig in [*header, canvas.body]} == {spec.job_id}
 
 
 def test_render_batches_group_objects_by_time() -> None:
@@ -89,14 +93,17 @@ def test_render_batches_group_objects_by_time() -> None:
     assert batches == [[2, 4], [1, 3]]
 
 
-def test_local_jobs_are_annotate_alone_carrying_the_job_id() -> None:
+def test_local_jobs_are_annotate_alone_stamped_with_the_job_id() -> None:
     """Our own tracking is a chord that annotate replaces itself with: nothing polls it."""
     spec = make_spec(backend="local")
     canvas = job_canvas(spec)
     assert canvas.task == "vtrack.annotate"
     assert canvas.args == (spec.to_dict(),)
-    assert canvas.options["task_id"] == spec.job_id
+    assert "task_id" not in canvas.options
+    assert canvas.options["vtrack_job"] == spec.job_id
     assert [e["task"] for e in canvas.options["link_error"]] == ["vtrack.job_failed"]
+    # The error callback is not stamped: it must run for a job whose stamp was revoked.
+    assert "vtrack_job" not in canvas.options["link_error"][0]["options"]
 
 
 def test_tracking_canvas_is_one_track_segment_per_segment_then_stitch() -> None:
@@ -121,12 +128,14 @@ def test_tracking_canvas_is_one_track_segment_per_segment_then_stitch() -> None:
     assert all(sig.immutable for sig in header)
     assert canvas.body.task == "vtrack.stitch"
     assert canvas.body.kwargs == {"spec": spec.to_dict(), "operation": operation}
+    assert {sig.options["vtrack_job"] for sig in [*header, canvas.body]} == {spec.job_id}
 
 
 def test_zero_kept_objects_go_straight_to_assemble() -> None:
     canvas = render_canvas(make_spec(), make_plan(kept=0))
     assert canvas.task == "vtrack.assemble_summary"
     assert canvas.args == ([],)
+    assert canvas.options["vtrack_job"] == "job-1"
 
 
 def test_task_arguments_are_plain_json() -> None:
