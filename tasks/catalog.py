@@ -103,7 +103,7 @@ def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
     """Record the manifest at ``manifest_uri`` in the catalog, retried with backoff."""
     rt = runtime.current()
     try:
-        manifest = Manifest.from_dict(json.loads(rt.storage.read_bytes(manifest_uri)))
+        manifest = Manifest.model_validate(json.loads(rt.storage.read_bytes(manifest_uri)))
         if manifest.job_id != job_id:  # the video was processed again since: nothing to do
             return {"job_id": job_id, "recorded": False}
         current_catalog().record(manifest)

@@ -357,5 +357,5 @@ def assemble_manifest(
 
 
 def write_manifest(manifest: Manifest, storage: Storage) -> None:
-    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False)
     storage.write_bytes(manifest.manifest_uri, text.encode(), JSON_TYPE)

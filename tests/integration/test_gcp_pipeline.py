@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -197,7 +197,9 @@ def submit_gcp(stack: GcpStack, video_uri: str) -> Job:
     """Submit as ``vtrack submit`` would with this deployment's settings (Python API)."""
     spec = make_spec(video_uri, backend="gcp")
     return start_job(
-        replace(spec, output_root=stack.output_root, annotation_root=stack.annotation_root)
+        spec.model_copy(
+            update={"output_root": stack.output_root, "annotation_root": stack.annotation_root}
+        )
     )
 
 
