@@ -130,7 +130,7 @@ def main() -> None:
         duration = probe_video(clip).duration
         reference: VideoAnnotation | None = None
         for every in everies:
-            options = dataclasses.replace(base, still_detect_every=every)
+            options = base.model_copy(update={"still_detect_every": every})
             runs.clear()
             started, cpu = time.perf_counter(), time.process_time()
             result = backend.track_video(

@@ -248,7 +248,7 @@ class InProcessJob:
         results = pool.track(job, segments, options, storage, self.jobs)
         self.jobs.update(job.job_id, stage="stitching segments", percent=100.0)
         annotation = stitch_operation(operation, results)
-        return annotation, VideoInfo.from_dict(operation.data["video"]), True
+        return annotation, VideoInfo.model_validate(operation.data["video"]), True
 
     def _prepare_detector(self, options: dict[str, Any]) -> None:
         """Convert the default detector here, once, saying so, before the pool's processes
@@ -261,7 +261,7 @@ class InProcessJob:
             ensure_default_model,
         )
 
-        tracking = LocalTrackingOptions.from_dict(options)
+        tracking = LocalTrackingOptions.model_validate(options)
         target = default_model_to_convert(tracking)
         if target is not None:
             self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
@@ -437,7 +437,7 @@ def _track(
         annotation = track_segment(
             path,
             Segment.from_dict(segment),
-            LocalTrackingOptions.from_dict(options),
+            LocalTrackingOptions.model_validate(options),
             input_uri=video_uri,
             progress=progress,
         )

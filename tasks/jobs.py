@@ -261,15 +261,17 @@ def stitch(self: Any, results: list[dict[str, Any]], spec: JobSpec, operation: O
     op = operation
     runtime.current().jobs.update(job.job_id, stage="stitching segments", percent=100.0)
     annotation = local_backend.stitch_operation(op, results)
-    return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
+    return _fan_out_renders(self, job, annotation, info=VideoInfo.model_validate(op.data["video"]))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, throws=EXPECTED_ERRORS)
+@app.task(
+    name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS
+)
 def track_segment(
     self: Any,
     video_uri: str,
     segment: dict[str, Any],
-    options: dict[str, Any],
+    options: LocalTrackingOptions,
     job_id: str = "",
     number: int = 1,
     total: int = 1,
@@ -282,7 +284,7 @@ def track_segment(
         annotation = track_video_segment(
             path,
             Segment.from_dict(segment),
-            LocalTrackingOptions.from_dict(options),
+            options,
             input_uri=video_uri,
             progress=progress,
         )

@@ -221,7 +221,7 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
         "data": {
             "segments": [{"start": 0.0, "end": 2.5}, {"start": 1.5, "end": 4.0}],
             "overlap": 1.0,
-            "options": LocalTrackingOptions(detector_model=missing_model).to_dict(),
+            "options": LocalTrackingOptions(detector_model=missing_model).model_dump(mode="json"),
             "video": {},
         },
     }
