@@ -22,7 +22,6 @@ Markdown for docs/benchmarks.md:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from collections import Counter
@@ -109,8 +108,8 @@ def main() -> None:
 
     backend.StillSceneDetection = Counted  # type: ignore[misc]
     settings = get_settings()
-    base = dataclasses.replace(
-        local_tracking_options(settings), inference_threads=1, still_detect_every=1
+    base = local_tracking_options(settings).model_copy(
+        update={"inference_threads": 1, "still_detect_every": 1}
     )
     backend.warm_up(base)
     everies = [1, *(int(value) for value in arguments.every.split(",") if int(value) > 1)]
@@ -130,7 +129,7 @@ def main() -> None:
         duration = probe_video(clip).duration
         reference: VideoAnnotation | None = None
         for every in everies:
-            options = dataclasses.replace(base, still_detect_every=every)
+            options = base.model_copy(update={"still_detect_every": every})
             runs.clear()
             started, cpu = time.perf_counter(), time.process_time()
             result = backend.track_video(

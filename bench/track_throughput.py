@@ -39,12 +39,14 @@ from workers.media.video import probe_video
 def _timed_segment(arguments: tuple[str, dict, dict]) -> float:
     video, segment, options = arguments
     started = time.perf_counter()
-    track_segment(Path(video), Segment.from_dict(segment), LocalTrackingOptions.from_dict(options))
+    track_segment(
+        Path(video), Segment.from_dict(segment), LocalTrackingOptions.model_validate(options)
+    )
     return time.perf_counter() - started
 
 
 def _warm(options: dict) -> None:
-    warm_up(LocalTrackingOptions.from_dict(options))
+    warm_up(LocalTrackingOptions.model_validate(options))
 
 
 def single_process(video: Path, duration: float, repeats: int) -> None:
@@ -67,7 +69,7 @@ def _time(action) -> float:  # type: ignore[no-untyped-def]
 
 
 def two_processes(video: Path, duration: float, repeats: int) -> None:
-    options = LocalTrackingOptions(inference_threads=1).to_dict()
+    options = LocalTrackingOptions(inference_threads=1).model_dump(mode="json")
     half = duration / 2
     segments = [Segment(0.0, half + 1.0).to_dict(), Segment(half, duration).to_dict()]
     jobs = [(str(video), segment, options) for segment in segments]

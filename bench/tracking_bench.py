@@ -151,13 +151,12 @@ def _options() -> Any:
 
 
 def _init_tracking_process(threads: dict[str, Any]) -> None:
-    import dataclasses
 
     from workers.local.backend import warm_up
 
     _install_stage_clocks()
     global _process_options
-    _process_options = dataclasses.replace(_options(), **threads)
+    _process_options = _options().model_copy(update=threads)
     warm_up(_process_options)
     _stage_totals.clear()
 

@@ -252,7 +252,7 @@ def status(job_id: str, as_json: bool) -> None:
 
     record = Job(job_id).status()
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2))
+        click.echo(json.dumps(record.model_dump(mode="json"), indent=2))
     else:
         from entrypoints.display import print_record
 
@@ -364,7 +364,7 @@ def jobs(status_filter: str | None, limit: int, as_json: bool) -> None:
         records, total = list_jobs(status=status_filter, limit=limit)
     if as_json:
         for record in records:
-            click.echo(json.dumps(record.to_dict()))
+            click.echo(json.dumps(record.model_dump(mode="json")))
         return
     from entrypoints.display import print_job_list
 

@@ -172,7 +172,7 @@ def record_in_output_catalog(manifest_uri: str, url: str) -> bool:
 
     catalog = Catalog(url)
     try:
-        manifest = Manifest.from_dict(json.loads(Path(manifest_uri).read_bytes()))
+        manifest = Manifest.model_validate(json.loads(Path(manifest_uri).read_bytes()))
         catalog.record(manifest)
         return True
     except Exception as exc:
@@ -248,7 +248,7 @@ class InProcessJob:
         results = pool.track(job, segments, options, storage, self.jobs)
         self.jobs.update(job.job_id, stage="stitching segments", percent=100.0)
         annotation = stitch_operation(operation, results)
-        return annotation, VideoInfo.from_dict(operation.data["video"]), True
+        return annotation, VideoInfo.model_validate(operation.data["video"]), True
 
     def _prepare_detector(self, options: dict[str, Any]) -> None:
         """Convert the default detector here, once, saying so, before the pool's processes
@@ -261,7 +261,7 @@ class InProcessJob:
             ensure_default_model,
         )
 
-        tracking = LocalTrackingOptions.from_dict(options)
+        tracking = LocalTrackingOptions.model_validate(options)
         target = default_model_to_convert(tracking)
         if target is not None:
             self.jobs.update(self.spec.job_id, stage="converting the detector (first use)")
@@ -357,15 +357,11 @@ class _Pool:
             one_each = 1 if side_by_side > 1 and side_by_side >= usable_cores() else None
             with decode_threads(one_each), ThreadPoolExecutor(max_workers=self._cores) as threads:
                 return [result for part in threads.map(render, batches) for result in part]
-        spec_dict = job.to_dict()
-        futures = [
-            self._executor.submit(_render_in_worker, spec_dict, [kept.to_dict() for kept in batch])
-            for batch in batches
-        ]
+        futures = [self._executor.submit(_render_in_worker, job, batch) for batch in batches]
         with _relay(self._events, lambda _: jobs.object_done(job.job_id)):
             results: list[ObjectResult] = []
             for future in as_completed(futures):
-                results.extend(ObjectResult.from_dict(r) for r in future.result())
+                results.extend(future.result())
         return results
 
 
@@ -441,7 +437,7 @@ def _track(
         annotation = track_segment(
             path,
             Segment.from_dict(segment),
-            LocalTrackingOptions.from_dict(options),
+            LocalTrackingOptions.model_validate(options),
             input_uri=video_uri,
             progress=progress,
         )
@@ -463,16 +459,12 @@ def _track_in_worker(
     return _track(video_uri, segment, options, progress, _worker_storage)
 
 
-def _render_in_worker(spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _render_in_worker(job: JobSpec, batch: Sequence[KeptObject]) -> list[ObjectResult]:
     assert _worker_storage is not None
     events = _worker_events
-    results = steps.render_kept_objects(
-        JobSpec.from_dict(spec),
-        [KeptObject.from_dict(kept) for kept in batch],
-        _worker_storage,
-        on_done=lambda _: events.put(("object",)),
+    return steps.render_kept_objects(
+        job, batch, _worker_storage, on_done=lambda _: events.put(("object",))
     )
-    return [result.to_dict() for result in results]
 
 
 __all__ = ["InProcessJob", "run_processes", "run_video"]

@@ -1,8 +1,10 @@
-"""The tasks: each decodes its JSON arguments, calls one ``workers`` function, returns a dict.
+"""The tasks: each takes its JSON arguments, calls one ``workers`` function, returns JSON.
 
-Arguments are the job's spec and small dicts made by the model's ``to_dict``: URIs, ids
-and annotations, never frames or arrays. Progress goes to the job record
-(:mod:`tasks.jobstore`), which ``vtrack status`` and the Python API read.
+Arguments are the job's spec and small JSON messages: URIs, ids and annotations, never
+frames or arrays. Arguments typed as a message model (``spec: JobSpec``) are validated
+into it by Celery on arrival (``pydantic=True``), and a model returned is dumped to JSON.
+Progress goes to the job record (:mod:`tasks.jobstore`), which ``vtrack status`` and the
+Python API read.
 """
 
 from __future__ import annotations
@@ -184,17 +186,18 @@ class JobTask(DeliveryCountedTask):  # type: ignore[misc]
     name="vtrack.annotate",
     base=JobTask,
     bind=True,
+    pydantic=True,
     acks_late=False,
     throws=EXPECTED_ERRORS,
     **TRANSIENT_RETRY,
 )
-def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def annotate(self: Any, spec: JobSpec) -> Operation:
     """Start the backend's annotation of the video; returns the operation to poll.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
     Backends with a shared quota wait here, re-sent, until the quota has room.
     """
-    job = JobSpec.from_dict(spec)
+    job = spec
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
     limiter = rt.limiter(job.backend)
@@ -216,25 +219,27 @@ def annotate(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
         raise
     rt.jobs.update(job.job_id, stage=f"annotating with the {job.backend} backend")
     if job.backend in CHORD_BACKENDS:  # our own work: a chord of tasks, nothing to poll
-        return self.replace(tracking_canvas(job, operation.to_dict()))
-    return operation.to_dict()
+        return self.replace(tracking_canvas(job, operation.model_dump(mode="json")))
+    return operation
 
 
-@app.task(name="vtrack.poll", base=JobTask, bind=True, throws=EXPECTED_ERRORS, **TRANSIENT_RETRY)
-def poll(
-    self: Any,
-    operation: dict[str, Any],
-    spec: dict[str, Any],
-    checks: int = 0,
-) -> Any:
+@app.task(
+    name="vtrack.poll",
+    base=JobTask,
+    bind=True,
+    pydantic=True,
+    throws=EXPECTED_ERRORS,
+    **TRANSIENT_RETRY,
+)
+def poll(self: Any, operation: Operation, spec: JobSpec, checks: int = 0) -> Any:
     """Check the operation; re-send with a countdown until done, then fan out the renders.
 
     ``checks`` counts the answers that said "still running": the wait before the next check
     grows with it alone, so transient errors in between do not lengthen later waits.
     """
-    job = JobSpec.from_dict(spec)
+    job = spec
     stop_if_cancelled(job.job_id)
-    op = Operation.from_dict(operation)
+    op = operation
     rt = runtime.current()
     if job.submitted_at and time.time() - job.submitted_at > rt.settings.job_timeout:
         raise BackendError(
@@ -287,24 +292,24 @@ def _fan_out_renders(
     return task.replace(render_canvas(job, plan))
 
 
-@app.task(name="vtrack.stitch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
-def stitch(
-    self: Any, results: list[dict[str, Any]], spec: dict[str, Any], operation: dict[str, Any]
-) -> Any:
+@app.task(name="vtrack.stitch", base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS)
+def stitch(self: Any, results: list[dict[str, Any]], spec: JobSpec, operation: Operation) -> Any:
     """Join the segments' tracks across their boundaries, then fan out the renders."""
-    job = JobSpec.from_dict(spec)
-    op = Operation.from_dict(operation)
+    job = spec
+    op = operation
     runtime.current().jobs.update(job.job_id, stage="stitching segments", percent=100.0)
     annotation = local_backend.stitch_operation(op, results)
-    return _fan_out_renders(self, job, annotation, info=VideoInfo.from_dict(op.data["video"]))
+    return _fan_out_renders(self, job, annotation, info=VideoInfo.model_validate(op.data["video"]))
 
 
-@app.task(name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, throws=EXPECTED_ERRORS)
+@app.task(
+    name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS
+)
 def track_segment(
     self: Any,
     video_uri: str,
     segment: dict[str, Any],
-    options: dict[str, Any],
+    options: LocalTrackingOptions,
     job_id: str = "",
     number: int = 1,
     total: int = 1,
@@ -323,26 +328,31 @@ def track_segment(
         annotation = track_video_segment(
             path,
             Segment.from_dict(segment),
-            LocalTrackingOptions.from_dict(options),
+            options,
             input_uri=video_uri,
             progress=progress,
         )
     return annotation.to_dict()
 
 
-@app.task(name="vtrack.render_batch", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
-def render_batch(self: Any, spec: dict[str, Any], batch: list[dict[str, Any]]) -> list[Any]:
-    """Render a batch of objects from one decode pass; failures come back as failed results."""
-    job = JobSpec.from_dict(spec)
+@app.task(
+    name="vtrack.render_batch", base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS
+)
+def render_batch(self: Any, spec: JobSpec, batch: list[dict[str, Any]]) -> list[Any]:
+    """Render a batch of objects from one decode pass; failures come back as failed results.
+
+    Celery validates a model argument, not a list of them: the batch is validated here.
+    """
+    job = spec
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
     results = steps.render_kept_objects(
         job,
-        [KeptObject.from_dict(kept) for kept in batch],
+        [KeptObject.model_validate(kept) for kept in batch],
         rt.storage,
         on_done=lambda _: _object_done(rt, job.job_id),
     )
-    return [result.to_dict() for result in results]
+    return [result.model_dump(mode="json") for result in results]
 
 
 def _object_done(rt: runtime.Runtime, job_id: str) -> None:
@@ -351,25 +361,32 @@ def _object_done(rt: runtime.Runtime, job_id: str) -> None:
     stop_if_cancelled(job_id)
 
 
-@app.task(name="vtrack.assemble_summary", base=JobTask, bind=True, throws=EXPECTED_ERRORS)
+@app.task(
+    name="vtrack.assemble_summary",
+    base=JobTask,
+    bind=True,
+    pydantic=True,
+    throws=EXPECTED_ERRORS,
+)
 def assemble_summary(
-    self: Any, results: list[dict[str, Any]], spec: dict[str, Any], plan: dict[str, Any]
-) -> dict[str, Any]:
-    """Build the summary grid and write the manifest; the manifest is the job's result."""
-    job = JobSpec.from_dict(spec)
+    self: Any, results: list[list[dict[str, Any]]], spec: JobSpec, plan: RenderPlan
+) -> Manifest:
+    """Build the summary grid and write the manifest; the manifest (as JSON) is the job's
+    result."""
+    job = spec
     stop_if_cancelled(job.job_id)
     rt = runtime.current()
     rt.jobs.update(job.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary")
     manifest = steps.assemble_manifest(
         job,
-        RenderPlan.from_dict(plan),
-        [ObjectResult.from_dict(result) for batch in results for result in batch],
+        plan,
+        [ObjectResult.model_validate(result) for batch in results for result in batch],
         rt.storage,
     )
     _mark_done(rt, job, manifest.manifest_uri)
     record_completed(manifest)  # never fails the job; retried when the database is down
     rt.jobs.update(job.job_id, **finished_fields(manifest))
-    return manifest.to_dict()
+    return manifest
 
 
 # A catalog write that failed at a job's completion is retried by its own task, with a
@@ -421,7 +438,7 @@ def record_in_catalog(manifest_uri: str, job_id: str) -> dict[str, Any]:
     """Record the manifest at ``manifest_uri`` in the catalog, retried with backoff."""
     rt = runtime.current()
     try:
-        manifest = Manifest.from_dict(json.loads(rt.storage.read_bytes(manifest_uri)))
+        manifest = Manifest.model_validate(json.loads(rt.storage.read_bytes(manifest_uri)))
         if manifest.job_id != job_id:  # the video was processed again since: nothing to do
             return {"job_id": job_id, "recorded": False}
         catalog.current_catalog().record(manifest)

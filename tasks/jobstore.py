@@ -11,11 +11,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tasks import keys
 from workers.job import JobStatus
+from workers.messages import Message
 
 if TYPE_CHECKING:  # vtrack run keeps its records in memory: it never loads the Redis client
     import redis
@@ -44,8 +44,7 @@ return cancelled and 1 or 0
 """
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
+class JobRecord(Message):
     """Where a job is: its :class:`~workers.job.JobStatus`, and ``percent``, the progress of
     the stage. ``source`` says how it was started: cli, api, scan, event or web."""
 
@@ -71,19 +70,6 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         return self.status in JobStatus.TERMINAL
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["outputs"] = list(self.outputs)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
-        known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        values["outputs"] = tuple(values.get("outputs") or ())
-        values["status"] = JobStatus(values.get("status", JobStatus.QUEUED))
-        return cls(**values)
 
 
 class JobStore(Protocol):
@@ -141,8 +127,10 @@ class RedisJobStore:
 
     def create(self, record: JobRecord) -> None:
         now = time.time()
-        record = replace(record, created_at=record.created_at or now, updated_at=now)
-        self._write(record.job_id, record.to_dict())
+        record = record.model_copy(
+            update={"created_at": record.created_at or now, "updated_at": now}
+        )
+        self._write(record.job_id, record.model_dump(mode="json"))
         with self._redis.pipeline() as pipe:
             pipe.zadd(keys.JOB_INDEX, {record.job_id: record.created_at})
             # Ids whose records have expired leave the index with them.
@@ -195,7 +183,7 @@ class RedisJobStore:
             # record (its progress): no record either way.
             return None
         data = {key.decode(): json.loads(value) for key, value in raw.items()}
-        return JobRecord.from_dict(data)
+        return JobRecord.model_validate(data)
 
     def _write(self, job_id: str, values: dict[str, Any]) -> None:
         key = keys.job(job_id)
@@ -220,7 +208,9 @@ class MemoryJobStore:
 
     def create(self, record: JobRecord) -> None:
         now = time.time()
-        self._set(replace(record, created_at=record.created_at or now, updated_at=now))
+        self._set(
+            record.model_copy(update={"created_at": record.created_at or now, "updated_at": now})
+        )
 
     def update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
@@ -229,7 +219,7 @@ class MemoryJobStore:
                 changes["outputs"] = tuple(changes["outputs"])
             if current.status == JobStatus.CANCELLED:
                 changes = {k: v for k, v in changes.items() if k not in CANCEL_FROZEN_FIELDS}
-            record = replace(current, **changes, updated_at=time.time())
+            record = current.model_copy(update={**changes, "updated_at": time.time()})
         self._set(record)
 
     def ids(self, *, status: str | None = None) -> list[str]:

@@ -141,8 +141,8 @@ class LocalSegmentsAnnotator:
             data={
                 "segments": [segment.to_dict() for segment in segments],
                 "overlap": overlap,
-                "options": self._options.to_dict(),
-                "video": info.to_dict(),
+                "options": self._options.model_dump(mode="json"),
+                "video": info.model_dump(mode="json"),
             },
         )
 
@@ -161,7 +161,7 @@ def stitch_operation(operation: Operation, results: Sequence[dict[str, Any]]) ->
     return stitch_segments(
         parts,
         float(operation.data["overlap"]),
-        options=LocalTrackingOptions.from_dict(operation.data["options"]),
+        options=LocalTrackingOptions.model_validate(operation.data["options"]),
         input_uri=operation.request.video_uri,
         video_frames=int(operation.data.get("video", {}).get("frame_count", 0)),
     )

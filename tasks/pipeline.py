@@ -28,7 +28,6 @@ shapes can be compared in tests without a broker.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from celery import chain, chord
@@ -88,7 +87,7 @@ def job_canvas(spec: JobSpec) -> Signature:
     ``local``: ``annotate`` alone (it replaces itself with the tracking chord). Others:
     ``annotate`` then ``poll``.
     """
-    spec_dict = spec.to_dict()
+    spec_dict = spec.model_dump(mode="json")
     canvas: Signature
     if spec.backend in CHORD_BACKENDS:
         canvas = app.signature(ANNOTATE, args=(spec_dict,))
@@ -118,7 +117,9 @@ def tracking_canvas(spec: JobSpec, operation: dict[str, Any]) -> Signature:
         )
         for number, segment in enumerate(segments, 1)
     ]
-    body = app.signature(STITCH, kwargs={"spec": spec.to_dict(), "operation": operation})
+    body = app.signature(
+        STITCH, kwargs={"spec": spec.model_dump(mode="json"), "operation": operation}
+    )
     return _stamped_chord(header, body, spec.job_id)
 
 
@@ -130,9 +131,9 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
     empty chord header is a corner Celery has handled differently across versions, and a
     job must never hang.
     """
-    spec_dict = spec.to_dict()
+    spec_dict = spec.model_dump(mode="json")
     # The assembler needs the plan's video and counts, not every kept object's frames.
-    plan_summary = replace(plan, kept=()).to_dict()
+    plan_summary = plan.model_copy(update={"kept": ()}).model_dump(mode="json")
     if not plan.kept:
         return stamped(
             app.signature(
@@ -142,7 +143,9 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
         )
     header = [
         app.signature(
-            RENDER_BATCH, args=(spec_dict, [kept.to_dict() for kept in batch]), immutable=True
+            RENDER_BATCH,
+            args=(spec_dict, [kept.model_dump(mode="json") for kept in batch]),
+            immutable=True,
         )
         for batch in render_batches(plan.kept, spec.render_batch_size)
     ]

@@ -1,20 +1,27 @@
 """What a job is asked to do, and what it reports when it is done (the manifest).
 
-A :class:`JobSpec` is made once when a video is submitted and travels, as a dict, with
+A :class:`JobSpec` is made once when a video is submitted and travels, as JSON, with
 every task of the job, so each task knows the thresholds and output places without
 reading settings that may have changed since. The :class:`Manifest` is the job's answer:
 written last, next to the summary, and returned to whoever waits on the job.
+
+These are the messages between tasks: frozen pydantic models (docs/messages.md), written
+with ``model_dump(mode="json")`` and read with ``model_validate``, which checks each
+field's type and ignores keys it does not know (a newer sender's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from enum import StrEnum, nonmember
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainSerializer, PlainValidator
 
 from workers import naming
 from workers.annotations.model import ObjectTrack, TrackedFrame
+from workers.messages import Message
 
 
 class JobStatus(StrEnum):
@@ -39,8 +46,17 @@ class JobStatus(StrEnum):
     UNFINISHED = nonmember(frozenset({QUEUED, ANNOTATING, RENDERING, ASSEMBLING}))
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
+def _track(value: Any) -> ObjectTrack:
+    return value if isinstance(value, ObjectTrack) else ObjectTrack.from_dict(value)
+
+
+# The annotation model stays a slotted dataclass with its own codec (docs/messages.md).
+Track = Annotated[
+    ObjectTrack, PlainValidator(_track), PlainSerializer(lambda track: track.to_dict())
+]
+
+
+class JobSpec(Message):
     """Everything a job needs to know, fixed at submission."""
 
     job_id: str
@@ -62,7 +78,7 @@ class JobSpec:
     max_video_seconds: float | None = None
     render_batch_size: int = 8
     submitted_at: float = 0.0
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
     # The video's place below the output and annotation roots (workers.naming.video_stem),
     # fixed at submission so that every worker names the outputs alike whatever its own
     # settings. Empty in specs made before it existed: the flat file name, as then.
@@ -73,17 +89,8 @@ class JobSpec:
         """What every output of this job is named after (``STEM.manifest.json``...)."""
         return self.output_stem or naming.flat_stem(self.video_uri)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-
-@dataclass(frozen=True, slots=True)
-class KeptObject:
+class KeptObject(Message):
     """An object chosen for rendering, with its place (1-based) in the job's output.
 
     Once the plan is made, ``track`` holds only the frames to draw (see
@@ -92,7 +99,7 @@ class KeptObject:
     """
 
     index: int
-    track: ObjectTrack
+    track: Track
     annotated_frames: int | None = None
 
     @property
@@ -108,22 +115,6 @@ class KeptObject:
             annotated_frames=self.frame_count,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "track": self.track.to_dict(),
-            "annotated_frames": self.annotated_frames,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KeptObject:
-        annotated = data.get("annotated_frames")
-        return cls(
-            index=int(data["index"]),
-            track=ObjectTrack.from_dict(data["track"]),
-            annotated_frames=None if annotated is None else int(annotated),
-        )
-
 
 def render_batches(kept: Sequence[KeptObject], batch_size: int) -> list[tuple[KeptObject, ...]]:
     """The kept objects cut into batches of at most ``batch_size``, grouped by time.
@@ -137,8 +128,7 @@ def render_batches(kept: Sequence[KeptObject], batch_size: int) -> list[tuple[Ke
     return [tuple(ordered[start : start + size]) for start in range(0, len(ordered), size)]
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectResult:
+class ObjectResult(Message):
     """What rendering one object produced, or why it could not."""
 
     index: int
@@ -152,90 +142,42 @@ class ObjectResult:
     animation_uri: str | None = None
     error: str | None = None
     render_seconds: float = 0.0
-    generations: dict[str, str | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObjectResult:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+    generations: dict[str, str | None] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class RenderPlan:
+class RenderPlan(Message):
     """What ``poll`` decided once annotations were ready: the video and the objects to render."""
 
     annotation_uri: str
     video: dict[str, Any]  # VideoInfo.to_dict()
     objects_total: int
-    kept: tuple[KeptObject, ...]
+    kept: tuple[KeptObject, ...] = ()
     annotated_at: float
     annotation_generation: str | None = None  # the annotation object's generation (gs://)
     boxes_clipped: int = 0  # see VideoAnnotation: boxes clipped into the frame
     boxes_dropped: int = 0  # frames dropped because their box was empty once clipped
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "annotation_uri": self.annotation_uri,
-            "video": dict(self.video),
-            "objects_total": self.objects_total,
-            "kept": [obj.to_dict() for obj in self.kept],
-            "annotated_at": self.annotated_at,
-            "annotation_generation": self.annotation_generation,
-            "boxes_clipped": self.boxes_clipped,
-            "boxes_dropped": self.boxes_dropped,
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RenderPlan:
-        return cls(
-            annotation_uri=data["annotation_uri"],
-            video=dict(data["video"]),
-            objects_total=int(data["objects_total"]),
-            kept=tuple(KeptObject.from_dict(obj) for obj in data.get("kept", ())),
-            annotated_at=float(data["annotated_at"]),
-            annotation_generation=data.get("annotation_generation"),
-            boxes_clipped=int(data.get("boxes_clipped", 0)),
-            boxes_dropped=int(data.get("boxes_dropped", 0)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(Message):
     """The job's answer, written as ``VIDEO.manifest.json`` and returned to the caller."""
 
     job_id: str
     video_uri: str
     backend: str
     status: JobStatus
-    thresholds: dict[str, float]
+    # min_frames is a whole number in the JSON, min_confidence a fraction.
+    thresholds: dict[str, int | float]
     video: dict[str, Any]
     objects_total: int
-    objects: tuple[ObjectResult, ...]
+    objects: tuple[ObjectResult, ...] = ()
     summary_uri: str | None
     annotation_uri: str | None
     manifest_uri: str
     timings: dict[str, float]
     errors: tuple[str, ...] = ()
     # Object generations (gs://) of the summary and the annotation JSON; null for local files.
-    generations: dict[str, str | None] = field(default_factory=dict)
+    generations: dict[str, str | None] = Field(default_factory=dict)
     # Boxes of the backend's output clipped into the frame (and kept), and frames dropped
     # because their box was empty once clipped (wholly outside the frame, or inverted).
     boxes_clipped: int = 0
     boxes_dropped: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["objects"] = [obj.to_dict() for obj in self.objects]
-        data["errors"] = list(self.errors)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        values["objects"] = tuple(ObjectResult.from_dict(obj) for obj in data.get("objects", ()))
-        values["errors"] = tuple(data.get("errors", ()))
-        return cls(**values)

@@ -137,7 +137,7 @@ def plan_render(
         published = storage.write_bytes(annotation_uri, data, JSON_TYPE)
     return RenderPlan(
         annotation_uri=annotation_uri,
-        video=info.to_dict(),
+        video=info.model_dump(mode="json"),
         objects_total=len(annotation.objects),
         kept=kept,
         annotated_at=time.time(),
@@ -301,7 +301,7 @@ def assemble_manifest(
     """
     started = time.time()
     results = sorted(results, key=lambda result: result.index)
-    info = VideoInfo.from_dict(plan.video)
+    info = VideoInfo.model_validate(plan.video)
     rendered = [result for result in results if result.status == "ok" and result.cell_uri]
     summary_uri: str | None = None
     summary_generation: str | None = None
@@ -335,7 +335,7 @@ def assemble_manifest(
             # What this video's objects were held to: fewer frames on a short clip.
             "min_frames_applied": frame_minimum(spec.min_frames, info.frame_count),
         },
-        video=info.to_dict(),
+        video=info.model_dump(mode="json"),
         objects_total=plan.objects_total,
         objects=tuple(results),
         summary_uri=summary_uri,
@@ -357,5 +357,5 @@ def assemble_manifest(
 
 
 def write_manifest(manifest: Manifest, storage: Storage) -> None:
-    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False)
     storage.write_bytes(manifest.manifest_uri, text.encode(), JSON_TYPE)

@@ -102,7 +102,7 @@ class Label(BaseModel):
 
 def job_status(job: Job, *, with_manifest: bool) -> dict[str, Any]:
     record = job.status()
-    data = record.to_dict()
+    data = record.model_dump(mode="json")
     data["manifest"] = job.manifest() if with_manifest and record.finished else None
     return data
 
@@ -148,7 +148,7 @@ def get_jobs(
 ) -> dict[str, Any]:
     """Jobs, newest first."""
     records, total = list_jobs(status=status, offset=offset, limit=limit)
-    jobs = [{**record.to_dict(), "manifest": None} for record in records]
+    jobs = [{**record.model_dump(mode="json"), "manifest": None} for record in records]
     return {"jobs": jobs, "total": total, "offset": offset, "limit": limit}
 
 

@@ -85,7 +85,7 @@ def _jobs_page(
         status=status or None, offset=(page - 1) * JOBS_PER_PAGE, limit=JOBS_PER_PAGE
     )
     context = {
-        "jobs": [record.to_dict() for record in records],
+        "jobs": [record.model_dump(mode="json") for record in records],
         "total": total,
         "page": page,
         "pages": max(1, -(-total // JOBS_PER_PAGE)),
@@ -131,7 +131,7 @@ def job_page(request: Request, job_id: str) -> Response:
     objects = list((manifest or {}).get("objects", []))
     labels = sorted({obj["entity"] for obj in objects})
     context = {
-        "job": record.to_dict(),
+        "job": record.model_dump(mode="json"),
         "manifest": manifest,
         "objects": objects,
         "labels": labels,

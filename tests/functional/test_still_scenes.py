@@ -7,7 +7,6 @@ the detector's own.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from itertools import pairwise
@@ -36,7 +35,7 @@ pytestmark = [
 ]
 
 EVERY_FRAME = LocalTrackingOptions(inference_threads=1, still_detect_every=1)
-STILL_EVERY_3 = dataclasses.replace(EVERY_FRAME, still_detect_every=3)
+STILL_EVERY_3 = EVERY_FRAME.model_copy(update={"still_detect_every": 3})
 RUNS = re.compile(r"detector run on (\d+) of (\d+) processed frames")
 
 

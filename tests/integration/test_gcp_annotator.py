@@ -231,7 +231,9 @@ def test_unwritable_output_bucket_fails_the_operation(
 ) -> None:
     videos, _ = buckets
     video = f"gs://{videos}/clips/dog.mp4"
-    request = AnnotateRequest(video, annotation_uri("gs://no-such-bucket-vtrack", video))
+    request = AnnotateRequest(
+        video_uri=video, output_uri=annotation_uri("gs://no-such-bucket-vtrack", video)
+    )
     annotator = annotator_for(fake.endpoint)
     operation = annotator.start(request)
 
@@ -255,7 +257,9 @@ def test_local_video_is_refused_before_any_call(
     fake: FakeVideoIntelligence, buckets: tuple[str, str]
 ) -> None:
     _, annotations = buckets
-    request = AnnotateRequest("/videos/dog.mp4", f"gs://{annotations}/dog.mp4.json")
+    request = AnnotateRequest(
+        video_uri="/videos/dog.mp4", output_uri=f"gs://{annotations}/dog.mp4.json"
+    )
 
     with pytest.raises(InputError, match="Cloud Storage only"):
         annotator_for(fake.endpoint).start(request)
@@ -270,10 +274,10 @@ def test_restarted_worker_resumes_polling_from_the_stored_operation(
     first_worker = annotator_for(fake.endpoint)
     operation = first_worker.start(request_for(buckets))
     assert not first_worker.check(operation).done
-    stored = json.dumps(operation.to_dict())  # what the job record keeps
+    stored = operation.model_dump_json()  # what the job record keeps
 
     restarted = annotator_for(fake.endpoint)  # a new process: new client, new channel
-    statuses = poll_until_done(restarted, Operation.from_dict(json.loads(stored)))
+    statuses = poll_until_done(restarted, Operation.model_validate_json(stored))
 
     assert [status.done for status in statuses] == [False, True]
     assert fake.calls["AnnotateVideo"] == 1
@@ -321,7 +325,9 @@ def test_annotator_from_settings_uses_endpoint_location_and_allowlist(
         annotator = annotator_from_config(config, open_storage([]))
         operation = annotator.start(request_for(buckets))
         with pytest.raises(InputError, match="VTRACK_ALLOWED_BUCKETS"):
-            annotator.start(AnnotateRequest("gs://other/v.mp4", "gs://other/v.mp4.json"))
+            annotator.start(
+                AnnotateRequest(video_uri="gs://other/v.mp4", output_uri="gs://other/v.mp4.json")
+            )
     finally:
         cached_client.cache_clear()
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -196,7 +196,9 @@ def submit_gcp(stack: GcpStack, video_uri: str) -> Job:
     """Submit as ``vtrack submit`` would with this deployment's settings (Python API)."""
     spec = make_spec(video_uri, backend="gcp")
     return start_job(
-        replace(spec, output_root=stack.output_root, annotation_root=stack.annotation_root)
+        spec.model_copy(
+            update={"output_root": stack.output_root, "annotation_root": stack.annotation_root}
+        )
     )
 
 

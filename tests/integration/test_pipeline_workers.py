@@ -205,8 +205,6 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
 ) -> None:
     """A segment of the tracking chord fails: the job fails with that segment's error,
     not Celery's chord wrapper, and no later step runs."""
-    from dataclasses import replace
-
     from tasks import runtime
     from tasks.jobstore import JobRecord
     from tasks.pipeline import job_failed_signature, tracking_canvas
@@ -214,7 +212,7 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
     from workers.local.backend import LocalTrackingOptions
 
     video, _ = clip
-    spec = replace(make_spec(str(video), backend="local"), min_frames=1)
+    spec = make_spec(str(video), backend="local").model_copy(update={"min_frames": 1})
     missing_model = "/nonexistent/detector.onnx"
     operation = {
         "backend": "local",
@@ -223,7 +221,7 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
         "data": {
             "segments": [{"start": 0.0, "end": 2.5}, {"start": 1.5, "end": 4.0}],
             "overlap": 1.0,
-            "options": LocalTrackingOptions(detector_model=missing_model).to_dict(),
+            "options": LocalTrackingOptions(detector_model=missing_model).model_dump(mode="json"),
             "video": {},
         },
     }

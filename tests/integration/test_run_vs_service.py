@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,9 @@ def assert_same_outputs(service: dict[str, Any], service_root: Path, run_root: P
 
 
 def service_job(video: Path, out: Path, **options: Any) -> dict[str, Any]:
-    spec = replace(make_spec(str(video), **options), output_root=str(out), annotation_root=str(out))
+    spec = make_spec(str(video), **options).model_copy(
+        update={"output_root": str(out), "annotation_root": str(out)}
+    )
     return Job(start_job(spec).id).wait(timeout=300)
 
 

@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,10 +123,11 @@ def test_a_job_rides_out_a_storage_outage_and_leaves_only_whole_objects(
         worker.wait_ready()
         emulator.stop()
         # The roots travel in the job's spec: the submitter's say where outputs go.
-        spec = replace(
-            make_spec(str(video), annotations_uri=str(annotations)),
-            output_root=env["VTRACK_OUTPUT_ROOT"],
-            annotation_root=env["VTRACK_ANNOTATION_ROOT"],
+        spec = make_spec(str(video), annotations_uri=str(annotations)).model_copy(
+            update={
+                "output_root": env["VTRACK_OUTPUT_ROOT"],
+                "annotation_root": env["VTRACK_ANNOTATION_ROOT"],
+            }
         )
         job = start_job(spec)
         time.sleep(OUTAGE_SECONDS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,11 +77,12 @@ def deployment(
 
 def run_job(deployment: Deployment, video_uri: str, **options: object) -> dict[str, object]:
     spec = make_spec(video_uri, min_confidence=0.2, min_frames=2, **options)  # type: ignore[arg-type]
-    spec = replace(
-        spec,
-        output_root=f"gs://{deployment.bucket}/out",
-        annotation_root=f"gs://{deployment.bucket}/annotations",
-        render_batch_size=1,  # one task per object: as many reads of the video as can be
+    spec = spec.model_copy(
+        update={
+            "output_root": f"gs://{deployment.bucket}/out",
+            "annotation_root": f"gs://{deployment.bucket}/annotations",
+            "render_batch_size": 1,  # one task per object: as many reads of the video as can be
+        }
     )
     return Job(start_job(spec).id).wait(timeout=JOB_TIMEOUT_S)
 

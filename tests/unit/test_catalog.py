@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -223,7 +222,7 @@ def test_jobs_are_counted_leaving_out_those_counted_elsewhere(catalog: Catalog) 
     for number in range(1203):  # more ids to leave out than one query binds
         status = "completed_with_errors" if number % 3 == 0 else "completed"
         done = manifest(f"job-{number:04d}", f"gs://b/v{number}.mp4", [obj(1, "dog", 0.9, 0, 4)])
-        catalog.record(replace(done, status=status), completed_at=1000.0 + number)
+        catalog.record(done.model_copy(update={"status": status}), completed_at=1000.0 + number)
     assert catalog.count_jobs() == 1203
     assert catalog.count_jobs(status="completed_with_errors") == 401
     redis_holds = [f"job-{number:04d}" for number in range(0, 1203, 2)] + ["job-not-in-catalog"]

@@ -47,7 +47,7 @@ def options_for(model: Path, **changes: object) -> LocalTrackingOptions:
 
 def test_options_survive_a_json_round_trip() -> None:
     options = LocalTrackingOptions(tracker="ocsort", process_fps=5.0, inference_threads=1)
-    assert LocalTrackingOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+    assert LocalTrackingOptions.model_validate_json(options.model_dump_json()) == options
 
 
 def test_tracks_use_the_containers_timestamps_and_the_api_model(
@@ -195,7 +195,7 @@ def test_camera_motion_and_reid_settings_reach_the_tracker_options(
     monkeypatch.setenv("VTRACK_REID_MODEL", "/models/osnet.onnx")
     options = local_tracking_options(Settings())
     assert options.camera_motion == "off" and options.reid_model == "/models/osnet.onnx"
-    assert LocalTrackingOptions.from_dict(options.to_dict()) == options
+    assert LocalTrackingOptions.model_validate(options.model_dump()) == options
     monkeypatch.setenv("VTRACK_CAMERA_MOTION", "sometimes")
     with pytest.raises(ValidationError, match="camera_motion"):
         Settings()

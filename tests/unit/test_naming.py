@@ -51,5 +51,5 @@ def test_the_spec_fixes_the_place_and_old_specs_keep_the_flat_name(tmp_path: Pat
         tmp_path / "out" / "a" / "clip.mp4.manifest.json"
     )
     # A spec queued by an earlier version (no output_stem) is named as then.
-    old = JobSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "output_stem"})
+    old = JobSpec.model_validate(spec.model_dump(exclude={"output_stem"}))
     assert old.stem == "clip.mp4"

@@ -52,10 +52,10 @@ def test_job_is_annotate_then_poll_stamped_with_the_job_id() -> None:
     assert isinstance(canvas, _chain)
     annotate, poll = canvas.tasks
     assert annotate.task == "vtrack.annotate"
-    assert annotate.args == (spec.to_dict(),)
+    assert annotate.args == (spec.model_dump(mode="json"),)
     assert annotate.immutable
     assert poll.task == "vtrack.poll"
-    assert poll.kwargs == {"spec": spec.to_dict()}
+    assert poll.kwargs == {"spec": spec.model_dump(mode="json")}
     for task in canvas.tasks:  # the job id is a stamp, never a task's id
         assert "task_id" not in task.options
         assert task.options["stamped_headers"] == ["vtrack_job"]
@@ -72,7 +72,7 @@ def test_render_canvas_is_one_render_batch_per_batch_of_objects_then_assemble() 
     header = list(canvas.tasks)
     assert [sig.task for sig in header] == ["vtrack.render_batch"] * 2
     assert [[kept["index"] for kept in sig.args[1]] for sig in header] == [[1, 2], [3]]
-    assert all(sig.args[0] == spec.to_dict() for sig in header)
+    assert all(sig.args[0] == spec.model_dump(mode="json") for sig in header)
     assert all(sig.immutable for sig in header)
     assert canvas.body.task == "vtrack.assemble_summary"
     # The assembler gets counts and video info, not every kept object's frames again.
@@ -98,7 +98,7 @@ def test_local_jobs_are_annotate_alone_stamped_with_the_job_id() -> None:
     spec = make_spec(backend="local")
     canvas = job_canvas(spec)
     assert canvas.task == "vtrack.annotate"
-    assert canvas.args == (spec.to_dict(),)
+    assert canvas.args == (spec.model_dump(mode="json"),)
     assert "task_id" not in canvas.options
     assert canvas.options["vtrack_job"] == spec.job_id
     assert [e["task"] for e in canvas.options["link_error"]] == ["vtrack.job_failed"]
@@ -127,7 +127,7 @@ def test_tracking_canvas_is_one_track_segment_per_segment_then_stitch() -> None:
     ]
     assert all(sig.immutable for sig in header)
     assert canvas.body.task == "vtrack.stitch"
-    assert canvas.body.kwargs == {"spec": spec.to_dict(), "operation": operation}
+    assert canvas.body.kwargs == {"spec": spec.model_dump(mode="json"), "operation": operation}
     assert {sig.options["vtrack_job"] for sig in [*header, canvas.body]} == {spec.job_id}
 
 

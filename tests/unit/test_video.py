@@ -32,7 +32,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_probe_reports_size_rate_frames_and_duration(video: Path) -> None:
     info = probe_video(video)
     assert info == VideoInfo(duration=3.0, fps=10.0, width=160, height=96, frame_count=30)
-    assert VideoInfo.from_dict(info.to_dict()) == info
+    assert VideoInfo.model_validate(info.model_dump(mode="json")) == info
 
 
 def test_frame_times_come_from_the_container(video: Path) -> None:

@@ -317,7 +317,7 @@ def load_export_source(
     except ValueError:
         document = None
     if _is_manifest(document):
-        manifest = Manifest.from_dict(document)
+        manifest = Manifest.model_validate(document)
         if not manifest.annotation_uri:
             raise InputError(f"{uri}: the manifest names no annotation file")
         annotation = parse_annotation_json(

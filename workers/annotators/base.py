@@ -3,20 +3,22 @@
 Every backend has the shape of the Video Intelligence API's long-running operation, so
 the Celery pipeline treats them alike: ``annotate`` calls :meth:`Annotator.start` and
 returns at once; ``poll`` calls :meth:`Annotator.check` and re-queues itself with a
-countdown until the operation is done. :class:`Operation` and :class:`OperationStatus`
-are small and JSON-friendly so they can travel in task messages.
+countdown until the operation is done. :class:`Operation` and :class:`AnnotateRequest`
+are messages (pydantic models, see docs/messages.md) that travel between tasks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pydantic import Field
+
 from workers.annotations.model import VideoAnnotation
+from workers.messages import Message
 
 
-@dataclass(frozen=True, slots=True)
-class AnnotateRequest:
+class AnnotateRequest(Message):
     """What to annotate and where the backend should leave its annotation JSON."""
 
     video_uri: str
@@ -24,49 +26,14 @@ class AnnotateRequest:
     annotations_uri: str | None = None  # an existing annotation file (the ``file`` backend)
     job_id: str = ""  # the job this is for: backends that report progress report it there
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "video_uri": self.video_uri,
-            "output_uri": self.output_uri,
-            "annotations_uri": self.annotations_uri,
-            "job_id": self.job_id,
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnnotateRequest:
-        return cls(
-            video_uri=data["video_uri"],
-            output_uri=data["output_uri"],
-            annotations_uri=data.get("annotations_uri"),
-            job_id=data.get("job_id", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(Message):
     """A started annotation: which backend runs it and the name it goes by there."""
 
     backend: str
     name: str
     request: AnnotateRequest
-    data: dict[str, Any] = field(default_factory=dict)  # small JSON-able backend state
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "name": self.name,
-            "request": self.request.to_dict(),
-            "data": dict(self.data),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Operation:
-        return cls(
-            backend=data["backend"],
-            name=data["name"],
-            request=AnnotateRequest.from_dict(data["request"]),
-            data=dict(data.get("data") or {}),
-        )
+    data: dict[str, Any] = Field(default_factory=dict)  # small JSON-able backend state
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,7 +200,7 @@ class Catalog:
             if not stat.uri.endswith(MANIFEST_SUFFIX):
                 continue
             try:
-                manifest = Manifest.from_dict(_json(storage.read_bytes(stat.uri)))
+                manifest = Manifest.model_validate(_json(storage.read_bytes(stat.uri)))
             except Exception as exc:
                 log.warning("skipping unreadable manifest %s: %s", stat.uri, exc)
                 unreadable.append(stat.uri)

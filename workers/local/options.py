@@ -7,10 +7,10 @@ control queue's tasks, ``vtrack run``'s own process) never loads them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workers.local.model_files import DEFAULT_WEIGHTS_URL
+from workers.messages import Message
 
 if TYPE_CHECKING:
     from workers.media.video import VideoInfo
@@ -23,9 +23,8 @@ DEFAULT_TRACKER = "bytetrack"
 SHORT_CLIP_SECONDS = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class LocalTrackingOptions:
-    """Settings of the local backend; JSON-friendly so they can travel in task messages.
+class LocalTrackingOptions(Message):
+    """Settings of the local backend; a message, so they travel in tasks as JSON.
 
     ``detector``: ``VTRACK_DETECTOR``, a catalogue name (``yolov3-tiny``, ``yolox-nano``...,
     fetched into ``model_dir``) or the path of an ONNX file of any supported family; None
@@ -105,14 +104,6 @@ class LocalTrackingOptions:
     appearance: bool = True
     camera_motion: str = "auto"
     reid_model: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LocalTrackingOptions:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
     def processing_rate(self, info: VideoInfo) -> float | None:
         """Frames processed per second of ``info``'s video; None for every frame (no rate

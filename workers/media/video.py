@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from workers.errors import NotFoundError, VideoError
+from workers.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,10 @@ _FIELD_UNKNOWN, _FIELD_PROGRESSIVE = 0, 1
 _FIRST_FIELD = {2: "tff", 3: "bff", 4: "bff", 5: "tff"}
 
 
-@dataclass(frozen=True, slots=True)
-class VideoInfo:
-    """What a video is, as measured from its packets (not only as its header claims)."""
+class VideoInfo(Message):
+    """What a video is, as measured from its packets (not only as its header claims).
+
+    A message: it travels in the local backend's operation and the render plan as JSON."""
 
     duration: float  # last frame's time + one frame interval, in seconds
     fps: float  # average frame rate
@@ -91,37 +93,6 @@ class VideoInfo:
     def frame_interval(self) -> float:
         """Nominal time between two frames, in seconds."""
         return 1.0 / self.fps if self.fps > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "duration": self.duration,
-            "fps": self.fps,
-            "width": self.width,
-            "height": self.height,
-            "frame_count": self.frame_count,
-            "rotation": self.rotation,
-            "sample_aspect_ratio": self.sample_aspect_ratio,
-            "interlaced": self.interlaced,
-            "stream_index": self.stream_index,
-            "video_streams": self.video_streams,
-            "hidden_frames": self.hidden_frames,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VideoInfo:
-        return cls(
-            duration=float(data["duration"]),
-            fps=float(data["fps"]),
-            width=int(data["width"]),
-            height=int(data["height"]),
-            frame_count=int(data["frame_count"]),
-            rotation=int(data.get("rotation", 0)),
-            sample_aspect_ratio=float(data.get("sample_aspect_ratio", 1.0)),
-            interlaced=bool(data.get("interlaced", False)),
-            stream_index=int(data.get("stream_index", 0)),
-            video_streams=int(data.get("video_streams", 1)),
-            hidden_frames=int(data.get("hidden_frames", 0)),
-        )
 
 
 @dataclass(frozen=True, slots=True)
