@@ -49,7 +49,9 @@ TRACK_SNIPPET = """
 import json, sys, time
 from pathlib import Path
 from workers.local.backend import LocalTrackingOptions, track_video, warm_up
-options = LocalTrackingOptions.model_validate({"inference_threads": 1, **json.loads(sys.argv[2])})
+# Trees before the messages became pydantic models read options with from_dict.
+read = getattr(LocalTrackingOptions, "model_validate", None) or LocalTrackingOptions.from_dict
+options = read({"inference_threads": 1, **json.loads(sys.argv[2])})
 warm_up(options)
 started = time.perf_counter()
 result = track_video(Path(sys.argv[1]), options)
