@@ -28,13 +28,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import redis
+from pydantic import Field
 
 from tasks import keys
 from workers.errors import StorageError
+from workers.messages import Message
 from workers.service import scanning
 from workers.service.scanning import SourceStamp, VideoVersion
 from workers.storage import ObjectStat, Storage
@@ -71,35 +71,29 @@ def video_key(video_uri: str) -> str:
     return str(parse_uri(video_uri))
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The job that holds a video, since when, and (when known) the version it processes."""
+class Claim(Message):
+    """The job that holds a video, since when, and (when known) the version it processes.
+
+    ``raw``: the key's bytes as read, which a compare-and-set compares; never written.
+    """
 
     job_id: str
-    claimed_at: float
+    claimed_at: float = 0.0
     version: VideoVersion | None = None
-    raw: bytes = b""
+    raw: bytes = Field(b"", exclude=True)
 
     def encode(self) -> bytes:
-        data: dict[str, Any] = {"job_id": self.job_id, "claimed_at": self.claimed_at}
-        if self.version is not None:
-            data["version"] = self.version.to_dict()
+        data = self.model_dump(exclude={"version"} if self.version is None else None)
         return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Claim:
-        data = json.loads(raw)
-        version = data.get("version")
-        return cls(
-            job_id=str(data["job_id"]),
-            claimed_at=float(data.get("claimed_at", 0.0)),
-            version=None if version is None else VideoVersion.from_dict(version),
-            raw=raw,
-        )
+        return cls.model_validate({**json.loads(raw), "raw": raw})
 
 
-@dataclass(frozen=True, slots=True)
-class FailureNote:
+class FailureNote(Message):
+    """``vtrack:failed:<video uri>``: which job failed, why, and for which version."""
+
     job_id: str
     error: str
     version: VideoVersion
@@ -167,10 +161,9 @@ class Claims:
         if error is not None and self.retry_failed_after > 0:
             version = self._claimed_version(video_uri, job_id)
             if version is not None:
-                value = json.dumps({"job_id": job_id, "error": error, "version": version.to_dict()})
-                self._redis.set(
-                    keys.failed(video_key(video_uri)), value, ex=self.retry_failed_after
-                )
+                note = FailureNote(job_id=job_id, error=error, version=version)
+                key = keys.failed(video_key(video_uri))
+                self._redis.set(key, note.model_dump_json(), ex=self.retry_failed_after)
         holder = self.holder(video_uri)
         if holder is None or holder.job_id != job_id:
             return
@@ -182,7 +175,7 @@ class Claims:
         if version is not None:
             stamp = SourceStamp(
                 video_uri=video_uri,
-                version=version,
+                **version.model_dump(),
                 job_id=job_id,
                 manifest_uri=manifest_uri,
                 recorded_at=time.time(),
@@ -208,13 +201,8 @@ class Claims:
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
-            return FailureNote(
-                job_id=str(data["job_id"]),
-                error=str(data["error"]),
-                version=VideoVersion.from_dict(data["version"]),
-            )
-        except (ValueError, KeyError, TypeError):
+            return FailureNote.model_validate_json(raw)
+        except ValueError:  # pydantic's ValidationError too
             return None
 
     # --- Inside -------------------------------------------------------------------------

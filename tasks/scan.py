@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tasks import runtime
 from tasks.api import make_spec, start_job
+from workers.messages import Message
 from workers.service import scanning
 from workers.service.scanning import VideoVersion
 from workers.storage import ObjectStat
@@ -33,37 +34,25 @@ SKIP_BEING_WRITTEN = "being_written"
 SKIP_OVER_LIMIT = "over_limit"
 
 
-@dataclass(frozen=True)
-class StartedJob:
+class StartedJob(Message):
+    """A job a scan started, and for which video."""
+
     video_uri: str
     job_id: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"video_uri": self.video_uri, "job_id": self.job_id}
 
-
-@dataclass
-class ScanReport:
-    """What one scan of one source found and did."""
+class ScanReport(Message):
+    """What one scan of one source found and did (``vtrack.scan_source``'s result)."""
 
     source: str
-    videos: int = 0
-    started: list[StartedJob] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
+    videos: int
+    started: tuple[StartedJob, ...]
+    skipped: dict[str, int]  # why -> how many, in the order first met
+    seconds: float  # rounded to the millisecond
 
     @property
     def job_ids(self) -> list[str]:
         return [job.job_id for job in self.started]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "videos": self.videos,
-            "started": [job.to_dict() for job in self.started],
-            "skipped": dict(self.skipped),
-            "seconds": round(self.seconds, 3),
-        }
 
     def describe(self) -> str:
         skipped = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
@@ -120,21 +109,26 @@ def scan_source(source: str, max_jobs: int | None = None) -> ScanReport:
     rt = runtime.current()
     settings = rt.settings
     limit = settings.scan_max_jobs if max_jobs is None else max_jobs
-    report = ScanReport(source=source)
     videos = scanning.list_videos(rt.storage, source)
-    report.videos = len(videos)
+    started: list[StartedJob] = []
+    skipped: Counter[str] = Counter()
     for position, video in enumerate(videos):
-        if len(report.started) >= limit:
-            report.skipped[SKIP_OVER_LIMIT] += len(videos) - position
+        if len(started) >= limit:
+            skipped[SKIP_OVER_LIMIT] += len(videos) - position
             break
         outcome = start_video_job(video, settings.scan_min_age)
         if outcome.reason is not None or outcome.job_id is None:
-            report.skipped[outcome.reason or SKIP_IN_FLIGHT] += 1
+            skipped[outcome.reason or SKIP_IN_FLIGHT] += 1
             continue
         log.info("scan of %s started job %s for %s", source, outcome.job_id, video.uri)
-        report.started.append(StartedJob(video_uri=video.uri, job_id=outcome.job_id))
-    report.seconds = time.monotonic() - started_at
-    return report
+        started.append(StartedJob(video_uri=video.uri, job_id=outcome.job_id))
+    return ScanReport(
+        source=source,
+        videos=len(videos),
+        started=tuple(started),
+        skipped=dict(skipped),
+        seconds=round(time.monotonic() - started_at, 3),
+    )
 
 
 def _job_options(video: ObjectStat) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def scan_source_task(source: str, max_jobs: int | None = None) -> dict[str, Any]
     """
     report = scan_source(source, max_jobs)
     log.info("%s", report.describe())
-    return report.to_dict()
+    return report.model_dump(mode="json")
 
 
 @app.task(name="vtrack.submit_video")

@@ -7,17 +7,15 @@ the job's lifetime, so any VI server process answers for any operation.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
 
 from tasks.keys import vi_operation
+from workers.messages import Message
 
 
-@dataclass(frozen=True)
-class OperationEntry:
+class OperationEntry(Message):
     """What the request asked, beside the job's own record."""
 
     job_id: str
@@ -38,15 +36,15 @@ class OperationBook:
         self._ttl = ttl_seconds
 
     def add(self, entry: OperationEntry) -> None:
-        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(entry)), ex=self._ttl)
+        self._redis.set(vi_operation(entry.job_id), entry.model_dump_json(), ex=self._ttl)
 
     def get(self, job_id: str) -> OperationEntry | None:
         raw = self._redis.get(vi_operation(job_id))
-        return None if raw is None else OperationEntry(**json.loads(raw))
+        return None if raw is None else OperationEntry.model_validate_json(raw)
 
     def update(self, entry: OperationEntry, **changes: Any) -> OperationEntry:
-        updated = replace(entry, **changes)
-        self._redis.set(vi_operation(entry.job_id), json.dumps(asdict(updated)), keepttl=True)
+        updated = entry.model_copy(update=changes)
+        self._redis.set(vi_operation(entry.job_id), updated.model_dump_json(), keepttl=True)
         return updated
 
     def delete(self, job_id: str) -> bool:
@@ -55,9 +53,6 @@ class OperationBook:
     def all(self) -> list[OperationEntry]:
         """Every operation still known, oldest first."""
         keys = list(self._redis.scan_iter(match=vi_operation("*"), count=500))
-        entries = [
-            OperationEntry(**json.loads(raw))
-            for raw in (self._redis.mget(keys) if keys else [])
-            if raw is not None
-        ]
+        raws = self._redis.mget(keys) if keys else []
+        entries = [OperationEntry.model_validate_json(raw) for raw in raws if raw is not None]
         return sorted(entries, key=lambda entry: (entry.started_at, entry.job_id))

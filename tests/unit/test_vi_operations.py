@@ -33,6 +33,21 @@ ENTRY = OperationEntry(
 )
 
 
+def test_the_operation_book_keeps_its_json_keys() -> None:
+    """The book's Redis values as the dataclass wrote them, so a running book still reads."""
+    document = json.loads(ENTRY.model_dump_json())
+    assert document == {
+        "job_id": "0f3c", "name": ENTRY.name, "input_uri": "/videos/street.mp4",
+        "output_uri": "", "started_at": 1_700_000_000.5, "output_written": False,
+        "cancelled": False, "progress": 0,
+    }  # fmt: skip
+    assert list(document) == list(OperationEntry.model_fields)
+    written_before = json.dumps({**document, "progress": 40})  # json.dumps(asdict(entry))
+    assert OperationEntry.model_validate_json(written_before) == ENTRY.model_copy(
+        update={"progress": 40}
+    )
+
+
 def test_operation_names_carry_the_job_id() -> None:
     assert ENTRY.name == "projects/vtrack/locations/europe-west1/operations/0f3c"
     assert job_id_of(ENTRY.name) == "0f3c"

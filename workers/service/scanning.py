@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
 
 from workers import naming
 from workers.errors import NotFoundError
+from workers.messages import Message
 from workers.storage import ObjectStat, Storage
 from workers.uris import GCS_SCHEME, join_uri, parse_uri
 
@@ -36,8 +35,7 @@ SIDECAR_ANNOTATION_SUFFIX = ".json"
 MTIME_TOLERANCE_SECONDS = 1e-3
 
 
-@dataclass(frozen=True, slots=True)
-class VideoVersion:
+class VideoVersion(Message):
     """Which content of a video: its generation in a bucket, its size and mtime on disk."""
 
     size: int
@@ -56,48 +54,24 @@ class VideoVersion:
             return False
         return self.size == other.size and abs(self.mtime - other.mtime) < MTIME_TOLERANCE_SECONDS
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "generation": self.generation, "mtime": self.mtime}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VideoVersion:
-        generation = data.get("generation")
-        mtime = data.get("mtime")
-        return cls(
-            size=int(data["size"]),
-            generation=None if generation is None else str(generation),
-            mtime=None if mtime is None else float(mtime),
-        )
+class SourceStamp(Message):
+    """Written beside the manifest when a job completes: the video version it was made from.
 
-
-@dataclass(frozen=True, slots=True)
-class SourceStamp:
-    """Written beside the manifest when a job completes: the video version it was made from."""
+    The file is flat, the version's keys beside the job's, in this order.
+    """
 
     video_uri: str
-    version: VideoVersion
+    size: int
+    generation: str | None = None
+    mtime: float | None = None
     job_id: str
     manifest_uri: str
-    recorded_at: float
+    recorded_at: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "video_uri": self.video_uri,
-            **self.version.to_dict(),
-            "job_id": self.job_id,
-            "manifest_uri": self.manifest_uri,
-            "recorded_at": self.recorded_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SourceStamp:
-        return cls(
-            video_uri=str(data["video_uri"]),
-            version=VideoVersion.from_dict(data),
-            job_id=str(data["job_id"]),
-            manifest_uri=str(data["manifest_uri"]),
-            recorded_at=float(data.get("recorded_at", 0.0)),
-        )
+    @property
+    def version(self) -> VideoVersion:
+        return VideoVersion.model_validate(self.model_dump())
 
 
 def stamp_uri(output_root: str, video_uri: str, input_roots: Sequence[str] = ()) -> str:
@@ -117,7 +91,7 @@ def write_stamp(storage: Storage, output_root: str, stamp: SourceStamp) -> str:
         uri = stamp.manifest_uri.removesuffix(naming.MANIFEST_SUFFIX) + STAMP_SUFFIX
     else:
         uri = stamp_uri(output_root, stamp.video_uri)
-    storage.write_bytes(uri, json.dumps(stamp.to_dict(), indent=2).encode(), "application/json")
+    storage.write_bytes(uri, json.dumps(stamp.model_dump(), indent=2).encode(), "application/json")
     return uri
 
 
@@ -126,11 +100,12 @@ def read_stamp(
 ) -> SourceStamp | None:
     """The video's stamp, or None when there is none or it cannot be understood."""
     try:
-        data = json.loads(storage.read_bytes(stamp_uri(output_root, video_uri, input_roots)))
-        return SourceStamp.from_dict(data)
+        return SourceStamp.model_validate_json(
+            storage.read_bytes(stamp_uri(output_root, video_uri, input_roots))
+        )
     except NotFoundError:
         return None
-    except (ValueError, KeyError, TypeError):
+    except ValueError:  # pydantic's ValidationError too
         return None  # a damaged stamp means "not known to be done": process again
 
 
