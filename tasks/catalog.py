@@ -72,20 +72,16 @@ def indexed_record(job: CatalogJob) -> JobRecord:
     last task recorded them (``vtrack catalog rebuild`` reads them again from the manifests),
     so the manifest answers without its file being read again. Not in a manifest: how the
     job was started (``source``, empty) and when (its completion less its total time)."""
-    return JobRecord(
-        job_id=job.job_id,
-        video_uri=job.video_uri,
-        backend=job.backend,
-        status=job.status,
-        stage="done",
-        percent=100.0,
-        error=job.error,
-        objects_total=job.objects_kept,
-        objects_done=job.objects_kept,
-        manifest_uri=job.manifest_uri,
-        summary_uri=job.summary_uri,
-        created_at=job.completed_at - (job.total_seconds or 0.0),
-        updated_at=job.completed_at,
+    return JobRecord.model_validate(
+        {
+            **job.model_dump(),  # job_id, video_uri, backend, status, error and the URIs
+            "stage": "done",
+            "percent": 100.0,
+            "objects_total": job.objects_kept,
+            "objects_done": job.objects_kept,
+            "created_at": job.completed_at - (job.total_seconds or 0.0),
+            "updated_at": job.completed_at,
+        }
     )
 
 

@@ -6,7 +6,7 @@ storage are blocking clients.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,9 @@ from tasks.api import (
 )
 from workers.errors import InputError, ServiceUnavailableError, VtrackError
 from workers.job import JobStatus as Status
+
+if TYPE_CHECKING:
+    from workers.catalog import VideoMatch
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -177,10 +180,9 @@ def cancel_job(job_id: str) -> dict[str, Any]:
 def search_videos(
     entity: str = Query(..., min_length=1, description="An object label, e.g. dog."),
     min_confidence: float = Query(0.0, ge=0.0, le=1.0),
-) -> list[dict[str, Any]]:
+) -> list[VideoMatch]:
     """Videos whose kept objects include ``entity``, with each object's times, newest first."""
-    matches = current_catalog().search(entity, min_confidence=min_confidence)
-    return [match.to_dict() for match in matches]
+    return current_catalog().search(entity, min_confidence=min_confidence)
 
 
 @router.get("/labels", response_model=list[Label])

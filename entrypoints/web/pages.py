@@ -172,11 +172,7 @@ def job_video(request: Request, job_id: str) -> Response:
 @router.get("/search", response_class=HTMLResponse)
 def search_page(request: Request, entity: str = "", min_confidence: float = 0.0) -> Response:
     catalog = current_catalog()
-    matches = (
-        [match.to_dict() for match in catalog.search(entity, min_confidence=min_confidence)]
-        if entity.strip()
-        else []
-    )
+    matches = catalog.search(entity, min_confidence=min_confidence) if entity.strip() else []
     context = {
         "entity": entity,
         "min_confidence": min_confidence,

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tasks.catalog import indexed_record
+from tasks.jobstore import JobRecord
 from tests.support.web import postgres_answers, postgres_database
 from workers.catalog import Catalog, default_catalog_url
 from workers.catalog.schema import SCHEMA_VERSION, CatalogVersionError
@@ -125,6 +127,52 @@ def test_search_answers_the_videos_with_that_label_and_their_times(catalog: Cata
     assert len(people[1].objects) == expected
     assert catalog.search("truck")[0].objects[0].entity == "truck"
     assert catalog.search("traffic light")
+
+
+def test_rows_and_search_answers_keep_their_keys(catalog: Catalog) -> None:
+    """The shapes the hand-written ``to_dict`` gave: ``GET /api/videos``' answer, the rows,
+    and the record a catalogued job is answered with once Redis forgot it."""
+    failed = obj(2, "Dog ", 0.8, 1.0, 2.0, status="failed", error="decoder gave up")
+    park = manifest("job-park", "/v/park.mp4", [obj(1, "dog", 0.9, 0.5, 3.0), failed])
+    catalog.record(park, completed_at=1000.0)
+    (match,) = catalog.search("dog")
+    dog = {"entity": "dog", "confidence": 0.9, "first_time": 0.5, "last_time": 3.0}
+    assert match.model_dump(mode="json") == {
+        "video_uri": "/v/park.mp4", "job_id": "job-park", "summary_uri": park.summary_uri,
+        "completed_at": 1000.0,
+        "objects": [
+            {**dog, "animation_uri": "/out/1.gif"},
+            {"entity": "dog", "confidence": 0.8, "first_time": 1.0, "last_time": 2.0,
+             "animation_uri": None},
+        ],
+    }  # fmt: skip
+    assert list(match.model_dump()) == [
+        "video_uri",
+        "job_id",
+        "summary_uri",
+        "completed_at",
+        "objects",
+    ]
+    assert [o.model_dump() for o in catalog.objects("job-park")][1] == {
+        "index": 2, "entity": "dog", "confidence": 0.8, "frame_count": 40, "first_time": 1.0,
+        "last_time": 2.0, "status": "failed", "animation_uri": None, "cell_uri": "/out/2.jpeg",
+    }  # fmt: skip
+    job = catalog.job("job-park")
+    assert job is not None and job.model_dump() == {
+        "job_id": "job-park", "video_uri": "/v/park.mp4", "backend": "gcp",
+        "status": "completed_with_errors", "manifest_uri": park.manifest_uri,
+        "summary_uri": park.summary_uri, "annotation_uri": park.annotation_uri,
+        "min_confidence": 0.5, "min_frames": 10, "objects_total": 19, "objects_kept": 2,
+        "duration": 61.3, "total_seconds": 12.5, "error": "object 2 (Dog ): decoder gave up",
+        "completed_at": 1000.0,
+    }  # fmt: skip
+    assert indexed_record(job) == JobRecord(
+        job_id="job-park", video_uri="/v/park.mp4", backend="gcp",
+        status="completed_with_errors", stage="done", percent=100.0,
+        error="object 2 (Dog ): decoder gave up", objects_total=2, objects_done=2,
+        manifest_uri=park.manifest_uri, summary_uri=park.summary_uri,
+        created_at=987.5, updated_at=1000.0,
+    )  # fmt: skip
 
 
 def test_labels_suggest_what_the_catalog_holds(catalog: Catalog) -> None:

@@ -13,16 +13,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices, Field
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import make_url
 
 from workers.catalog.schema import catalog_jobs, catalog_objects, ensure_schema
 from workers.errors import VtrackError
 from workers.job import Manifest
+from workers.messages import Message
 from workers.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,10 @@ def normalize_entity(label: str) -> str:
     return " ".join(label.split()).lower()
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogObject:
-    index: int
+class CatalogObject(Message):
+    """A kept object of a catalogued job (its row in ``catalog_objects``)."""
+
+    index: int = Field(validation_alias=AliasChoices("index", "object_index"))
     entity: str
     confidence: float
     frame_count: int
@@ -51,12 +53,10 @@ class CatalogObject:
     animation_uri: str | None
     cell_uri: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
+class CatalogJob(Message):
+    """A completed job (its row in ``catalog_jobs``)."""
 
-@dataclass(frozen=True, slots=True)
-class CatalogJob:
     job_id: str
     video_uri: str
     backend: str
@@ -73,49 +73,34 @@ class CatalogJob:
     error: str | None
     completed_at: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+class MatchedObject(Message):
+    """An object of a :class:`VideoMatch`: what a search answers of it."""
+
+    entity: str
+    confidence: float
+    first_time: float
+    last_time: float
+    animation_uri: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class VideoMatch:
-    """A video whose kept objects include the label searched for, with those objects."""
+class VideoMatch(Message):
+    """A video whose kept objects include the label searched for, with those objects: the
+    shape ``GET /api/videos`` answers with."""
 
     video_uri: str
     job_id: str
     summary_uri: str | None
     completed_at: float
-    objects: tuple[CatalogObject, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The shape ``GET /api/videos`` answers with."""
-        return {
-            "video_uri": self.video_uri,
-            "job_id": self.job_id,
-            "summary_uri": self.summary_uri,
-            "completed_at": self.completed_at,
-            "objects": [
-                {
-                    "entity": obj.entity,
-                    "confidence": obj.confidence,
-                    "first_time": obj.first_time,
-                    "last_time": obj.last_time,
-                    "animation_uri": obj.animation_uri,
-                }
-                for obj in self.objects
-            ],
-        }
+    objects: tuple[MatchedObject, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class RebuildReport:
+class RebuildReport(Message):
+    """What :meth:`Catalog.rebuild` did: jobs recorded, rows removed, manifests skipped."""
+
     recorded: int
     removed: int
     unreadable: tuple[str, ...]
-
-    def prepare(self) -> None:
-        """Connect and create (or check) the schema now rather than on first use."""
-        _ = self.engine
 
     def describe(self) -> str:
         text = f"catalog rebuilt: {self.recorded} job(s) recorded, {self.removed} removed"
@@ -200,7 +185,7 @@ class Catalog:
             if not stat.uri.endswith(MANIFEST_SUFFIX):
                 continue
             try:
-                manifest = Manifest.model_validate(_json(storage.read_bytes(stat.uri)))
+                manifest = Manifest.model_validate(json.loads(storage.read_bytes(stat.uri)))
             except Exception as exc:
                 log.warning("skipping unreadable manifest %s: %s", stat.uri, exc)
                 unreadable.append(stat.uri)
@@ -226,7 +211,7 @@ class Catalog:
             row = conn.execute(
                 select(catalog_jobs).where(catalog_jobs.c.job_id == job_id)
             ).one_or_none()
-        return None if row is None else CatalogJob(**row._asdict())
+        return None if row is None else CatalogJob.model_validate(row._asdict())
 
     def jobs(self, *, status: str | None = None, limit: int = 50) -> list[CatalogJob]:
         """Completed jobs, newest first."""
@@ -234,7 +219,7 @@ class Catalog:
         if status:
             query = query.where(catalog_jobs.c.status == status)
         with self.engine.connect() as conn:
-            return [CatalogJob(**row._asdict()) for row in conn.execute(query)]
+            return [CatalogJob.model_validate(row._asdict()) for row in conn.execute(query)]
 
     def count_jobs(self, *, status: str | None = None, excluding: Iterable[str] = ()) -> int:
         """How many completed jobs the catalog holds (``status`` filters), leaving out the
@@ -259,7 +244,7 @@ class Catalog:
             .order_by(catalog_objects.c.object_index)
         )
         with self.engine.connect() as conn:
-            return [_catalog_object(row._asdict()) for row in conn.execute(query)]
+            return [CatalogObject.model_validate(row._asdict()) for row in conn.execute(query)]
 
     def search(
         self, entity: str, *, min_confidence: float = 0.0, limit: int = 100
@@ -273,23 +258,14 @@ class Catalog:
             .where(catalog_objects.c.confidence >= min_confidence)
             .order_by(catalog_jobs.c.completed_at.desc(), catalog_objects.c.object_index)
         )
-        matches: dict[str, VideoMatch] = {}
+        matches: dict[str, dict[str, Any]] = {}  # job id -> its first row, with the objects
         with self.engine.connect() as conn:
             for row in conn.execute(query):
                 data = row._asdict()
-                match = matches.get(data["job_id"])
-                if match is None:
-                    if len(matches) >= limit:
-                        break
-                    match = VideoMatch(
-                        video_uri=data["video_uri"],
-                        job_id=data["job_id"],
-                        summary_uri=data["summary_uri"],
-                        completed_at=data["completed_at"],
-                    )
-                obj = _catalog_object(data)
-                matches[data["job_id"]] = replace(match, objects=(*match.objects, obj))
-        return list(matches.values())
+                if data["job_id"] not in matches and len(matches) >= limit:
+                    break
+                matches.setdefault(data["job_id"], {**data, "objects": []})["objects"].append(data)
+        return [VideoMatch.model_validate(match) for match in matches.values()]
 
     def labels(self, prefix: str = "", limit: int = 20) -> list[tuple[str, int]]:
         """Labels the catalog holds, with how many videos show each, most common first."""
@@ -367,24 +343,3 @@ def _object_row(job_id: str, obj: Any) -> dict[str, Any]:
         "animation_uri": obj.animation_uri,
         "cell_uri": obj.cell_uri,
     }
-
-
-def _catalog_object(data: dict[str, Any]) -> CatalogObject:
-    return CatalogObject(
-        index=data["object_index"],
-        entity=data["entity"],
-        confidence=data["confidence"],
-        frame_count=data["frame_count"],
-        first_time=data["first_time"],
-        last_time=data["last_time"],
-        status=data["status"],
-        animation_uri=data["animation_uri"],
-        cell_uri=data["cell_uri"],
-    )
-
-
-def _json(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
-    if not isinstance(value, dict):
-        raise ValueError("a manifest is a JSON object")
-    return value
