@@ -128,9 +128,7 @@ def _print_box_fixes(record: JobRecord) -> None:
     """Say how many of the annotation's boxes had to be clipped or dropped (from the manifest)."""
     from workers.steps import describe_box_fixes
 
-    if not record.manifest_uri:
-        return
-    manifest = json.loads(Path(record.manifest_uri).read_text(encoding="utf-8"))
+    manifest = _local_manifest(record) or {}
     clipped, dropped = manifest.get("boxes_clipped", 0), manifest.get("boxes_dropped", 0)
     if clipped or dropped:
         err_print(f"annotations: {describe_box_fixes(clipped, dropped)}", highlight=False)
@@ -490,12 +488,6 @@ if __name__ == "__main__":
 # --- Evaluation and export (imports inside: they need numpy, trackers, PyAV) -----------
 
 
-def _read_source_bytes(uri: str) -> bytes:
-    from workers.storage import open_storage
-
-    return open_storage(["/"]).read_bytes(uri)
-
-
 def _parse_size(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -555,6 +547,7 @@ def eval_command(
         read_ground_truth,
         read_mot_tracks,
     )
+    from workers.storage import open_storage
 
     truth = read_ground_truth(
         ground_truth,
@@ -562,7 +555,7 @@ def eval_command(
         frame_rate=fps,
         size=_parse_size(size),
     )
-    data = _read_source_bytes(annotations)
+    data = open_storage(["/"]).read_bytes(annotations)
     info = None
     if data.lstrip()[:1] in (b"{", b"["):
         annotation = parse_annotation_json(data, annotations)

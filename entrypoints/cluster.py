@@ -1,19 +1,10 @@
 """The compose file's services as local processes: ``vtrack cluster start|status|stop``.
 
 :data:`SERVICE_COMMANDS` is the one list of what each service runs; ``docker-compose.yml``
-runs the same commands (tests/unit/test_compose.py checks they agree). Locally the
-services are: a ``redis-server`` (started when nothing answers on the port and
-``redis-server`` is installed; append-only persistence in the cluster's folder), the
-annotate and render workers, beat and Flower, all bound to 127.0.0.1. The services use the
-Redis of ``VTRACK_BROKER_URL`` and ``VTRACK_RESULT_BACKEND`` (so a ``vtrack submit`` from
-the same shell reaches them), or the one on ``--redis-port`` when it is given. Each runs in
-its own process group; their pids are kept in ``DIR/pids.json`` and ``stop`` ends exactly
-those. Logs go to ``DIR/logs/SERVICE.log``.
-
-``celery multi`` is not used: it manages workers only (Redis, beat and Flower would still
-need this code, so there would be two ways of starting and stopping services), and it
-detaches them, so a worker that fails at start is seen only in its log; here every service
-is a child of one start, waited for until ready and stopped by its process group.
+runs the same commands (tests/unit/test_compose.py checks they agree). docs/operations.md
+("The local cluster") says which services run, which Redis they use, where pids and logs
+go, and why ``celery multi`` is not used. Each service runs in its own process group;
+``stop`` ends exactly those.
 """
 
 from __future__ import annotations

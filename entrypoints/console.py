@@ -6,6 +6,7 @@ modules (:mod:`entrypoints.models_cli`) import it without importing each other.
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 from collections.abc import Callable
@@ -50,15 +51,14 @@ def fail(message: str, code: int) -> NoReturn:
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     """One line per error and a non-zero exit; the traceback only with ``--debug``."""
 
+    @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
         try:
             result = command(*args, **kwargs)
             sys.stdout.flush()  # a reader gone shows here, where it is handled, not at exit
             return result
-        except (KeyboardInterrupt, SystemExit, click.exceptions.Exit):
-            raise
-        except click.ClickException:
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except BrokenPipeError:
             _stdout_closed()
@@ -78,8 +78,6 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
                 fail(str(exc), EXIT_TIMEOUT)
             fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
 
-    wrapper.__name__ = command.__name__
-    wrapper.__doc__ = command.__doc__
     return wrapper
 
 

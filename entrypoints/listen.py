@@ -2,18 +2,11 @@
 
 A bucket's Cloud Storage notifications go to a Pub/Sub topic; this process holds a
 streaming pull on a subscription of it (Google's client: flow control, lease extension,
-reconnects). Each ``OBJECT_FINALIZE`` of a video in an allowed bucket
-(``VTRACK_ALLOWED_BUCKETS``) and under the prefixes (``VTRACK_LISTEN_PREFIXES``) starts
-one job through the path scans take (:func:`tasks.scan.start_video_job`): the same
-claims and source stamps, so a redelivered message, a generation already processed and
-a scan that finds the same video never make a second job.
-
-A message is acknowledged once its job is sent, or once it is known to need nothing
-(another event, not a video, a bucket or prefix not allowed, a duplicate, a malformed
-message): one log line each. A transient failure (broker or Redis down, the bucket not
-answering) is not acknowledged, so Pub/Sub delivers the message again. SIGTERM and
-Ctrl-C stop the pull; messages being handled are finished first, and those received but
-not yet handled go back to Pub/Sub.
+reconnects). Each ``OBJECT_FINALIZE`` of an allowed video starts one job through the path
+scans take (:func:`tasks.scan.start_video_job`): the same claims and source stamps, so a
+redelivered message, a generation already processed and a scan that finds the same video
+never make a second job. docs/operations.md ("vtrack listen") says which messages are
+acknowledged when, and how SIGTERM stops the pull.
 """
 
 from __future__ import annotations

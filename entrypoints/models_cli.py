@@ -16,10 +16,10 @@ from entrypoints.console import consoles, err_print, guarded
 
 def _folder() -> Path:
     from config.settings import get_settings
-    from workers.local.model_catalogue import model_dir
+    from workers.local.model_files import default_cache_dir
 
     settings = get_settings()
-    return model_dir(settings.model_dir or settings.model_cache_dir or None)
+    return default_cache_dir(settings.model_dir or settings.model_cache_dir or None)
 
 
 def _size(size_bytes: int) -> str:

@@ -1,15 +1,11 @@
 """``vtrack watch FOLDER...``: start a job seconds after a video is copied into a folder.
 
-watchdog reports what happens in the folders (inotify on Linux). A video that appears,
-by a copy, a move or a write, is submitted once it is complete: closed after writing, moved
-in (a rename is whole), or, when no close is seen, its size and modification time unchanged
-for ``VTRACK_WATCH_STABLE_SECONDS``. Videos already there at start are handled as a scan
-would. Every file goes through the scans' own path (:func:`tasks.scan.start_video_job`):
-the same claims and source stamps, so a watcher, a scan and a submit never make two jobs
-for one version of a video.
-
-Naming a folder allows it as an input root of this process; the workers that process the
-jobs read the same paths, so they need the folder within their ``VTRACK_INPUT_ROOTS``.
+watchdog reports what happens in the folders (inotify on Linux); a video is submitted once
+it is complete (docs/operations.md, "vtrack watch", says when that is). Every file goes
+through the scans' own path (:func:`tasks.scan.start_video_job`): the same claims and
+source stamps, so a watcher, a scan and a submit never make two jobs for one version of a
+video. Naming a folder allows it as an input root of this process only: the workers need
+it within their own ``VTRACK_INPUT_ROOTS``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("cli", "api", "scan", "event", "web")
 # ``list_jobs(status=RUNNING)``: the jobs not ended yet (JobStatus.UNFINISHED).
 RUNNING = "running"
 

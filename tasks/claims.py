@@ -1,25 +1,10 @@
 """One owner for "is this video already done, or in flight?": claim, release, mark done, is done.
 
-Every way a job starts (``vtrack submit`` and the Python API, scans, ``vtrack listen``,
-``vtrack watch``, the HTTP trigger) asks the same :class:`Claims`:
-
-* :meth:`Claims.is_done`: the output root holds a manifest made from this version of the
-  video (its *source stamp*, ``VIDEO.source.json``, names the version; see
-  :mod:`workers.service.scanning`). Scans, the listener and the watcher start nothing then.
-* :meth:`Claims.claim`: ``vtrack:inflight:<video uri>`` is set with ``SET NX`` before a job
-  is sent, so a second scan, a redelivered event or a second submit finds the job in flight
-  instead of starting another. Its TTL bounds how long a lost job (a worker killed before
-  it could release the key) blocks the video; a claim whose job has ended, or whose job
-  record never appeared, is taken over.
-* :meth:`Claims.mark_done`: the job's last task writes the stamp, then releases the claim.
-* :meth:`Claims.release`: a job that could not be sent, or that failed, gives the claim
-  back; a failure is remembered (``vtrack:failed:<video uri>``) for a while, so scans and
-  events do not start a doomed job again for the same version (:meth:`Claims.failed_recently`).
-
-Claims live in Redis (the result backend's, next to the job records): a Redis restarted
-without persistence loses the queued messages and the claims together, so the next scan
-starts the lost jobs again (no manifest exists for them). Nothing here knows Celery: what a
-job's state is comes from the ``job_ended`` callable the caller gives.
+Every way a job starts asks the same :class:`Claims`; docs/operations.md ("One job per
+video at a time") says who calls what, the keys (``vtrack:inflight:<video>``,
+``vtrack:failed:<video>``, :mod:`tasks.keys`), their TTLs and when a stale claim is taken
+over. Nothing here knows Celery: what a job's state is comes from the ``job_ended``
+callable the caller gives.
 """
 
 from __future__ import annotations

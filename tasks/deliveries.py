@@ -1,27 +1,19 @@
 """A bound on redeliveries: a task whose worker process dies every time it runs fails, once.
 
-Tasks are acknowledged late and re-queued when their worker process is lost
-(``task_acks_late`` with ``task_reject_on_worker_lost``): a render worker killed in the
-middle of a chord loses nothing. The price is that a message that itself kills the process
-(a decoder crash, memory blown by one input) would be delivered again forever, and Redis
-keeps no delivery count of its own. So every task counts the deliveries of its message in
-Redis before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fails with
+Tasks are acknowledged late and re-queued when their worker process is lost, so a message
+that itself kills the process would be delivered again forever, and Redis keeps no count
+(docs/faults.md, "Delivery"). So every task counts the deliveries of its message in Redis
+before it runs; past ``VTRACK_TASK_MAX_DELIVERIES`` it fails with
 :class:`PoisonMessageError` instead of running, which acknowledges the message and runs the
 job's error callback like any other failure.
 
-A delivery is counted per message: (task name, task id, times replaced, retry number).
-``self.retry`` re-sends a task under the same id with one more retry, and a wait
-(``Task.replace`` with the task itself, see ``tasks.jobs._wait``) under the same id with
-retries back at 0 but one more replacement (Celery's ``replaced_task_nesting``): each is a
-new attempt, not a redelivery. A task that replaces itself with a chord (``poll`` with its
-render chord) hands its id to the chord's body, a different task.
-
-A delivery of a task whose earlier run already ended is not run again: each run that ends
-(a result, a failure, a retry or a replacement sent) marks ``vtrack:ran:<task>:<message>``,
-and a later delivery that finds the mark is acknowledged without running (one line in the
-log, and Celery's "ignored": no result stored, no part of a chord reported twice). That is
-the message whose acknowledgement was lost with Redis (an outage while its pool process had
-it but had not started it). A process that dies never marks its run, so its task runs again.
+A message is (task name, task id, times replaced, retry number): ``self.retry`` and a wait
+(``Task.replace`` with the task itself, see ``tasks.jobs._wait``; Celery's
+``replaced_task_nesting``) are new attempts, not redeliveries. Each run that ends (a
+result, a failure, a retry or a replacement sent) marks ``vtrack:ran:<task>:<message>``; a
+later delivery that finds the mark (its acknowledgement was lost with Redis) is
+acknowledged without running. A process that dies never marks its run, so its task runs
+again.
 """
 
 from __future__ import annotations

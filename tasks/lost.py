@@ -1,17 +1,13 @@
 """Telling a lost job from an unknown id, and naming an unreachable Redis.
 
-A job record can be missing for three reasons: the id was never a job, the record expired
-(records are kept ``config.celery.results_ttl``), or Redis lost it (restarted without
-persistence, or flushed). Two facts separate them:
-
-* job ids are time-ordered UUIDs (version 7: the first 48 bits are the submission time in
-  milliseconds), so the id itself says when the job was submitted;
-* the job store's *epoch*, a key written (``SET NX``, no expiry) at the first submission
-  into an empty Redis, says since when that Redis has kept its records.
-
-A record missing for an id submitted before the epoch, or with no epoch at all, was lost
-with Redis; one missing for an id older than the records' lifetime expired; anything else
-is unknown.
+A job record can be missing because the id was never a job, because the record expired
+(records are kept ``config.celery.results_ttl``), or because Redis lost it (restarted
+without persistence, or flushed). Job ids are time-ordered UUIDs (version 7), and the
+job store's *epoch* (``SET NX``, no expiry, at the first submission into an empty Redis)
+says since when that Redis has kept its records: a record missing for an id submitted
+before the epoch, or with no epoch at all, was lost with Redis; one missing for an id
+older than the records' lifetime expired; anything else is unknown (docs/operations.md,
+"Lost jobs").
 """
 
 from __future__ import annotations

@@ -1,22 +1,12 @@
 """Keeping every worker together under the Video Intelligence quota.
 
-The API's default quota is 60 requests a minute per project and only a few videos
-processed at once. Each worker alone cannot know what the others send, so the count lives
-in Redis, shared by all of them, and is updated by one Lua script so that checking and
-taking a place is a single atomic step:
-
-* **Requests**: a sliding window, a sorted set of the request times of the last
-  ``window`` seconds. A request is allowed while fewer than ``requests_per_window`` are in
-  it. Unlike a fixed per-minute counter it never lets twice the limit through around a
-  minute boundary, so the API's own per-minute count is never exceeded.
-* **Videos in flight**: a sorted set of submission slots (e.g. job ids) scored by when they
-  expire. A submission needs a free slot; :meth:`SubmissionLimiter.refresh` (on each poll)
-  pushes the expiry back, :meth:`SubmissionLimiter.release` frees it when the operation
-  ends. A slot whose job died without releasing it frees itself after ``slot_ttl``.
-
-Nothing here sleeps: each call answers how long to wait (0 = go ahead, and the place is
-taken), and the task is re-queued with that countdown. Times come from Redis's own clock
-so workers whose clocks disagree still share one window.
+Each worker alone cannot know what the others send, so the count lives in Redis, shared
+by all of them: a sliding window of request times (never twice the limit around a minute
+boundary) and a sorted set of submission slots (e.g. job ids) scored by when they expire
+(docs/gcp-backend.md, "Quota and rate limiting"). One Lua script checks and takes a place
+in a single atomic step. Nothing here sleeps: each call answers how long to wait (0 = go
+ahead, and the place is taken), and the task is re-queued with that countdown. Times come
+from Redis's own clock so workers whose clocks disagree still share one window.
 """
 
 from __future__ import annotations

@@ -1,22 +1,15 @@
 """Every Redis client vtrack makes, built in one place from the settings.
 
 URLs: ``redis://`` and ``rediss://`` name one server; Celery's ``sentinel://host:port/db``
-(several joined with ``;``) name Sentinels, which are asked for the current primary of
-``VTRACK_SENTINEL_MASTER_NAME``. A client on Sentinels follows the primary through a
-failover: a command that finds the old primary gone (or demoted to a replica) asks the
-Sentinels again.
+(several joined with ``;``) name Sentinels, asked for the current primary of
+``VTRACK_SENTINEL_MASTER_NAME``, again whenever a command finds the old primary gone (or
+demoted to a replica).
 
-Outages: each client's connections carry an :class:`OutageRetry`. In a worker process
-(:func:`ride_out_outages`), a command that cannot reach Redis waits for it with a jittered
-backoff (0.1 s doubling up to 2 s) for up to ``VTRACK_BROKER_OUTAGE_SECONDS``, then raises
-the connection error; the task that ran it sees nothing of an outage shorter than that.
-Everywhere else (CLI, web app, VI server, listener) a command waits at most a second, then
-fails with the connection error, which those front ends turn into one line saying the
-service cannot reach Redis right now.
-
-The same retry is put on the connections of Celery's own result backend
-(:func:`prepare_celery_backend`), so a task that cannot store its result or report its
-part of a chord waits too, instead of recording the connection error as its failure.
+Outages (docs/faults.md, "Redis outages"): each client's connections carry an
+:class:`OutageRetry`, which waits for Redis up to ``VTRACK_BROKER_OUTAGE_SECONDS`` in a
+worker process (:func:`ride_out_outages`) and about a second in the front ends. Celery's
+own result backend gets the same retry (:func:`prepare_celery_backend`), so a task that
+cannot store its result waits too instead of recording the connection error as its failure.
 """
 
 from __future__ import annotations

@@ -3,21 +3,11 @@
 ``vtrack.scan_source``: celery beat sends it for each ``VTRACK_SCAN_SOURCES`` entry on
 ``VTRACK_SCAN_SCHEDULE`` (:mod:`config.beat`); the scan itself is :mod:`tasks.scan`.
 
-``vtrack.submit_video``, the HTTP trigger: one task that starts a whole job, for Flower's
-REST API. Flower's ``POST /api/task/async-apply/vtrack.submit_video`` (behind its basic
-auth) sends this task; a worker builds the job spec with the service's settings and starts
-the job, or finds the one already in flight for that video. The task's result names the job::
-
-    curl -u "$FLOWER_USER:$FLOWER_PASSWORD" -H 'Content-Type: application/json' \\
-         -d '{"kwargs": {"video_uri": "gs://my-videos/street.mp4"}}' \\
-         http://flower:5555/api/task/async-apply/vtrack.submit_video
-    # -> {"task-id": "7d1e...", "state": "PENDING"}
-    curl -u "$FLOWER_USER:$FLOWER_PASSWORD" http://flower:5555/api/task/result/7d1e...
-    # -> {"task-id": "7d1e...", "state": "SUCCESS", "result": {"job_id": "...", ...}}
-
-A caller that wants to know the job id up front passes its own ``job_id`` (a UUID): the
-job gets it unless a job for the video is already in flight (then ``reused`` is true and
-``job_id`` is that job's).
+``vtrack.submit_video``, the HTTP trigger: one task that starts a whole job, sent by
+Flower's ``POST /api/task/async-apply/vtrack.submit_video``; its result names the job
+(docs/operations.md, "The HTTP trigger"). A caller that passes its own ``job_id`` (a
+UUID) knows the job's id up front, unless a job for the video is already in flight (then
+``reused`` is true and ``job_id`` is that job's).
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ from __future__ import annotations
 import configparser
 import io
 import itertools
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -492,7 +491,3 @@ def evaluate_annotation(
         ground_truth_ids=int(overall["gt_ids"]),
         predicted_ids=int(overall["predicted_ids"]),
     )
-
-
-def format_percent(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{100 * value:.1f}"

@@ -5,22 +5,8 @@ them) and :class:`ExportVideo`, what is known of the video. A box's frame is the
 frame number at the annotation time (0 is the first frame): the frame whose timestamp is
 nearest when the frame times are known (variable frame rates work), else
 ``round(time * fps)``. When two annotation times fall on one frame, the first is kept,
-so each frame appears at most once per track.
-
-* **MOT** (``mot``): one line per box, ``frame,id,left,top,width,height,conf,-1,-1,-1``;
-  frame and id from 1, pixels, the track's confidence (the model holds one per track).
-* **CVAT for video 1.1** (``cvat``): ``<annotations>`` with ``<version>1.1</version>``,
-  ``<meta>`` (task size, labels, ``original_size``), one ``<track id label source="auto">``
-  per object whose ``<box>`` elements have ``frame xtl ytl xbr ybr outside occluded
-  keyframe z_order``. Every reported box is a keyframe; CVAT interpolates between them.
-  Where the object is unseen for longer than ``max_gap`` seconds, and after its last
-  frame, an ``outside="1"`` box stops the interpolation (none after the video's last
-  frame, which CVAT's task does not have).
-* **COCO video** (``coco``): ``videos``, ``images`` (one per frame holding a box, with
-  ``video_id`` and ``frame_id``), ``annotations`` with ``track_id``, ``bbox`` ``[x, y,
-  w, h]``, an empty ``segmentation`` (boxes only), ``area``, ``score``, ``iscrowd`` 0, and
-  ``categories`` numbered 1.. by label: the fields COCO readers (pycocotools, Datumaro)
-  expect of every annotation.
+so each frame appears at most once per track. docs/evaluation-and-export.md lists each
+format's fields.
 """
 
 from __future__ import annotations

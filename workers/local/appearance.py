@@ -79,16 +79,6 @@ def _normalized(values: np.ndarray) -> np.ndarray:
     return (values / total if total > 0 else values).astype(np.float32)
 
 
-def box_histogram(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Normalized hue-saturation histogram (``HUE_BINS * SATURATION_BINS`` values summing
-    to 1) of the inner part of ``box`` (normalized xyxy) in the RGB ``image``."""
-    hsv = cv2.cvtColor(_crop(image, box, INNER_SHARE), cv2.COLOR_RGB2HSV)
-    histogram = cv2.calcHist(
-        [hsv], [0, 1], None, [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]
-    ).ravel()
-    return _normalized(histogram)
-
-
 def _gradient_histogram(grey: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)

@@ -12,10 +12,9 @@ next detections again.
 
 Reaching is only for pairs that overlap nothing else well: a track that overlaps a
 detection by ``followed_iou`` is followed by overlap, and a detection overlapping a track
-that well is that track's. Otherwise the matching, which maximizes the sum of the pairs'
-scores, can prefer two middling pairs to one good one: a track overlapping a child it
-follows (IoU 0.72) took the other child beside her by reach (0.45), and a lost track of
-the bed below took her (0.46).
+that well is that track's; otherwise the matching, which maximizes the sum of the pairs'
+scores, can prefer two middling pairs to one good one (docs/local-backend.md, "Why one
+object comes out as one object", 8.).
 
 What it costs: nothing measurable in time (a few array operations per frame, against
 20 ms or more for the detector). In quality, a lost track may take a detection of another

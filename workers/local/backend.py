@@ -40,7 +40,6 @@ from workers.local.detectors.tiles import TiledDetector, TileSetting
 from workers.local.detectors.yolo_export import FAMILY as YOLO_EXPORT_FAMILY
 from workers.local.model_catalogue import (
     DEFAULT_DETECTOR,
-    model_dir,
     resolve_detector_name,
     resolve_reid_name,
 )
@@ -164,7 +163,7 @@ def resolve_model_path(options: LocalTrackingOptions) -> Path:
         if _looks_like_a_path(choice):
             raise ConfigurationError(f"VTRACK_DETECTOR: {path} does not exist")
         return resolve_detector_name(
-            choice, model_dir(options.model_dir or options.model_cache_dir)
+            choice, default_cache_dir(options.model_dir or options.model_cache_dir)
         )
     if options.detector_model and not options.detector:
         path = Path(options.detector_model).expanduser()
@@ -184,7 +183,8 @@ def resolve_reid_path(options: LocalTrackingOptions) -> str | None:
     choice = (options.reid_model or "").strip()
     if not choice or Path(choice).expanduser().is_file() or _looks_like_a_path(choice):
         return choice or None
-    return str(resolve_reid_name(choice, model_dir(options.model_dir or options.model_cache_dir)))
+    folder = default_cache_dir(options.model_dir or options.model_cache_dir)
+    return str(resolve_reid_name(choice, folder))
 
 
 _detectors: dict[tuple[str, str | None, int | None], ObjectDetector] = {}

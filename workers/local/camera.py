@@ -1,21 +1,13 @@
 """Camera motion compensation: a pan or a handheld shake must not move the tracks.
 
-A tracker predicts each object's box from its motion in the image. When the camera pans,
-every object moves in the image at the pan's speed, and a track lost for a moment is
-predicted where its object no longer is, on a neighbour. As BoT-SORT's global motion
-compensation does, the motion of the whole picture between two processed frames is
-estimated (sparse optical flow: corners of the previous frame followed into this one,
-then a similarity transform, rotation + scale + shift, fitted with RANSAC so moving
-objects are outliers), and the tracks' predicted
-boxes, velocities included, are moved by it before the frame's detections are matched.
-
-Modes (``VTRACK_CAMERA_MOTION``): ``off`` estimates nothing; ``on`` applies every
-estimate; ``auto`` (the default) applies an estimate only when the picture moved more
-than ``STILL_PIXELS`` (a still camera's estimate is noise) and leaves BoT-SORT, which
-compensates by itself, alone.
-
-Cost: one corner detection and one pyramidal Lucas-Kanade pass per processed frame, on
-the frame the detector already scaled (416 px wide): see docs/local-backend.md.
+When the camera pans, every object moves in the image at the pan's speed, and a track lost
+for a moment is predicted where its object no longer is, on a neighbour. As BoT-SORT's
+global motion compensation does, the motion of the whole picture between two processed
+frames is estimated (corners followed by sparse optical flow, then a similarity transform
+fitted with RANSAC so moving objects are outliers), and the tracks' predicted boxes,
+velocities included, are moved by it before the frame's detections are matched.
+``VTRACK_CAMERA_MOTION``'s modes, the measurements and the blind spots:
+docs/local-backend.md ("Why one object comes out as one object", 11.).
 """
 
 from __future__ import annotations

@@ -10,15 +10,11 @@ label of the most boxes, ties going to the larger summed score. (A vote weighted
 let 40% of boxes scored 0.9 outvote 60% scored 0.4: a track mostly of a dog was reported
 as a person.)
 
-Labels of different groups never join: a person and a dog side by side stay two, and two
-objects of one class side by side stay two because they are seen at the same moments
-(the merge never joins tracks seen together for long). One exception, for fragments of
-tracks rather than single boxes: two fragments whose boxes carry mostly the same labels
-(:func:`shared_label_share`) may be one object even when their votes differ. A small
-runner called "person" in 3 boxes of 6 and "traffic light" in the other 3 is voted
-"traffic light" by a hair; the fragment before it, 4 "person" and 2 "traffic light", is
-voted "person": by their votes alone they could never join, although the detector gave
-both labels to both.
+Labels of different groups never join, with one exception for fragments of tracks rather
+than single boxes: two fragments whose boxes carry mostly the same labels
+(:func:`shared_label_share`) may be one object even when their votes differ (a small
+runner voted "traffic light" by a hair in one fragment and "person" in the next:
+docs/local-backend.md, "Why one object comes out as one object", 5.).
 """
 
 from __future__ import annotations

@@ -11,10 +11,8 @@ other (intersection over the smaller box, which tolerates the detector's size ju
 A short track seen only at moments another track of its class was also seen, with its
 box inside the other's, is a duplicate and is absorbed the same way.
 
-Labels the detector confuses (``sports ball`` / ``frisbee``, ``car`` / ``truck``...: the
-table in :mod:`workers.local.labels`) count as one class here, and so do two fragments
-whose boxes carry mostly the same labels whatever their votes (:func:`labels_may_join`).
-A joined track's label is the vote of all its boxes.
+Labels the detector confuses (:mod:`workers.local.labels`) count as one class here
+(:func:`labels_may_join`); a joined track's label is the vote of all its boxes.
 
 A join needs evidence of two kinds, never likeness alone:
 

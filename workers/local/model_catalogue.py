@@ -12,7 +12,6 @@ checksum is recorded here, named as such); the checksums were computed on those 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from workers.local.model_files import (
     DEFAULT_WEIGHTS_URL,
     YOLOV3_TINY_WEIGHTS_SHA256,
     YOLOV3_TINY_WEIGHTS_SIZE,
-    default_cache_dir,
     download_file,
     verify_sha256,
 )
@@ -144,11 +142,6 @@ CATALOGUE: tuple[KnownModel, ...] = (
         note="person re-identification, 512-d embedding; for VTRACK_REID_MODEL",
     ),
 )
-
-
-def model_dir(configured: str | os.PathLike[str] | None = None) -> Path:
-    """``VTRACK_MODEL_DIR``: the configured folder, else the model cache."""
-    return default_cache_dir(configured)
 
 
 def find_model(name: str) -> KnownModel | None:

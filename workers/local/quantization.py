@@ -2,25 +2,12 @@
 model whose int8 parameters ship with vtrack), made once and cached.
 
 onnxruntime's static quantization: weights are quantized per output channel, activations
-per tensor with ranges measured by running the model on real frames (calibration). The
-result is cached beside the model cache's other conversions, keyed by the model file's
-SHA-256, and reused by every process and every later video. Delete the file to make it
-again.
-
-Where the activation ranges come from:
-
-* the default YOLOv3-tiny: shipped with vtrack (:data:`DEFAULT_MODEL_PARAMETERS`, the
-  scale and zero point of every quantized activation, measured once on 40 frames of five
-  real clips: ``python -m bench.calibration_quality --write-parameters``). Its int8 copy
-  is therefore the same file on every machine, whatever video is tracked first, and
-  making it runs no calibration (a few seconds: no video is needed, so a worker warming
-  up makes it too);
-* any other model (``VTRACK_DETECTOR_PRECISION=int8`` only): frames of the first video
-  the process tracks, sampled across it and prepared exactly as the detector prepares
-  them (the family's own letterbox and scaling: the blobs are captured at the session's
-  ``run``). Frames that are nearly uniform are not used (a blank frame's ranges ruin
-  the model, measured: docs/benchmarks.md); a video without enough textured frames is
-  refused for calibration, and the process runs fp32 until a later video.
+per tensor with ranges measured by running the model on real frames (calibration), or, for
+the default YOLOv3-tiny, shipped with vtrack (:data:`DEFAULT_MODEL_PARAMETERS`, written by
+``python -m bench.calibration_quality --write-parameters``), so its int8 copy is the same
+file on every machine and needs no video. The result is cached beside the model cache's
+other conversions, keyed by the model file's SHA-256. docs/local-backend.md ("int8") says
+how other models are calibrated and which frames are refused.
 
 Three choices keep the detections of the fp32 model (measured, docs/benchmarks.md):
 

@@ -1,22 +1,15 @@
 """A learned appearance embedding for people: an ONNX re-identification model (OSNet).
 
 Hand-made cues (:mod:`workers.local.appearance`) tell a dark coat from a white shirt, but
-not two people dressed alike; a re-identification network, trained to tell people apart
-across cameras, does better. ``VTRACK_REID_MODEL`` names an ONNX file with one input
+not two people dressed alike. ``VTRACK_REID_MODEL`` names an ONNX file with one input
 ``N x 3 x H x W`` (RGB, ImageNet mean and standard deviation: OSNet's layout; H and W
-are read from the file, 256 x 128 for OSNet) and one output ``N x D``, compared by
-cosine similarity. Unset: hand-made cues only.
+are read from the file) and one output ``N x D``, compared by cosine similarity; it is
+used for boxes labelled ``person`` only (docs/local-backend.md, "Re-identification").
 
-Used for boxes labelled ``person`` only (what such models are trained on): for each
-person track on the boxes its hand-made cues are sampled on, and for a person track
-found again after a gap (see :class:`workers.local.tracking.TrackCollector`); all the
-crops of one processed frame go through the network in one batch.
-
-Exports whose batch is fixed at 1 (as the OSNet file in ``../shared/models``: its input
-is ``1 x 3 x 256 x 128`` and a reshape before the last layer says ``[1, -1]``) are made
-batchable when loaded: the first dimension of the input and output is freed and such a
-reshape becomes ``[0, -1]`` (keep the batch). The result is the same as one crop at a
-time (tested).
+Exports whose batch is fixed at 1 (the input's first dimension, and a reshape before the
+last layer to ``[1, -1]``) are made batchable when loaded: the first dimension of the
+input and output is freed and such a reshape becomes ``[0, -1]`` (tested: the same
+embeddings as one crop at a time).
 """
 
 from __future__ import annotations

@@ -1,28 +1,12 @@
 """Detect less often where the scene is still (``VTRACK_STILL_DETECT_EVERY``).
 
-At a fixed processing rate the detector runs on every processed frame, though in a still
-scene (people standing, parked cars, an empty room) one frame's boxes are the last
-frame's. With ``every`` N above 1, once the detections of the last few detected frames
-each matched those N processed frames before (:data:`CALM_DETECTIONS`), the detector skips
-N - 1 processed frames and runs on the next one (the *key* frame):
-
-- if the key frame's detections match the last detected frame's one to one (same class,
-  IoU at least :data:`STILL_IOU`: no object moved more than a small share of its size, none
-  appeared, none left), the scene stayed still: each skipped frame gets the boxes and
-  scores interpolated between the two, as if detected;
-- otherwise something moved, appeared or left during the skipped frames: they are detected
-  after all, in order (their pixels were kept), and the detector runs on every processed
-  frame again until the scene is still again.
-
-The tracker and everything after it see one set of detections per processed frame, as
-without skipping: the output has a box per processed frame where it had one, and where
-anything moves, every box is the detector's own. What can be missed is what happens only
-inside the skipped frames and is undone by the key frame (an object flickering in and
-out for under N processed frames), and a skipped frame's box is the interpolation, not
-the detector's box (within the ``STILL_IOU`` the two ends agree to).
-
-Skipped frames are still decoded and converted: their pixels are needed if the key frame
-shows a change, and the tracker's camera-motion estimate and appearance samples read them.
+Once the detections of :data:`CALM_DETECTIONS` detected frames in a row each matched those
+N processed frames before (one to one, same class, IoU at least :data:`STILL_IOU`), the
+detector skips N - 1 processed frames and runs on the next one (the *key* frame). If the
+key frame still matches, the skipped frames get boxes and scores interpolated between the
+two; if not, they are detected after all (their pixels were kept) and every processed
+frame is detected until the scene is still again. docs/local-backend.md ("Detecting less
+where the scene is still") says what it gains and what it can miss.
 """
 
 from __future__ import annotations

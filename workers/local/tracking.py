@@ -180,16 +180,14 @@ def tracker_wants_frames(tracker: BaseTracker) -> bool:
 class TrackCollector:
     """Feeds one frame's detections at a time to a tracker and collects the tracks.
 
-    With ``appearance`` true and frames given to :meth:`update`, a colour histogram of
-    every tracked box is kept (see :func:`workers.local.appearance.box_histogram`).
+    With ``appearance`` true and frames given to :meth:`update`, appearance cues of
+    tracked boxes are kept (see :func:`workers.local.appearance.describe`).
 
-    The library matches boxes whatever their class. A track it lost for a frame or more
-    goes on being predicted, and may be re-acquired by another object that passes
-    there: a child lost mid-jump is found again on the bed below. So a track re-acquired
-    after a gap by a detection whose label cannot be the same object's (see
-    :mod:`workers.local.labels`), away from the track's last box, is closed, and what
-    follows is a new track. Label flips while a track is followed frame after frame (a
-    small runner called "traffic light" now and then) are the detector's, and stay.
+    The library matches boxes whatever their class, so a track it lost for a while may be
+    re-acquired by another object passing there: a track re-acquired after a gap by a
+    detection whose label cannot be the same object's (see :mod:`workers.local.labels`),
+    away from the track's last box, is closed, and what follows is a new track
+    (docs/local-backend.md, "Why one object comes out as one object", 7.).
 
     A track never takes a box far from where it was: beyond a gate scaled by the track's
     size and recent speed (``_GATE_SIZES``), what follows is a new track too. With images

@@ -61,7 +61,7 @@ class VideoCache:
         larger than the whole cache is still served (downloaded to a file deleted on exit).
         """
         if size > self.max_bytes:
-            with _temporary_copy(suffix, fetch) as path:
+            with temporary_copy(suffix, fetch) as path:
                 yield path
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -120,8 +120,12 @@ def _fetch_atomically(path: Path, fetch: Callable[[Path], None]) -> None:
 
 
 @contextmanager
-def _temporary_copy(suffix: str, fetch: Callable[[Path], None]) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix="vtrack-", suffix=suffix)
+def temporary_copy(
+    suffix: str, fetch: Callable[[Path], None], folder: Path | str | None = None
+) -> Iterator[Path]:
+    """A temporary file (in ``folder``, else the temp folder) that ``fetch`` fills,
+    deleted on exit."""
+    fd, name = tempfile.mkstemp(prefix="vtrack-", suffix=suffix, dir=folder)
     os.close(fd)
     path = Path(name)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from workers.errors import (
     UnsupportedURIError,
 )
 from workers.storage.base import ObjectStat, describe_size
-from workers.storage.cache import VideoCache
+from workers.storage.cache import VideoCache, temporary_copy
 from workers.uris import GCS_SCHEME, parse_uri
 
 EMULATOR_HOST_VARIABLE = "STORAGE_EMULATOR_HOST"
@@ -145,14 +144,8 @@ class GCSStorage:
             with self._cache.local_copy(uri, stat.generation, stat.size, suffix, fetch) as path:
                 yield path
             return
-        fd, temp_name = tempfile.mkstemp(prefix="vtrack-", suffix=suffix, dir=self._temp_dir)
-        os.close(fd)
-        temp_path = Path(temp_name)
-        try:
-            fetch(temp_path)
-            yield temp_path
-        finally:
-            temp_path.unlink(missing_ok=True)
+        with temporary_copy(suffix, fetch, self._temp_dir) as path:
+            yield path
 
     def exists(self, uri: str) -> bool:
         """Whether the object exists (``False`` also when its bucket does not)."""
