@@ -13,9 +13,11 @@ import json
 import logging
 import random
 import time
+import uuid
 from typing import Any
 
 from celery import current_task, states
+from celery.canvas import Signature
 from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
 from celery.utils.log import get_task_logger
 
@@ -85,48 +87,36 @@ def stop_if_cancelled(job_id: str) -> None:
     task checks here when it starts, and the tracking and render loops on each progress
     report, so a running task stops within about a second of the cancel.
 
-    ``Ignore`` stops the chain, and a chord whose header task ends so never runs its body.
-    Celery stores no state for an ignored task, so the task is first recorded REVOKED in
-    the result backend, and announced so to monitors (Flower), rather than left STARTED;
-    so is its chord's body, whose id is that of the task that replaced itself with the
-    chord (``annotate``, ``stitch`` or ``poll``), left STARTED otherwise.
+    ``Ignore`` stops the chain, and a chord whose header task ends so never runs its body
+    (never sent, it shows nowhere). Celery stores no state for an ignored task, so the task
+    is first recorded REVOKED in the result backend, and announced so to monitors (Flower),
+    rather than left STARTED.
     """
     if not job_id:
         return
     record = runtime.current().jobs.get(job_id)
     if record is not None and record.status == JobStatus.CANCELLED:
         log.info("job %s was cancelled: nothing more to do", job_id)
-        _record_revoked(f"job {job_id} cancelled")
+        _announce_revoked(f"job {job_id} cancelled")
         raise Ignore()
 
 
-def _record_revoked(reason: str) -> None:
-    """Store the running task, and the body of its chord, as REVOKED (without joining the
-    chord: the job is over, its chord never runs) and send the ``task-revoked`` events
-    Flower shows."""
-    task = current_task
-    if task is None or not task.request.id:
-        return
-    chord = task.request.chord
-    body_id = (chord.get("options") or {}).get("task_id") if isinstance(chord, dict) else None
-    for task_id in filter(None, (task.request.id, body_id)):
-        announce_revoked(
-            task_id, reason, request=task.request if task_id == task.request.id else None
-        )
-
-
-def announce_revoked(task_id: str, reason: str, request: Any = None) -> None:
-    """Store ``task_id`` as REVOKED in the result backend and send the ``task-revoked``
+def _announce_revoked(reason: str) -> None:
+    """Store the running task as REVOKED in the result backend and send the ``task-revoked``
     event monitors (Flower) read, as a worker would for a revoked message; never raises."""
+    request = current_task.request if current_task is not None else None
+    if request is None or not request.id:
+        return
     try:
-        app.backend.store_result(task_id, TaskRevokedError(reason), states.REVOKED, request=request)
+        error = TaskRevokedError(reason)
+        app.backend.store_result(request.id, error, states.REVOKED, request=request)
         if app.conf.worker_send_task_events:
             with app.events.default_dispatcher() as dispatcher:
                 dispatcher.send(
-                    "task-revoked", uuid=task_id, terminated=False, signum=None, expired=False
+                    "task-revoked", uuid=request.id, terminated=False, signum=None, expired=False
                 )
     except Exception as exc:  # the result backend is down: the task still stops
-        log.warning("could not record task %s as revoked: %s", task_id, exc)
+        log.warning("could not record task %s as revoked: %s", request.id, exc)
 
 
 class RevokedChordMember(logging.Filter):
@@ -191,36 +181,36 @@ class JobTask(DeliveryCountedTask):  # type: ignore[misc]
     throws=EXPECTED_ERRORS,
     **TRANSIENT_RETRY,
 )
-def annotate(self: Any, spec: JobSpec) -> Operation:
-    """Start the backend's annotation of the video; returns the operation to poll.
+def annotate(self: Any, spec: JobSpec) -> dict[str, Any]:
+    """Start the backend's annotation of the video; returns the operation to poll (as JSON)
+    or, for the ``local`` backend, sends the tracking chord.
 
     Not acknowledged late: starting a cloud operation twice would be billed twice.
     Backends with a shared quota wait here, re-sent, until the quota has room.
     """
-    job = spec
-    stop_if_cancelled(job.job_id)
+    stop_if_cancelled(spec.job_id)
     rt = runtime.current()
-    limiter = rt.limiter(job.backend)
+    limiter = rt.limiter(spec.backend)
     if limiter is not None:
-        wait = limiter.acquire_submission(job.job_id)
+        wait = limiter.acquire_submission(spec.job_id)
         if wait > 0:
-            rt.jobs.update(job.job_id, stage=f"waiting for {job.backend} quota")
-            return _wait(self, job.job_id, wait + random.uniform(0, 1))
+            rt.jobs.update(spec.job_id, stage=f"waiting for {spec.backend} quota")
+            return _wait(self, spec.job_id, wait + random.uniform(0, 1))
     rt.jobs.update(
-        job.job_id, status=JobStatus.ANNOTATING, stage="starting annotation", percent=0.0
+        spec.job_id, status=JobStatus.ANNOTATING, stage="starting annotation", percent=0.0
     )
     try:
-        operation = steps.start_annotation(job, rt.annotator(job.backend), rt.storage)
+        operation = steps.start_annotation(spec, rt.annotator(spec.backend), rt.storage)
     except TransientBackendError:
         raise  # retried by Celery (TRANSIENT_RETRY); the quota slot stays held meanwhile
     except Exception:
         if limiter is not None:
-            limiter.release(job.job_id)
+            limiter.release(spec.job_id)
         raise
-    rt.jobs.update(job.job_id, stage=f"annotating with the {job.backend} backend")
-    if job.backend in CHORD_BACKENDS:  # our own work: a chord of tasks, nothing to poll
-        return self.replace(tracking_canvas(job, operation.model_dump(mode="json")))
-    return operation
+    rt.jobs.update(spec.job_id, stage=f"annotating with the {spec.backend} backend")
+    if spec.backend in CHORD_BACKENDS:  # our own work: a chord of tasks, nothing to poll
+        return _send(self, tracking_canvas(spec, operation.model_dump(mode="json")), spec.job_id)
+    return operation.model_dump(mode="json")
 
 
 @app.task(
@@ -237,69 +227,83 @@ def poll(self: Any, operation: Operation, spec: JobSpec, checks: int = 0) -> Any
     ``checks`` counts the answers that said "still running": the wait before the next check
     grows with it alone, so transient errors in between do not lengthen later waits.
     """
-    job = spec
-    stop_if_cancelled(job.job_id)
-    op = operation
+    stop_if_cancelled(spec.job_id)
     rt = runtime.current()
-    if job.submitted_at and time.time() - job.submitted_at > rt.settings.job_timeout:
+    if spec.submitted_at and time.time() - spec.submitted_at > rt.settings.job_timeout:
         raise BackendError(
             f"annotation did not finish within {rt.settings.job_timeout}s (VTRACK_JOB_TIMEOUT)"
         )
-    limiter = rt.limiter(op.backend)
+    limiter = rt.limiter(operation.backend)
     if limiter is not None:
-        limiter.refresh(job.job_id)
+        limiter.refresh(spec.job_id)
         wait = limiter.acquire_request()
         if wait > 0:
-            return _wait(self, job.job_id, wait + random.uniform(0, 1))
-    status = rt.annotator(op.backend).check(op)  # TransientBackendError: retried by Celery
+            return _wait(self, spec.job_id, wait + random.uniform(0, 1))
+    status = rt.annotator(operation.backend).check(
+        operation
+    )  # TransientBackendError: retried by Celery
     if not status.done:
         percent = status.progress_percent or 0.0
         stage = status.detail or f"annotating ({percent:.0f}%)"
-        rt.jobs.update(job.job_id, stage=stage, percent=percent)
+        rt.jobs.update(spec.job_id, stage=stage, percent=percent)
         delay = poll_delay(checks, rt.settings.poll_initial_delay, rt.settings.poll_max_delay)
-        return _wait(self, job.job_id, delay, checks=checks + 1)
+        return _wait(self, spec.job_id, delay, checks=checks + 1)
     if limiter is not None:
-        limiter.release(job.job_id)
+        limiter.release(spec.job_id)
     if status.annotation is None:
-        raise BackendError(f"the {op.backend} backend finished without annotations")
+        raise BackendError(f"the {operation.backend} backend finished without annotations")
     # The Google API writes the annotation JSON itself when given a gs:// output URI.
-    publish = not op.data.get("api_output_uri")
-    return _fan_out_renders(self, job, status.annotation, publish_annotation=publish)
+    publish = not operation.data.get("api_output_uri")
+    return _fan_out_renders(self, spec, status.annotation, publish_annotation=publish)
 
 
 def _fan_out_renders(
     task: Any,
-    job: JobSpec,
+    spec: JobSpec,
     annotation: VideoAnnotation,
     publish_annotation: bool = True,
     info: VideoInfo | None = None,
-) -> Any:
-    """Plan the render (objects and frames to draw) and replace ``task`` with its chord."""
+) -> dict[str, Any]:
+    """Plan the render (objects and frames to draw) and send its chord."""
     rt = runtime.current()
     plan = steps.plan_render(
-        job, annotation, rt.storage, publish_annotation=publish_annotation, info=info
+        spec, annotation, rt.storage, publish_annotation=publish_annotation, info=info
     )
     total = len(plan.kept)
-    stop_if_cancelled(job.job_id)
+    stop_if_cancelled(spec.job_id)
     rt.jobs.update(
-        job.job_id,
+        spec.job_id,
         status=JobStatus.RENDERING,
         stage=f"rendering 0 of {total} objects",
         percent=0.0,
         objects_total=total,
         objects_done=0,
     )
-    return task.replace(render_canvas(job, plan))
+    return _send(task, render_canvas(spec, plan), spec.job_id)
+
+
+def _send(task: Any, canvas: Signature, job_id: str) -> dict[str, Any]:
+    """Send ``canvas``, the job's next chord, from ``task``, which then ends; what it sent.
+
+    The chord's body gets an id made from ``task``'s: ``task`` run again (its process killed
+    after the send, before the ack) sends the body under the same id, and a delivery of it
+    after its run ended is not run again (:mod:`tasks.deliveries`).
+    """
+    body = getattr(canvas, "body", canvas)
+    body_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{task.request.id}/{body.task}"))
+    canvas.apply_async(task_id=body_id)
+    return {"job_id": job_id, "sent": body.task, "task_id": body_id}
 
 
 @app.task(name="vtrack.stitch", base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS)
-def stitch(self: Any, results: list[dict[str, Any]], spec: JobSpec, operation: Operation) -> Any:
+def stitch(
+    self: Any, results: list[dict[str, Any]], spec: JobSpec, operation: Operation
+) -> dict[str, Any]:
     """Join the segments' tracks across their boundaries, then fan out the renders."""
-    job = spec
-    op = operation
-    runtime.current().jobs.update(job.job_id, stage="stitching segments", percent=100.0)
-    annotation = local_backend.stitch_operation(op, results)
-    return _fan_out_renders(self, job, annotation, info=VideoInfo.model_validate(op.data["video"]))
+    runtime.current().jobs.update(spec.job_id, stage="stitching segments", percent=100.0)
+    annotation = local_backend.stitch_operation(operation, results)
+    info = VideoInfo.model_validate(operation.data["video"])
+    return _fan_out_renders(self, spec, annotation, info=info)
 
 
 @app.task(
@@ -343,14 +347,13 @@ def render_batch(self: Any, spec: JobSpec, batch: list[dict[str, Any]]) -> list[
 
     Celery validates a model argument, not a list of them: the batch is validated here.
     """
-    job = spec
-    stop_if_cancelled(job.job_id)
+    stop_if_cancelled(spec.job_id)
     rt = runtime.current()
     results = steps.render_kept_objects(
-        job,
+        spec,
         [KeptObject.model_validate(kept) for kept in batch],
         rt.storage,
-        on_done=lambda _: _object_done(rt, job.job_id),
+        on_done=lambda _: _object_done(rt, spec.job_id),
     )
     return [result.model_dump(mode="json") for result in results]
 
@@ -371,21 +374,20 @@ def _object_done(rt: runtime.Runtime, job_id: str) -> None:
 def assemble_summary(
     self: Any, results: list[list[dict[str, Any]]], spec: JobSpec, plan: RenderPlan
 ) -> Manifest:
-    """Build the summary grid and write the manifest; the manifest (as JSON) is the job's
+    """Build the summary grid and write the manifest; the manifest (as JSON) is the task's
     result."""
-    job = spec
-    stop_if_cancelled(job.job_id)
+    stop_if_cancelled(spec.job_id)
     rt = runtime.current()
-    rt.jobs.update(job.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary")
+    rt.jobs.update(spec.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary")
     manifest = steps.assemble_manifest(
-        job,
+        spec,
         plan,
         [ObjectResult.model_validate(result) for batch in results for result in batch],
         rt.storage,
     )
-    _mark_done(rt, job, manifest.manifest_uri)
+    _mark_done(rt, spec, manifest.manifest_uri)
     record_completed(manifest)  # never fails the job; retried when the database is down
-    rt.jobs.update(job.job_id, **finished_fields(manifest))
+    rt.jobs.update(spec.job_id, **finished_fields(manifest))
     return manifest
 
 
@@ -457,16 +459,8 @@ def job_failed(request: Any, exc: BaseException, traceback: Any, job_id: str) ->
     A task's own failure is recorded as it leaves the task (``JobTask``); a hard time limit
     or a killed process is failed by the worker's main process, where the task never ends.
 
-    A chord whose members were all revoked by a cancel ends here too, with ``request`` made
-    for its body, whose id is the task that replaced itself with the chord: that one is
-    announced REVOKED, so no monitor shows it STARTED for ever.
+    A chord that meets a member revoked by a cancel ends here too (the job stays cancelled).
     """
-    record = runtime.current().jobs.get(job_id)
-    if record is not None and record.status == JobStatus.CANCELLED:
-        task_id = getattr(request, "id", None)
-        if task_id and app.backend.get_task_meta(task_id).get("status") not in states.READY_STATES:
-            announce_revoked(task_id, f"job {job_id} cancelled")
-        return
     record_failure(job_id, exc)
 
 
@@ -484,12 +478,8 @@ def record_failure(job_id: str, exc: BaseException) -> None:
     error = steps.describe_error(exc)
     if isinstance(exc, TransientBackendError):
         error = f"{error} (still failing after {TRANSIENT_RETRIES} retries)"
-    log.log(
-        logging.WARNING if isinstance(exc, EXPECTED_ERRORS) else logging.ERROR,
-        "job %s failed: %s",
-        job_id,
-        error,
-    )
+    level = logging.WARNING if isinstance(exc, EXPECTED_ERRORS) else logging.ERROR
+    log.log(level, "job %s failed: %s", job_id, error)
     for limiter in filter(None, (rt.limiter(name) for name in QUOTA_LIMITED_BACKENDS)):
         limiter.release(job_id)
     _release_failed(rt, job_id, error)
@@ -502,7 +492,7 @@ def record_failure(job_id: str, exc: BaseException) -> None:
     )
 
 
-def _mark_done(rt: runtime.Runtime, job: JobSpec, manifest_uri: str) -> None:
+def _mark_done(rt: runtime.Runtime, spec: JobSpec, manifest_uri: str) -> None:
     """Stamp the manifest with the video version for scans and events; release the claim.
 
     Never raises: the manifest is written and the job is done; at worst a later scan
@@ -512,9 +502,9 @@ def _mark_done(rt: runtime.Runtime, job: JobSpec, manifest_uri: str) -> None:
     if claims is None:
         return
     try:
-        claims.mark_done(job.video_uri, job.job_id, job.output_root, manifest_uri)
+        claims.mark_done(spec.video_uri, spec.job_id, spec.output_root, manifest_uri)
     except Exception:
-        log.exception("job %s: could not record its completion for scans", job.job_id)
+        log.exception("job %s: could not record its completion for scans", spec.job_id)
 
 
 def _release_failed(rt: runtime.Runtime, job_id: str, error: str) -> None:

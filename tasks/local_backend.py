@@ -1,7 +1,7 @@
 """The local backend's Celery side: the video's segments are tracked by a chord.
 
 ``start`` probes the video once and cuts it into time segments (``VTRACK_SEGMENT_SECONDS``
-with ``VTRACK_SEGMENT_OVERLAP``); the ``annotate`` task then replaces itself with
+with ``VTRACK_SEGMENT_OVERLAP``); the ``annotate`` task then sends
 ``chord(track_segment per segment, stitch)`` (:func:`tasks.pipeline.tracking_canvas`), so a
 long video is tracked by every free worker at once and nothing polls our own work. A failed
 segment fails the chord, hence the job; ``stitch`` joins the tracks across the boundaries.

@@ -2,25 +2,21 @@
 
 A job with the ``gcp`` or ``file`` backend is ``chain(annotate, poll)``: ``poll`` waits
 for the cloud API's operation without holding a worker (``file`` is done at once). Once
-the annotations are ready, ``poll`` replaces itself with :func:`render_canvas`:
+the annotations are ready, ``poll`` sends :func:`render_canvas`:
 ``chord(render_batch per batch of kept objects, assemble_summary)``.
 
 A job with the ``local`` backend is our own work, so nothing polls it: ``annotate``
-probes the video, plans the segments and replaces itself with :func:`tracking_canvas`,
-``chord(track_segment per segment, stitch)``, and ``stitch`` replaces itself with the
-render chord.
+probes the video, plans the segments and sends :func:`tracking_canvas`,
+``chord(track_segment per segment, stitch)``, and ``stitch`` sends the render chord.
 
-The job id is never a Celery task id. It travels in the tasks' arguments (the spec, or
-``job_id``) and as the stamp :data:`JOB_STAMP` on every message of the job:
+The job id is never a Celery task id: every task, a chord's body included, has an id of
+its own, so Flower shows each task as itself. The job id travels in the tasks' arguments
+(the spec, or ``job_id``) and as the stamp :data:`JOB_STAMP` on every message of the job:
 :func:`job_canvas`, :func:`tracking_canvas` and :func:`render_canvas` stamp what they
-build (Celery's ``replace`` does not carry a replaced task's stamps on to its
-replacement), so a cancel revokes the job's tasks by that stamp alone
-(``revoke_by_stamped_headers``). Each task is sent with an id of its own, but Celery's
-``replace`` freezes the replacement with the replaced task's id, so a chord's body shares
-the id of the task that replaced itself with the chord (``annotate``, ``stitch``,
-``poll``): Celery's own bookkeeping, never the job's. The job's truth is its record while
-it runs and its manifest once it ends (the record's ``manifest_uri``), not any task's
-result.
+build, so a cancel revokes the job's tasks by that stamp alone
+(``revoke_by_stamped_headers``), and link ``job_failed`` as the error callback. The job's
+truth is its record while it runs and its manifest once it ends (the record's
+``manifest_uri``), not any task's result.
 
 Signatures are built by task name, so this module does not import the tasks and the
 shapes can be compared in tests without a broker.
@@ -73,8 +69,15 @@ def stamped(canvas: Signature, job_id: str) -> Signature:
 
 def _stamped_chord(header: list[Signature], body: Signature, job_id: str) -> Signature:
     """``chord(header, body)`` with each of its messages stamped (one by one: stamping the
-    chord itself would turn its header list into a group)."""
-    return chord([stamped(sig, job_id) for sig in header], stamped(body, job_id))
+    chord itself would turn its header list into a group); a failure marks the job failed."""
+    return chord([stamped(sig, job_id) for sig in header], _failing(stamped(body, job_id), job_id))
+
+
+def _failing(canvas: Signature, job_id: str) -> Signature:
+    """``canvas`` with ``job_failed`` as its error callback (a chord's body's are called
+    when a part fails; Celery warns on ``chord.link_error``, which links the same)."""
+    canvas.link_error(job_failed_signature(job_id))
+    return canvas
 
 
 def job_failed_signature(job_id: str) -> Signature:
@@ -84,7 +87,7 @@ def job_failed_signature(job_id: str) -> Signature:
 def job_canvas(spec: JobSpec) -> Signature:
     """The job as sent at submission, stamped with the job id; failures mark it failed.
 
-    ``local``: ``annotate`` alone (it replaces itself with the tracking chord). Others:
+    ``local``: ``annotate`` alone (it sends the tracking chord). Others:
     ``annotate`` then ``poll``.
     """
     spec_dict = spec.model_dump(mode="json")
@@ -96,9 +99,7 @@ def job_canvas(spec: JobSpec) -> Signature:
             app.signature(ANNOTATE, args=(spec_dict,), immutable=True),
             app.signature(POLL, kwargs={"spec": spec_dict}),
         )
-    stamped(canvas, spec.job_id)
-    canvas.link_error(job_failed_signature(spec.job_id))
-    return canvas
+    return _failing(stamped(canvas, spec.job_id), spec.job_id)
 
 
 def tracking_canvas(spec: JobSpec, operation: dict[str, Any]) -> Signature:
@@ -135,12 +136,10 @@ def render_canvas(spec: JobSpec, plan: RenderPlan) -> Signature:
     # The assembler needs the plan's video and counts, not every kept object's frames.
     plan_summary = plan.model_copy(update={"kept": ()}).model_dump(mode="json")
     if not plan.kept:
-        return stamped(
-            app.signature(
-                ASSEMBLE_SUMMARY, args=([],), kwargs={"spec": spec_dict, "plan": plan_summary}
-            ),
-            spec.job_id,
+        assemble = app.signature(
+            ASSEMBLE_SUMMARY, args=([],), kwargs={"spec": spec_dict, "plan": plan_summary}
         )
+        return _failing(stamped(assemble, spec.job_id), spec.job_id)
     header = [
         app.signature(
             RENDER_BATCH,

@@ -51,17 +51,25 @@ def test_a_video_is_tracked_in_segments_on_both_processes_and_stitched(
     processes = {process for process, _ in segment_runs}
     assert len({task for _, task in segment_runs}) >= 3
     assert len(processes) == 2, f"segments ran on {processes}"
-    # Our own work is a chord, never polled: stitch and then assemble run in the place of
-    # annotate (Celery's replace hands them its task id). The job id is no task's id.
+    # Our own work is a chord, never polled: annotate sends the tracking chord, whose body
+    # (stitch) sends the render chord. Every task runs under an id of its own, none of them
+    # the job's, so Flower shows each as itself.
     job_log = log[log_start:]
-    (annotate_id,) = re.findall(r"vtrack\.annotate\[([0-9a-f-]+)\] received", job_log)
     assert "vtrack.poll[" not in job_log
-    assert f"vtrack.stitch[{annotate_id}] received" in job_log
-    assert f"vtrack.assemble_summary[{annotate_id}] succeeded" in job_log
+
+    def ids(task: str, ending: str) -> list[str]:
+        return re.findall(rf"Task vtrack\.{task}\[([0-9a-f-]+)\] {ending}", job_log)
+
+    ((annotate_id,), (stitch_id,)) = ids("annotate", "received"), ids("stitch", "received")
+    (assemble_id,) = ids("assemble_summary", "succeeded")
+    assert ids("annotate", "succeeded") == [annotate_id]
+    assert ids("stitch", "succeeded") == [stitch_id]
+    assert len({annotate_id, stitch_id, assemble_id, job.id}) == 4
     assert f"[{job.id}]" not in job_log
     # Every message of the job, those of the chords made inside tasks included, carries the
     # job's stamp: what a cancel revokes (the result backend keeps each task's stamps).
     ended = set(re.findall(r"Task vtrack\.\w+\[([0-9a-f-]+)\] succeeded", job_log))
-    assert len(ended) >= 5  # the segments, annotate/stitch/assemble's id, the render batches
+    assert {annotate_id, stitch_id, assemble_id} <= ended
+    assert len(ended) >= 6  # annotate, the segments, stitch, the render batches, assemble
     stamps = {task: app.backend.get_task_meta(task).get("vtrack_job") for task in ended}
     assert all(stamp in (job.id, [job.id]) for stamp in stamps.values()), stamps

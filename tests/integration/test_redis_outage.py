@@ -291,7 +291,7 @@ def logged(worker: WorkerProcess, task: str, *endings: str) -> bool:
     """Whether a line of the worker's log says ``Task NAME[ID] ENDING``. Each test's workers
     run its one job, so any such line is the job's (a task's id is its own, not the job's;
     the job id is the ``vtrack_job`` stamp on its messages)."""
-    pattern = re.compile(rf"Task {re.escape(task)}\[[0-9a-f-]{{36}}\] ({'|'.join(endings)})$")
+    pattern = re.compile(rf"Task {re.escape(task)}\[[0-9a-f-]{{36}}\] ({'|'.join(endings)})\b")
     return any(pattern.search(line) for line in worker.log().splitlines())
 
 
@@ -412,7 +412,7 @@ def wait_until_done_and_acked(stack: Stack, worker: WorkerProcess, task: str, jo
     broker = stack.redis.client(BROKER_DB)
 
     def done_and_acked() -> bool:
-        ended = logged(worker, task, "ignored", "succeeded")
+        ended = logged(worker, task, "succeeded")
         held = [json.loads(raw)[0]["headers"] for raw in broker.hvals("unacked")]
         return ended and not any(h["task"] == task and stamped_with(h, job_id) for h in held)
 

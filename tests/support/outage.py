@@ -13,7 +13,7 @@ from tests.conftest import WorkerProcess
 from tests.support.sprite_video import real_scene, write_sprite_video
 
 # Celery's line for a task's run that ended: "Task NAME[ID] succeeded in ..." (or "ignored",
-# for a task that replaced itself with the next step); vtrack's for a delivery acknowledged
+# for a wait that sent the task again); vtrack's for a delivery acknowledged
 # without running, because that task's run had already ended (tasks/deliveries.py).
 ENDED = re.compile(r"Task (vtrack\.\w+)\[([0-9a-f-]+)\] (?:succeeded|ignored)")
 NOT_RUN_AGAIN = re.compile(r"(vtrack\.\w+)\[([0-9a-f-]+)\] delivered again after its run ended")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from celery import chord
-from celery.canvas import _chain
+from types import SimpleNamespace
 
-from tasks.pipeline import job_canvas, render_canvas, tracking_canvas
+import pytest
+from celery import chord
+from celery.canvas import Signature, _chain
+
+from tasks.pipeline import ASSEMBLE_SUMMARY, job_canvas, render_canvas, tracking_canvas
 from workers.annotations.model import Entity, NormalizedBox, ObjectTrack, Segment, TrackedFrame
 from workers.job import JobSpec, KeptObject, RenderPlan
 
@@ -83,6 +86,15 @@ def test_render_canvas_is_one_render_batch_per_batch_of_objects_then_assemble() 
     assert canvas.body.kwargs["plan"]["boxes_dropped"] == 3
     # Every message of the chord carries the job's stamp, what a cancel revokes.
     assert {sig.options["vtrack_job"] for sig in [*header, canvas.body]} == {spec.job_id}
+    assert_fails_the_job(canvas.body, spec.job_id)
+
+
+def assert_fails_the_job(sig: Signature, job_id: str) -> None:
+    """``job_failed`` is ``sig``'s error callback, not stamped: it must run for a job whose
+    stamp was revoked."""
+    (errback,) = sig.options["link_error"]
+    assert errback["task"] == "vtrack.job_failed" and errback["kwargs"] == {"job_id": job_id}
+    assert "vtrack_job" not in errback["options"]
 
 
 def test_render_batches_group_objects_by_time() -> None:
@@ -94,7 +106,7 @@ def test_render_batches_group_objects_by_time() -> None:
 
 
 def test_local_jobs_are_annotate_alone_stamped_with_the_job_id() -> None:
-    """Our own tracking is a chord that annotate replaces itself with: nothing polls it."""
+    """Our own tracking is a chord that annotate sends: nothing polls it."""
     spec = make_spec(backend="local")
     canvas = job_canvas(spec)
     assert canvas.task == "vtrack.annotate"
@@ -129,6 +141,7 @@ def test_tracking_canvas_is_one_track_segment_per_segment_then_stitch() -> None:
     assert canvas.body.task == "vtrack.stitch"
     assert canvas.body.kwargs == {"spec": spec.model_dump(mode="json"), "operation": operation}
     assert {sig.options["vtrack_job"] for sig in [*header, canvas.body]} == {spec.job_id}
+    assert_fails_the_job(canvas.body, spec.job_id)
 
 
 def test_zero_kept_objects_go_straight_to_assemble() -> None:
@@ -136,6 +149,7 @@ def test_zero_kept_objects_go_straight_to_assemble() -> None:
     assert canvas.task == "vtrack.assemble_summary"
     assert canvas.args == ([],)
     assert canvas.options["vtrack_job"] == "job-1"
+    assert_fails_the_job(canvas, "job-1")
 
 
 def test_task_arguments_are_plain_json() -> None:
@@ -144,3 +158,23 @@ def test_task_arguments_are_plain_json() -> None:
     canvas = render_canvas(make_spec(), make_plan(kept=2))
     for sig in [*canvas.tasks, canvas.body]:
         json.dumps([sig.args, sig.kwargs])  # raises on anything that is not JSON
+
+
+def test_a_chord_s_body_has_an_id_of_its_own_made_from_its_sender_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task that sends a chord and runs again (its process killed before the ack) sends
+    the body under the same id, so that body's second delivery is not run again."""
+    from tasks.jobs import _send
+
+    sent: list[str] = []
+    monkeypatch.setattr(chord, "apply_async", lambda self, task_id: sent.append(task_id))
+
+    def send(sender_id: str) -> dict[str, str]:
+        sender = SimpleNamespace(request=SimpleNamespace(id=sender_id))
+        return _send(sender, render_canvas(make_spec(), make_plan(kept=2)), "job-1")
+
+    first, again = send("stitch-1"), send("stitch-1")
+    assert first == again == {"job_id": "job-1", "sent": ASSEMBLE_SUMMARY, "task_id": sent[0]}
+    assert send("stitch-2")["task_id"] == sent[2] != sent[0] == sent[1]
+    assert "stitch-1" not in sent and "job-1" not in sent
