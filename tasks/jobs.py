@@ -375,7 +375,8 @@ def assemble_summary(
     self: Any, results: list[list[dict[str, Any]]], spec: JobSpec, plan: RenderPlan
 ) -> Manifest:
     """Build the summary grid and write the manifest; the manifest (as JSON) is the task's
-    result."""
+    result. A job cancelled meanwhile writes neither (its record is checked right before
+    each), nor its catalog row."""
     stop_if_cancelled(spec.job_id)
     rt = runtime.current()
     rt.jobs.update(spec.job_id, status=JobStatus.ASSEMBLING, stage="assembling the summary")
@@ -384,6 +385,7 @@ def assemble_summary(
         plan,
         [ObjectResult.model_validate(result) for batch in results for result in batch],
         rt.storage,
+        before_write=lambda: stop_if_cancelled(spec.job_id),
     )
     _mark_done(rt, spec, manifest.manifest_uri)
     record_completed(manifest)  # never fails the job; retried when the database is down

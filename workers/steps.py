@@ -291,9 +291,14 @@ def _store_rendered(
 
 
 def assemble_manifest(
-    spec: JobSpec, plan: RenderPlan, results: Sequence[ObjectResult], storage: Storage
+    spec: JobSpec,
+    plan: RenderPlan,
+    results: Sequence[ObjectResult],
+    storage: Storage,
+    before_write: Callable[[], None] = lambda: None,
 ) -> Manifest:
-    """Build the summary grid from the rendered cells, then write the manifest, last.
+    """Build the summary grid from the rendered cells, then write the manifest, last;
+    ``before_write`` runs right before each is written (a worker's cancel check: it raises).
 
     With no object rendered there is no summary (``summary_uri`` is null): a job with zero
     kept objects completes with an empty object list, one whose renders all failed
@@ -317,6 +322,7 @@ def assemble_manifest(
         summary_uri = naming.summary_uri(
             spec.output_root, spec.stem, spec.min_confidence, spec.min_frames
         )
+        before_write()
         summary_generation = storage.write_bytes(summary_uri, grid, JPEG_TYPE).generation
     errors = tuple(
         f"object {result.index} ({result.entity}): {result.error}"
@@ -352,6 +358,7 @@ def assemble_manifest(
         boxes_clipped=plan.boxes_clipped,
         boxes_dropped=plan.boxes_dropped,
     )
+    before_write()
     write_manifest(manifest, storage)
     return manifest
 
