@@ -148,7 +148,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
-        made = scenes(arguments.shared, Path(folder))
+        made = scenes(arguments.shared.resolve(), Path(folder))
         for name, video, gt_folder, class_map, fps, rows, size in made:
             truth = read_ground_truth(
                 gt_folder,
