@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Constraints several settings share (as Field(ge=..., le=...) would state them one by one).
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+AtLeastOne = Annotated[int, Field(ge=1)]
 
 
 class Settings(BaseSettings):
@@ -28,9 +32,8 @@ class Settings(BaseSettings):
         "redis://localhost:6379/1",
         description="Where task results and job records are kept (Redis).",
     )
-    broker_outage_seconds: float = Field(
+    broker_outage_seconds: NonNegativeFloat = Field(
         120.0,
-        ge=0,
         description=(
             "Seconds a worker waits for an unreachable Redis (restarted, failing over) before "
             "a task fails with the connection error. Longer rides out longer outages; a task "
@@ -69,18 +72,15 @@ class Settings(BaseSettings):
     )
 
     # --- Which objects are rendered ------------------------------------------------
-    min_confidence: float = Field(
+    min_confidence: Fraction = Field(
         0.7,
-        ge=0.0,
-        le=1.0,
         description=(
             "Objects tracked with a lower confidence are not rendered. Raising it drops "
             "doubtful objects (fewer false ones, more missed ones)."
         ),
     )
-    min_frames: int = Field(
+    min_frames: AtLeastOne = Field(
         10,
-        ge=1,
         description=(
             "Objects seen in fewer annotated frames are not rendered. Raising it drops "
             "fleeting objects and tracker fragments; lowering it keeps brief appearances."
@@ -95,23 +95,20 @@ class Settings(BaseSettings):
         ),
     )
 
-    max_video_bytes: int = Field(
+    max_video_bytes: NonNegativeInt = Field(
         0,
-        ge=0,
         description="Largest video a worker downloads from a bucket, in bytes (0: no limit).",
     )
-    max_video_pixels: int = Field(
+    max_video_pixels: NonNegativeInt = Field(
         7680 * 4320,
-        ge=0,
         description=(
             "Largest frame (width x height) a job accepts, checked when the video is probed; "
             "0: no limit. The default is 8K UHD; one decoded frame costs 3 bytes a pixel, so "
             "raising it raises the memory a worker process needs."
         ),
     )
-    max_video_seconds: float = Field(
+    max_video_seconds: NonNegativeFloat = Field(
         4 * 3600.0,
-        ge=0,
         description=(
             "Longest video a job accepts, in seconds, checked when the video is probed; 0: no "
             "limit. Keep it well under what VTRACK_JOB_TIMEOUT lets the backend track."
@@ -136,17 +133,16 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated buckets videos may come from; empty means any bucket.",
     )
-    gcp_call_timeout: float = Field(60.0, gt=0, description="Timeout of one API call, seconds.")
-    gcp_requests_per_minute: int = Field(
+    gcp_call_timeout: PositiveFloat = Field(60.0, description="Timeout of one API call, seconds.")
+    gcp_requests_per_minute: AtLeastOne = Field(
         60,
-        ge=1,
         description=(
             "Video Intelligence requests per minute across all workers (the default quota "
             "is 60); lowering it avoids RESOURCE_EXHAUSTED when quotas are shared."
         ),
     )
-    gcp_max_in_flight: int = Field(
-        3, ge=1, description="Videos annotated by the API at once across all workers."
+    gcp_max_in_flight: AtLeastOne = Field(
+        3, description="Videos annotated by the API at once across all workers."
     )
 
     # --- vtrack vi-server: the Video Intelligence API served by vtrack (docs/vi-server.md)
@@ -166,9 +162,8 @@ class Settings(BaseSettings):
     vi_server_tls_key: str = Field(
         "", description="PEM private key file of VTRACK_VI_SERVER_TLS_CERT."
     )
-    vi_server_max_content_bytes: int = Field(
+    vi_server_max_content_bytes: NonNegativeInt = Field(
         50_000_000,
-        ge=0,
         description=(
             "Largest video accepted inline (input_content) by vtrack vi-server; larger ones "
             "must be given as an input_uri."
@@ -176,10 +171,8 @@ class Settings(BaseSettings):
     )
 
     # --- Local backend: detector + tracker (docs/local-backend.md) --------------------
-    local_min_confidence: float = Field(
+    local_min_confidence: Fraction = Field(
         0.3,
-        ge=0.0,
-        le=1.0,
         description=(
             "Render threshold for the local backend when VTRACK_MIN_CONFIDENCE is not set: "
             "its confidence is the mean detection score, and YOLOv3-tiny scores a clearly "
@@ -266,52 +259,44 @@ class Settings(BaseSettings):
             "appearance cues only."
         ),
     )
-    detection_confidence: float = Field(
+    detection_confidence: Fraction = Field(
         0.0,
-        ge=0.0,
-        le=1.0,
         description=(
             "Detections below this score are dropped; 0 uses the model's own value. Raising "
             "it removes false detections and loses faint real ones."
         ),
     )
-    track_activation: float = Field(
+    track_activation: Fraction = Field(
         0.0,
-        ge=0.0,
-        le=1.0,
         description=(
             "Score a detection needs to start a track; 0 uses the model's own value. The "
             "library's 0.7 never starts tracks for YOLOv3-tiny's typical 0.2 to 0.7 scores."
         ),
     )
-    inference_threads: int = Field(
+    inference_threads: NonNegativeInt = Field(
         1,
-        ge=0,
         description=(
             "onnxruntime threads per worker process; 0 uses every core. Keep 1 when several "
             "worker processes share a machine."
         ),
     )
-    decode_threads: int = Field(
+    decode_threads: NonNegativeInt = Field(
         0,
-        ge=0,
         description=(
             "FFmpeg decoding threads per worker process; 0: one when the worker's processes "
             "are as many as the cores it may use (each core then decodes for a process of its "
             "own, and more threads only take turns), else FFmpeg's choice."
         ),
     )
-    decode_ahead: int = Field(
+    decode_ahead: NonNegativeInt = Field(
         0,
-        ge=0,
         description=(
             "Frames a tracking process decodes ahead of its detector, in a thread of its own, "
             "so decoding overlaps inference; 0 decodes in turn with the detector."
         ),
     )
-    still_detect_every: int = Field(
+    still_detect_every: AtLeastOne = Field(
         3,
-        ge=1,
         description=(
             "Where the scene is still (no object moved more than about a tenth of its size, "
             "none appeared or left, over the last detected frames), run the detector on one "
@@ -321,17 +306,15 @@ class Settings(BaseSettings):
             "can miss more of what appears and goes within the skipped frames."
         ),
     )
-    segment_seconds: float = Field(
+    segment_seconds: PositiveFloat = Field(
         30.0,
-        gt=0,
         description=(
             "Length of the time segments a video is split into for parallel tracking; "
             "shorter spreads one video over more workers, with more boundaries to stitch."
         ),
     )
-    segment_overlap: float = Field(
+    segment_overlap: NonNegativeFloat = Field(
         2.0,
-        ge=0,
         description="Overlap between segments, where tracks are matched across the boundary.",
     )
 
@@ -354,9 +337,8 @@ class Settings(BaseSettings):
     animation_frame_ms: int = Field(250, ge=20, description="Display time of each animation frame.")
     summary_max_width: int = Field(1920, ge=64, description="Largest width of the summary grid.")
     summary_max_height: int = Field(1080, ge=64, description="Largest height of the summary grid.")
-    render_batch_size: int = Field(
+    render_batch_size: AtLeastOne = Field(
         8,
-        ge=1,
         description=(
             "Objects one render task draws from one decode pass of their stretch of video. "
             "Larger decodes less in total; smaller spreads a job over more workers."
@@ -371,17 +353,15 @@ class Settings(BaseSettings):
             "worker processes of one machine; empty: vtrack-video-cache in the temp folder."
         ),
     )
-    video_cache_bytes: int = Field(
+    video_cache_bytes: NonNegativeInt = Field(
         10_000_000_000,
-        ge=0,
         description=(
             "Most bytes of downloaded videos a machine keeps (least recently used go first); "
             "0 keeps none (every task downloads the video again)."
         ),
     )
-    run_processes: int = Field(
+    run_processes: NonNegativeInt = Field(
         0,
-        ge=0,
         description=(
             "Processes vtrack run tracks segments and renders batches in; 0: one per core "
             "it may run on (its CPU affinity: a container's CPU set, taskset)."
@@ -389,26 +369,23 @@ class Settings(BaseSettings):
     )
 
     # --- Task limits ---------------------------------------------------------------
-    task_soft_time_limit: int = Field(
+    task_soft_time_limit: AtLeastOne = Field(
         900,
-        ge=1,
         description="Seconds after which a task is asked to stop (SoftTimeLimitExceeded).",
     )
-    task_time_limit: int = Field(
-        960, ge=1, description="Seconds after which a task's worker process is killed."
+    task_time_limit: AtLeastOne = Field(
+        960, description="Seconds after which a task's worker process is killed."
     )
-    task_max_deliveries: int = Field(
+    task_max_deliveries: AtLeastOne = Field(
         3,
-        ge=1,
         description=(
             "Times a task may be handed to a worker process that dies running it (killed, out "
             "of memory, crashed decoder) before it fails as a poison message. Higher rides out "
             "more worker losses; lower stops a task that crashes its worker sooner."
         ),
     )
-    broker_visibility_timeout: int = Field(
+    broker_visibility_timeout: NonNegativeInt = Field(
         0,
-        ge=0,
         description=(
             "Seconds after which Redis hands the messages a dead (killed) worker had taken to "
             "another worker; 0 means VTRACK_TASK_TIME_LIMIT plus 5 minutes. Shorter recovers "
@@ -427,9 +404,8 @@ class Settings(BaseSettings):
     poll_max_delay: float = Field(
         60.0, ge=0.1, description="Longest wait between two checks of a running annotation."
     )
-    render_max_tasks_per_child: int = Field(
+    render_max_tasks_per_child: AtLeastOne = Field(
         50,
-        ge=1,
         description=(
             "Render worker processes are replaced after this many tasks (bounds leaks in decoders)."
         ),
@@ -450,9 +426,8 @@ class Settings(BaseSettings):
             "number of seconds between scans."
         ),
     )
-    scan_max_jobs: int = Field(
+    scan_max_jobs: AtLeastOne = Field(
         20,
-        ge=1,
         description=(
             "Most jobs one scan enqueues (oldest videos first); the rest wait for the next "
             "scan. Higher drains a backlog faster; lower keeps queues short for manual jobs."
@@ -473,9 +448,8 @@ class Settings(BaseSettings):
             "file (file backend) instead of the default backend."
         ),
     )
-    scan_retry_failed_after: int = Field(
+    scan_retry_failed_after: NonNegativeInt = Field(
         3600,
-        ge=0,
         description=(
             "Seconds a scan leaves alone a video whose job failed (unless the video changes); "
             "0 retries at every scan. Lower retries transient failures sooner, at the cost of "
@@ -498,17 +472,15 @@ class Settings(BaseSettings):
             "incoming/cam1/); empty means every object of the allowed buckets."
         ),
     )
-    listen_max_messages: int = Field(
+    listen_max_messages: AtLeastOne = Field(
         10,
-        ge=1,
         description=(
             "Notifications vtrack listen holds at once (Pub/Sub flow control); more keeps "
             "up with bursts of uploads, fewer leaves the rest to other listeners."
         ),
     )
-    watch_stable_seconds: float = Field(
+    watch_stable_seconds: PositiveFloat = Field(
         5.0,
-        gt=0,
         description=(
             "vtrack watch submits a file not closed after writing once its size has not "
             "changed for this many seconds; longer is safer with slow copies, shorter starts "
