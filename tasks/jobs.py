@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from celery import current_task, states
@@ -150,6 +151,8 @@ class JobTask(DeliveryCountedTask):  # type: ignore[misc]
     replacements (``Retry``, ``Ignore``) are not failures.
     """
 
+    throws = EXPECTED_ERRORS
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
@@ -172,15 +175,11 @@ class JobTask(DeliveryCountedTask):  # type: ignore[misc]
             log.warning("job %s: failure not recorded yet: %s", job_id, error)
 
 
-@app.task(
-    name="vtrack.annotate",
-    base=JobTask,
-    bind=True,
-    pydantic=True,
-    acks_late=False,
-    throws=EXPECTED_ERRORS,
-    **TRANSIENT_RETRY,
-)
+# A task of a job: its failure recorded (JobTask), its model arguments validated (pydantic).
+job_task = partial(app.task, base=JobTask, bind=True, pydantic=True)
+
+
+@job_task(name="vtrack.annotate", acks_late=False, **TRANSIENT_RETRY)
 def annotate(self: Any, spec: JobSpec) -> dict[str, Any]:
     """Start the backend's annotation of the video; returns the operation to poll (as JSON)
     or, for the ``local`` backend, sends the tracking chord.
@@ -213,14 +212,7 @@ def annotate(self: Any, spec: JobSpec) -> dict[str, Any]:
     return operation.model_dump(mode="json")
 
 
-@app.task(
-    name="vtrack.poll",
-    base=JobTask,
-    bind=True,
-    pydantic=True,
-    throws=EXPECTED_ERRORS,
-    **TRANSIENT_RETRY,
-)
+@job_task(name="vtrack.poll", **TRANSIENT_RETRY)
 def poll(self: Any, operation: Operation, spec: JobSpec, checks: int = 0) -> Any:
     """Check the operation; re-send with a countdown until done, then fan out the renders.
 
@@ -295,7 +287,7 @@ def _send(task: Any, canvas: Signature, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "sent": body.task, "task_id": body_id}
 
 
-@app.task(name="vtrack.stitch", base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS)
+@job_task(name="vtrack.stitch")
 def stitch(
     self: Any, results: list[dict[str, Any]], spec: JobSpec, operation: Operation
 ) -> dict[str, Any]:
@@ -306,9 +298,7 @@ def stitch(
     return _fan_out_renders(self, spec, annotation, info=info)
 
 
-@app.task(
-    name=local_backend.TRACK_SEGMENT, base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS
-)
+@job_task(name=local_backend.TRACK_SEGMENT)
 def track_segment(
     self: Any,
     video_uri: str,
@@ -339,9 +329,7 @@ def track_segment(
     return annotation.to_dict()
 
 
-@app.task(
-    name="vtrack.render_batch", base=JobTask, bind=True, pydantic=True, throws=EXPECTED_ERRORS
-)
+@job_task(name="vtrack.render_batch")
 def render_batch(self: Any, spec: JobSpec, batch: list[dict[str, Any]]) -> list[Any]:
     """Render a batch of objects from one decode pass; failures come back as failed results.
 
@@ -364,13 +352,7 @@ def _object_done(rt: runtime.Runtime, job_id: str) -> None:
     stop_if_cancelled(job_id)
 
 
-@app.task(
-    name="vtrack.assemble_summary",
-    base=JobTask,
-    bind=True,
-    pydantic=True,
-    throws=EXPECTED_ERRORS,
-)
+@job_task(name="vtrack.assemble_summary")
 def assemble_summary(
     self: Any, results: list[list[dict[str, Any]]], spec: JobSpec, plan: RenderPlan
 ) -> Manifest:
