@@ -56,7 +56,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     schedule = parse_schedule(settings.scan_schedule)
     # A scan that waited longer than one interval in the queue is stale: the next one
     # will list the same videos, so let it expire instead of piling up behind a backlog.
-    expires = _interval_seconds(schedule)
+    expires = schedule.total_seconds() if isinstance(schedule, timedelta) else None
     return {
         f"scan {source}": {
             "task": SCAN_SOURCE_TASK,
@@ -66,9 +66,3 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         }
         for source in sources
     }
-
-
-def _interval_seconds(schedule: crontab | timedelta) -> float | None:
-    if isinstance(schedule, timedelta):
-        return schedule.total_seconds()
-    return None

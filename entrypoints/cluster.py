@@ -61,7 +61,7 @@ class ClusterPorts:
     """Where the cluster's services meet: its Redis (broker and results) and Flower's port.
 
     With ``broker_url`` and ``result_backend`` empty, the Redis is 127.0.0.1:``redis``
-    (databases ``broker_db`` and ``results_db``); :meth:`from_settings` takes them from
+    (databases ``broker_db`` and ``results_db``); :func:`cluster_ports` takes them from
     ``VTRACK_BROKER_URL`` and ``VTRACK_RESULT_BACKEND`` instead.
     """
 
@@ -72,18 +72,6 @@ class ClusterPorts:
     broker_url: str = ""
     result_backend: str = ""
 
-    @classmethod
-    def from_settings(cls, settings: Settings, flower: int = 5555) -> ClusterPorts:
-        """The settings' broker and result backend; a local Redis is started on the
-        broker's port when nothing answers there."""
-        port = urlparse(settings.broker_url).port or 6379
-        return cls(
-            redis=port,
-            flower=flower,
-            broker_url=settings.broker_url,
-            result_backend=settings.result_backend,
-        )
-
     def urls(self) -> dict[str, str]:
         """The broker's and the result backend's URLs, by the setting that holds each."""
         base = f"redis://127.0.0.1:{self.redis}"
@@ -91,10 +79,6 @@ class ClusterPorts:
             "VTRACK_BROKER_URL": self.broker_url or f"{base}/{self.broker_db}",
             "VTRACK_RESULT_BACKEND": self.result_backend or f"{base}/{self.results_db}",
         }
-
-    def environment(self) -> dict[str, str]:
-        """The settings every service gets so they all use the cluster's Redis."""
-        return self.urls()
 
     def describe(self, settings: Settings) -> list[str]:
         """Where the cluster's Redis is; a note where ``settings`` (this shell's) differ."""
@@ -112,16 +96,21 @@ class ClusterPorts:
 
 
 def cluster_ports(settings: Settings, redis_port: int | None, flower_port: int) -> ClusterPorts:
-    """``--redis-port`` when given, else the settings' broker and result backend."""
+    """``--redis-port`` when given, else the settings' broker and result backend (a local
+    Redis is started on the broker's port when nothing answers there)."""
     if redis_port is not None:
         return ClusterPorts(redis=redis_port, flower=flower_port)
-    return ClusterPorts.from_settings(settings, flower_port)
+    return ClusterPorts(
+        redis=urlparse(settings.broker_url).port or 6379,
+        flower=flower_port,
+        broker_url=settings.broker_url,
+        result_backend=settings.result_backend,
+    )
 
 
 def local_command(service: str, run_dir: Path, ports: ClusterPorts) -> list[str]:
     """The service's compose command, run with this Python, with the local-only options."""
-    base = list(SERVICE_COMMANDS[service])
-    command = [sys.executable, "-m", *base]
+    command = [sys.executable, "-m", *SERVICE_COMMANDS[service]]
     if service == "beat":
         command.append(f"--schedule={run_dir / 'celerybeat-schedule'}")
     if service == "flower":
@@ -181,7 +170,8 @@ class Cluster:
                 f"a cluster is already running from {self.run_dir} (vtrack cluster stop first)"
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        environment = {**(env if env is not None else os.environ), **self.ports.environment()}
+        # Every service uses the cluster's Redis.
+        environment = {**(env if env is not None else os.environ), **self.ports.urls()}
         redis_port = redis_to_start(self.ports)
         pids: dict[str, int] = {}
         try:
@@ -276,10 +266,7 @@ class Cluster:
         """Stop the services this cluster started (by their pids), Redis last."""
         pids = self.pids()
         order = [name for name in pids if name != "redis"] + (["redis"] if "redis" in pids else [])
-        stopped = []
-        for name in order:
-            if _stop_group(pids[name]):
-                stopped.append(name)
+        stopped = [name for name in order if _stop_group(pids[name])]
         (self.run_dir / PID_FILE).unlink(missing_ok=True)
         return stopped
 

@@ -95,9 +95,12 @@ class Job:
             record = rt.jobs.get(self.id)
             if record is not None:  # a running job whose work was lost is failed here
                 return lost.fail_if_stalled(rt.jobs, record, rt.settings, rt.claims())
-            record = _catalog_record(rt.settings, self.id)
-            if record is not None:
-                return record
+            if not _catalog_absent(rt.settings):
+                from tasks.catalog import catalog_record
+
+                record = catalog_record(self.id)
+                if record is not None:
+                    return record
             if rt.redis_client is None:
                 raise JobNotFound(f"no job {self.id}: unknown id")
             ttl = results_ttl(rt.settings)
@@ -106,8 +109,13 @@ class Job:
         raise JobLost(message) if reason == lost.LOST else JobNotFound(message)
 
     def manifest(self) -> dict[str, Any] | None:
-        """The job's manifest once it has completed (None before, or when it failed)."""
-        return self._manifest(self.status())
+        """The job's manifest once it has completed (None before, or when it failed).
+
+        The record is the job's truth while it runs, the manifest once it ends. None too when
+        the manifest cannot be read, or is no longer this job's (the video was processed
+        again since and its manifest rewritten)."""
+        manifest = self._read_manifest(self.status())
+        return manifest if manifest is not None and manifest.get("job_id") == self.id else None
 
     def cancel(self) -> JobRecord:
         """Cancel the job: mark it ``cancelled``, revoke its tasks, publish nothing more.
@@ -163,22 +171,12 @@ class Job:
                 raise TimeoutError(f"job {self.id} still {record.stage} after {timeout:g}s")
             time.sleep(interval)
 
-    def _manifest(self, record: JobRecord) -> dict[str, Any] | None:
-        """The manifest the record points to (its ``manifest_uri``), once the job has
-        completed: the record is the job's truth while it runs, the manifest once it ends.
-
-        None when the manifest cannot be read, or is no longer this job's (the video was
-        processed again since and its manifest rewritten)."""
-        manifest = self._read_manifest(record)
-        return manifest if manifest is not None and manifest.get("job_id") == self.id else None
-
     @staticmethod
     def _read_manifest(record: JobRecord) -> dict[str, Any] | None:
         """The manifest at the completed record's ``manifest_uri``, whichever job's it is
         (None before, for a failed or cancelled job, or when it cannot be read)."""
-        if not record.finished or record.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            return None
-        if not record.manifest_uri:
+        failed = record.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+        if not record.finished or failed or not record.manifest_uri:
             return None
         try:
             manifest = json.loads(runtime.current().storage.read_bytes(record.manifest_uri))
@@ -327,15 +325,6 @@ def _catalog_absent(settings: Settings) -> bool:
     from workers.catalog.location import catalog_absent, catalog_url
 
     return catalog_absent(catalog_url(settings.catalog_url, settings.output_root))
-
-
-def _catalog_record(settings: Settings, job_id: str) -> JobRecord | None:
-    """The catalog's record of ``job_id``, when there is a catalog."""
-    if _catalog_absent(settings):
-        return None
-    from tasks.catalog import catalog_record
-
-    return catalog_record(job_id)
 
 
 def cancel_job(job_id: str) -> JobRecord:

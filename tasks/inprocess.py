@@ -125,7 +125,7 @@ def run_video(
     )
     jobs.create(JobRecord(job_id=spec.job_id, video_uri=spec.video_uri, backend=spec.backend))
     runner = InProcessJob(
-        spec, settings, roots, jobs, run_processes(settings, processes), notice or _ignore
+        spec, settings, roots, jobs, run_processes(settings, processes), notice or (lambda _: None)
     )
     try:
         runner.run()
@@ -282,10 +282,6 @@ class InProcessJob:
     ) -> list[ObjectResult]:
         batches = render_batches(kept, run_batch_size(len(kept), self.spec, self.processes))
         return pool.render(self.spec, batches, storage, self.jobs)
-
-
-def _ignore(message: str) -> None:
-    """A ``notice`` that shows nothing."""
 
 
 # --- the pool ---------------------------------------------------------------------------

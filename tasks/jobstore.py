@@ -186,15 +186,10 @@ class RedisJobStore:
         return JobRecord.model_validate(data)
 
     def _write(self, job_id: str, values: dict[str, Any]) -> None:
-        key = keys.job(job_id)
-        encoded = {
-            name: json.dumps(list(value) if isinstance(value, tuple) else value)
-            for name, value in values.items()
-        }
         args: list[Any] = [self._ttl]
-        for name, value in encoded.items():
-            args.extend((name, value))
-        self._write_fields(keys=[key], args=args)
+        for name, value in values.items():  # a tuple (outputs) is dumped as a JSON array
+            args.extend((name, json.dumps(value)))
+        self._write_fields(keys=[keys.job(job_id)], args=args)
 
 
 class MemoryJobStore:

@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError
 
 from tasks import keys
 from tasks.job_ids import submitted_at
+from tasks.redis_clients import describe
 from workers.errors import ServiceUnavailableError
 from workers.job import JobStatus
 
@@ -124,11 +125,6 @@ def reaching(what: str, setting: str, url: str, consequence: str = "") -> Iterat
 
         raise ServiceUnavailableError(
             f"the service cannot reach Redis right now: the {what} at "
-            f"{maybe_sanitize_url(url)} ({setting}): {_reason(exc)}"
+            f"{maybe_sanitize_url(url)} ({setting}): {describe(exc)}"
             + (f"; {consequence}" if consequence else "")
         ) from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text.rstrip(".")

@@ -103,9 +103,7 @@ def serve_under_root(request: Request, root: str, path: str, storage: Storage) -
         return serve_object(request, storage, join_uri(root, str(relative)))
     base = Path(os.path.realpath(parse_uri(root).path))
     target = Path(os.path.realpath(base / relative))
-    if not target.is_relative_to(base):
-        raise HTTPException(404, "not found")  # a symlink leading out of the root
-    if not target.is_file():
+    if not target.is_relative_to(base) or not target.is_file():  # or a symlink leading out
         raise HTTPException(404, "not found")
     return serve_local(request, target, relative.name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -227,9 +228,7 @@ def _exports(manifest: dict[str, Any]) -> list[dict[str, str]]:
     }
     found: list[dict[str, str]] = []
     try:
-        for count, stat in enumerate(service_storage().list(folder)):
-            if count >= EXPORT_LISTING_LIMIT:
-                break
+        for stat in islice(service_storage().list(folder), EXPORT_LISTING_LIMIT):
             name = PurePosixPath(parse_uri(stat.uri).path).name
             same_folder = stat.uri[: -len(name)].rstrip("/") == folder
             if (
