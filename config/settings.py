@@ -234,9 +234,8 @@ class Settings(BaseSettings):
     tracker: str = Field(
         "bytetrack", description="Tracker: bytetrack, ocsort, botsort or sort (Roboflow trackers)."
     )
-    process_fps: float = Field(
+    process_fps: NonNegativeFloat = Field(
         10.0,
-        ge=0.0,
         description=(
             "Frames tracked per second of video; 0 tracks every frame. Lower is faster and "
             "coarser (10 on a 30 fps video is every third frame)."
@@ -433,9 +432,8 @@ class Settings(BaseSettings):
             "scan. Higher drains a backlog faster; lower keeps queues short for manual jobs."
         ),
     )
-    scan_min_age: float = Field(
+    scan_min_age: NonNegativeFloat = Field(
         10.0,
-        ge=0.0,
         description=(
             "Local files modified less than this many seconds ago are left for the next scan, "
             "so a copy still in progress is not picked up half-written."
