@@ -325,9 +325,8 @@ def load_export_source(
         local = bool(annotation.objects) and all(
             obj.entity.entity_id.isdigit() for obj in annotation.objects
         )
-        default_confidence = local_min_confidence if local else default_thresholds[0]
-        confidence = default_confidence if min_confidence is None else min_confidence
-        frames = default_thresholds[1] if min_frames is None else min_frames
+        confidence = local_min_confidence if local else default_thresholds[0]
+        frames = default_thresholds[1]
     if min_confidence is not None:
         confidence = min_confidence
     if min_frames is not None:
