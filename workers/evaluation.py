@@ -29,7 +29,7 @@ import io
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -65,8 +65,8 @@ class SequenceInfo:
     def pixel_grid(self) -> SequenceInfo:
         """These values, with 1 frame a second and a 1x1 frame where they are unknown (so a
         tracker's MOT file, already in frames and pixels, goes through unchanged)."""
-        return SequenceInfo(
-            self.name, self.frame_rate or 1.0, self.width or 1, self.height or 1, self.length
+        return replace(
+            self, frame_rate=self.frame_rate or 1.0, width=self.width or 1, height=self.height or 1
         )
 
 
@@ -175,14 +175,10 @@ def read_ground_truth(
     :class:`InputError` for a missing or malformed file.
     """
     gt_path, ini = _find_ground_truth(Path(path))
-    found = read_sequence_info(ini, gt_path.parent.name)
-    info = SequenceInfo(
-        found.name,
-        frame_rate or found.frame_rate,
-        size[0] if size else found.width,
-        size[1] if size else found.height,
-        found.length,
-    )
+    info = read_sequence_info(ini, gt_path.parent.name)
+    info = replace(info, frame_rate=frame_rate or info.frame_rate)
+    if size:
+        info = replace(info, width=size[0], height=size[1])
     rows = read_mot_rows(gt_path, "MOTChallenge CSV")
     if rows.size == 0 or rows.shape[1] < 6:
         raise InputError(f"{gt_path}: expected at least 6 comma-separated values a line")

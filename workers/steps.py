@@ -118,7 +118,8 @@ def plan_render(
     """
     if info is None:
         info = probe_stored_video(spec, storage)
-    video_limits(spec).check(info, spec.video_uri)
+    limits = VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
+    limits.check(info, spec.video_uri)
     check_annotation_fits(annotation, info.duration, info.fps, source=spec.video_uri)
     if annotation.boxes_clipped or annotation.boxes_dropped:
         fixes = describe_box_fixes(annotation.boxes_clipped, annotation.boxes_dropped)
@@ -180,19 +181,6 @@ def remove_partial_outputs(spec: JobSpec, storage: Storage) -> list[str]:
     return removed
 
 
-def video_limits(spec: JobSpec) -> VideoLimits:
-    return VideoLimits(max_pixels=spec.max_video_pixels, max_seconds=spec.max_video_seconds)
-
-
-def render_options(spec: JobSpec) -> RenderOptions:
-    return RenderOptions(
-        animation_format=spec.animation_format,
-        animation_frames=spec.animation_frames,
-        animation_frame_ms=spec.animation_frame_ms,
-        animation_max_width=spec.animation_max_width,
-    )
-
-
 def probe_stored_video(spec: JobSpec, storage: Storage) -> VideoInfo:
     """Probe the job's video (a local copy of it, for a bucket's video)."""
     with storage.local_copy(spec.video_uri, max_bytes=spec.max_video_bytes) as video_path:
@@ -218,7 +206,7 @@ def render_kept_objects(
             outcomes = render_each(
                 video_path,
                 [kept.track for kept in batch],
-                render_options(spec),
+                RenderOptions.from_settings(spec),
                 frame_counts=[kept.frame_count for kept in batch],
             )
     except Exception as exc:
@@ -272,22 +260,17 @@ def _store_rendered(
         animation = storage.write_bytes(
             animation_uri, outcome.animation, outcome.animation_content_type
         )
+        outcome_fields = {
+            "status": "ok",
+            "cell_uri": cell_uri,
+            "animation_uri": animation_uri,
+            "generations": {"cell": cell.generation, "animation": animation.generation},
+        }
     except Exception as exc:
         log.warning("object %s of %s failed to render: %s", kept.index, spec.video_uri, exc)
-        return ObjectResult(
-            **base,
-            status="failed",
-            error=describe_error(exc),
-            render_seconds=decode_seconds + time.monotonic() - started,
-        )
-    return ObjectResult(
-        **base,
-        status="ok",
-        cell_uri=cell_uri,
-        animation_uri=animation_uri,
-        render_seconds=decode_seconds + time.monotonic() - started,
-        generations={"cell": cell.generation, "animation": animation.generation},
-    )
+        outcome_fields = {"status": "failed", "error": describe_error(exc)}
+    seconds = decode_seconds + time.monotonic() - started
+    return ObjectResult(**base, **outcome_fields, render_seconds=seconds)
 
 
 def assemble_manifest(

@@ -160,14 +160,12 @@ def test_a_seek_lands_on_the_keyframe_it_aims_at(
 ) -> None:
     """Not a GOP late (frames lost, as a TS did) nor a GOP early (a GOP decoded for nothing:
     an MP4 sought by a keyframe's decoding time)."""
-    from workers.media.video import _open_video, _read_index, _seek, _video_stream
+    from workers.media.video import _open_video, _seek
 
     path = folder / name
     if not path.exists():
         stream_copy(segment_mp4, path, format="mp4", start=1.0)
-    with _open_video(path) as container:
-        stream = _video_stream(container, path)
-        index = _read_index(container, stream, path)
+    with _open_video(path) as (container, stream, index):
         assert len(index.keyframe_positions) >= 3
         for keyframe in index.keyframe_positions[1:]:
             _seek(container, stream, index, keyframe)

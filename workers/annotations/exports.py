@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from workers.annotations.model import NormalizedBox, ObjectTrack
@@ -144,13 +144,8 @@ def to_cvat(
     _sub(meta, "dumped", (dumped or datetime.now(UTC)).isoformat())
     gap_frames = max(1, round(max_gap * video.fps)) if video.fps > 0 else 1
     for position, obj in enumerate(objects):
-        track = _sub(
-            root,
-            "track",
-        )
-        track.set("id", str(position))
-        track.set("label", obj.track.entity.description or "object")
-        track.set("source", "auto")
+        label = obj.track.entity.description or "object"
+        track = ET.SubElement(root, "track", id=str(position), label=label, source="auto")
         boxes = framed_boxes(obj.track, video)
         for index, (frame, box) in enumerate(boxes):
             _cvat_box(track, frame, box, video, outside=False)
@@ -166,19 +161,19 @@ def _cvat_box(
     track: ET.Element, frame: int, box: NormalizedBox, video: ExportVideo, *, outside: bool
 ) -> None:
     left, top, right, bottom = _pixels(box, video)
-    element = ET.SubElement(track, "box")
-    for key, value in (
-        ("frame", str(frame)),
-        ("keyframe", "1"),
-        ("outside", "1" if outside else "0"),
-        ("occluded", "0"),
-        ("xtl", f"{left:.2f}"),
-        ("ytl", f"{top:.2f}"),
-        ("xbr", f"{right:.2f}"),
-        ("ybr", f"{bottom:.2f}"),
-        ("z_order", "0"),
-    ):
-        element.set(key, value)
+    ET.SubElement(
+        track,
+        "box",
+        frame=str(frame),
+        keyframe="1",
+        outside="1" if outside else "0",
+        occluded="0",
+        xtl=f"{left:.2f}",
+        ytl=f"{top:.2f}",
+        xbr=f"{right:.2f}",
+        ybr=f"{bottom:.2f}",
+        z_order="0",
+    )
 
 
 def to_coco(objects: Sequence[ExportObject], video: ExportVideo) -> str:
@@ -246,12 +241,8 @@ def to_coco(objects: Sequence[ExportObject], video: ExportVideo) -> str:
 
 def export_text(fmt: ExportFormat, objects: Sequence[ExportObject], video: ExportVideo) -> str:
     """The export of ``objects`` in ``fmt``."""
-    if fmt == "mot":
-        return to_mot(objects, video)
-    if fmt == "cvat":
-        return to_cvat(objects, video)
-    if fmt == "coco":
-        return to_coco(objects, video)
+    if fmt in EXPORT_FORMATS:
+        return {"mot": to_mot, "cvat": to_cvat, "coco": to_coco}[fmt](objects, video)
     raise ValueError(f"unknown export format {fmt!r} (choose one of {', '.join(EXPORT_FORMATS)})")
 
 
@@ -334,9 +325,8 @@ def load_export_source(
         local = bool(annotation.objects) and all(
             obj.entity.entity_id.isdigit() for obj in annotation.objects
         )
-        default_confidence = local_min_confidence if local else default_thresholds[0]
-        confidence = default_confidence if min_confidence is None else min_confidence
-        frames = default_thresholds[1] if min_frames is None else min_frames
+        confidence = local_min_confidence if local else default_thresholds[0]
+        frames = default_thresholds[1]
     if min_confidence is not None:
         confidence = min_confidence
     if min_frames is not None:
@@ -352,8 +342,6 @@ def load_export_source(
 
 
 def _local_file(uri: str) -> str | None:
-    from pathlib import Path
-
     from workers.uris import LOCAL_SCHEME, parse_uri
 
     try:
@@ -364,8 +352,6 @@ def _local_file(uri: str) -> str | None:
 
 
 def _probe(path: Any, name: str) -> ExportVideo:
-    from pathlib import Path
-
     from workers.media.video import frame_times, probe_video
 
     info = probe_video(Path(path))

@@ -14,7 +14,7 @@ frame: 0 is the left/top edge, 1 the right/bottom edge.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -134,11 +134,7 @@ class Entity:
     language_code: str = "en-US"
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "entity_id": self.entity_id,
-            "description": self.description,
-            "language_code": self.language_code,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entity:

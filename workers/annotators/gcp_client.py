@@ -77,15 +77,8 @@ class GcpConfig:
 
 def parse_bucket_list(text: str | None) -> frozenset[str]:
     """``"a, gs://b/ ,c"`` -> ``{"a", "b", "c"}``; empty text means no restriction."""
-    buckets = set()
-    for item in (text or "").split(","):
-        name = item.strip()
-        if name.startswith("gs://"):
-            name = name[len("gs://") :]
-        name = name.strip("/")
-        if name:
-            buckets.add(name)
-    return frozenset(buckets)
+    names = (item.strip().removeprefix("gs://").strip("/") for item in (text or "").split(","))
+    return frozenset(name for name in names if name)
 
 
 def parse_endpoint(endpoint: str) -> str:
@@ -132,17 +125,13 @@ def application_default_credentials(
     return credentials, chosen
 
 
-def google_client(project: str | None) -> vi.VideoIntelligenceServiceClient:
-    """A client for Google's endpoint, authenticated with Application Default Credentials."""
-    credentials, _ = application_default_credentials(project)
-    return vi.VideoIntelligenceServiceClient(credentials=credentials)
-
-
 def make_client(config: GcpConfig) -> vi.VideoIntelligenceServiceClient:
-    """A new client for ``config``: the local endpoint when set, Google's otherwise."""
+    """A new client for ``config``: the local endpoint when set, else Google's, authenticated
+    with Application Default Credentials."""
     if config.endpoint:
         return insecure_client(config.endpoint)
-    return google_client(config.project)
+    credentials, _ = application_default_credentials(config.project)
+    return vi.VideoIntelligenceServiceClient(credentials=credentials)
 
 
 @lru_cache(maxsize=4)

@@ -24,13 +24,13 @@ from workers.catalog.schema import catalog_jobs, catalog_objects, ensure_schema
 from workers.errors import VtrackError
 from workers.job import Manifest
 from workers.messages import Message
+from workers.naming import MANIFEST_SUFFIX
 from workers.storage import Storage
 
 log = logging.getLogger(__name__)
 # Ids bound into one IN (...) query: well under SQLite's and PostgreSQL's limits.
 _IDS_PER_QUERY = 500
 
-MANIFEST_SUFFIX = ".manifest.json"
 # SQLite allows one writer at a time: a worker finding the file locked waits this long.
 SQLITE_BUSY_SECONDS = 30
 

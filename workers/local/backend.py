@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,12 +135,17 @@ def default_model_path(cache_dir: Path) -> Path:
     )
 
 
+def _uses_default_model(options: LocalTrackingOptions) -> bool:
+    """Whether ``options`` select the default YOLOv3-tiny (see :func:`resolve_model_path`)."""
+    if options.detector:
+        return options.detector.strip().lower() == DEFAULT_DETECTOR
+    return not options.detector_model
+
+
 def default_model_to_convert(options: LocalTrackingOptions) -> Path | None:
     """Where the default model will be cached, when ``options`` need it and it is not yet
     converted (the first use converts it: a few seconds); None otherwise."""
-    if options.detector and options.detector.strip().lower() != DEFAULT_DETECTOR:
-        return None
-    if options.detector_model and not options.detector:
+    if not _uses_default_model(options):
         return None
     target = default_model_path(default_cache_dir(options.model_cache_dir))
     return None if target.is_file() else target
@@ -272,11 +278,7 @@ def default_model_to_quantize(options: LocalTrackingOptions) -> Path | None:
     """Where the int8 copy of the default detector will be cached, when ``options`` need it
     and it is not made yet (the first process to load the detector makes it: a few
     seconds); None otherwise. Reads no model: for a notice before the work starts."""
-    if check_precision(options.detector_precision) == "fp32":
-        return None
-    if options.detector and options.detector.strip().lower() != DEFAULT_DETECTOR:
-        return None
-    if options.detector_model and not options.detector:
+    if check_precision(options.detector_precision) == "fp32" or not _uses_default_model(options):
         return None
     cache = default_cache_dir(options.model_cache_dir)
     source = default_model_path(cache)
@@ -337,14 +339,8 @@ def tracker_thresholds(
     base = YOLOV3_TINY_THRESHOLDS if _is_default_model(detector) else ULTRALYTICS_THRESHOLDS
     if options.track_activation_threshold is None:
         return base
-    return TrackerThresholds(
-        activation=options.track_activation_threshold,
-        high_confidence=options.track_activation_threshold,
-        match_iou=base.match_iou,
-        lost_seconds=base.lost_seconds,
-        confirm_frames=base.confirm_frames,
-        reach=base.reach,
-    )
+    threshold = options.track_activation_threshold
+    return replace(base, activation=threshold, high_confidence=threshold)
 
 
 # --- tracking -------------------------------------------------------------------------

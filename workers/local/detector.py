@@ -15,6 +15,7 @@ one object are merged (:func:`merge_across_classes`): a detector unsure whether 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from dataclasses import dataclass
 
 import cv2
@@ -205,11 +206,9 @@ def merge_across_classes(detections: Detections, iou_threshold: float) -> Detect
         if not group.any():
             continue
         keep &= ~group
-        members = np.flatnonzero(group)
-        votes: dict[int, float] = {int(ranked.class_ids[index]): float(ranked.scores[index])}
-        for member in members:
-            class_id = int(ranked.class_ids[member])
-            votes[class_id] = votes.get(class_id, 0.0) + float(ranked.scores[member])
+        votes: dict[int, float] = defaultdict(float)
+        for member in (index, *np.flatnonzero(group)):
+            votes[int(ranked.class_ids[member])] += float(ranked.scores[member])
         class_ids[index] = max(votes, key=lambda c: (votes[c], c == ranked.class_ids[index]))
     merged = Detections(ranked.boxes, ranked.scores, class_ids)
     return merged.select(keep)

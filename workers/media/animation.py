@@ -54,31 +54,26 @@ def encode_gif(
 ) -> bytes:
     palette = shared_palette(frames, exact_colours)
     indexed = [frame.quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
-    buffer = io.BytesIO()
-    indexed[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=indexed[1:],
-        duration=frame_ms,
-        loop=0,
-    )
-    return buffer.getvalue()
+    return _saved(indexed, "GIF", frame_ms)
 
 
 def encode_webp(
     frames: Sequence[Image.Image], frame_ms: int, *, quality: int = 80, method: int = 2
 ) -> bytes:
+    return _saved(frames, "WEBP", frame_ms, quality=quality, method=method)
+
+
+def _saved(frames: Sequence[Image.Image], fmt: str, frame_ms: int, **options: int) -> bytes:
+    """``frames`` saved by Pillow as one ``fmt`` animation that loops forever."""
     buffer = io.BytesIO()
     frames[0].save(
         buffer,
-        format="WEBP",
+        format=fmt,
         save_all=True,
         append_images=list(frames[1:]),
         duration=frame_ms,
         loop=0,
-        quality=quality,
-        method=method,
+        **options,
     )
     return buffer.getvalue()
 

@@ -68,7 +68,7 @@ class RenderOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RenderOptions:
-        """Options from a :class:`config.settings.Settings` (or anything with those fields)."""
+        """Options from a job's spec, or anything with those fields."""
         return cls(
             animation_format=settings.animation_format,
             animation_frames=settings.animation_frames,

@@ -334,9 +334,7 @@ def probe_video(path: Path) -> VideoInfo:
     no video stream, or is truncated (fewer frames than its container declares, or a read
     error part way), and :class:`NotFoundError` when it does not exist.
     """
-    with _open_video(path) as container:
-        stream = _video_stream(container, path)
-        index = _read_index(container, stream, path)
+    with _open_video(path) as (container, stream, index):
         if index.demux_error is not None:
             raise VideoError(
                 f"{path}: truncated or corrupt: read stopped after {index.frame_count} frames "
@@ -401,9 +399,8 @@ def _describe_seconds(seconds: float) -> str:
 
 def frame_times(path: Path) -> tuple[float, ...]:
     """Every frame's time in seconds, in presentation order, from the packets (no decoding)."""
-    with _open_video(path) as container:
-        stream = _video_stream(container, path)
-        return _read_index(container, stream, path).times
+    with _open_video(path) as (_, _, index):
+        return index.times
 
 
 def iter_frames(
@@ -428,9 +425,7 @@ def iter_frames(
     (frame and slice threads, one more than the cores), which speeds a process that has
     the machine to itself but slows processes that already keep every core busy.
     """
-    with _open_video(path) as container:
-        stream = _video_stream(container, path, threads)
-        index = _read_index(container, stream, path)
+    with _open_video(path, threads) as (container, stream, index):
         first = bisect.bisect_left(index.times, start - _TIME_EPSILON)
         if first == index.frame_count:
             return
@@ -548,9 +543,7 @@ def extract_frames(
     """
     if not times:
         return []
-    with _open_video(path) as container:
-        stream = _video_stream(container, path)
-        index = _read_index(container, stream, path)
+    with _open_video(path) as (container, stream, index):
         positions = [_checked_nearest(index, time, path) for time in times]
         images = _decode_positions(
             container, stream, index, sorted(set(positions)), max_width, path
@@ -572,8 +565,10 @@ def extract_frames(
 
 
 @contextmanager
-def _open_video(path: Path) -> Iterator[Any]:
-    """Open ``path`` with PyAV, turning FFmpeg's errors into one-line VtrackErrors."""
+def _open_video(path: Path, threads: int | None = None) -> Iterator[tuple[Any, Any, _FrameIndex]]:
+    """Open ``path`` with PyAV: the container, its video stream (see :func:`_chosen_stream`)
+    ready to decode on ``threads`` threads (None: the process's setting), and the stream's
+    frame index. FFmpeg's errors become one-line VtrackErrors."""
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"{path}: no such file")
@@ -590,7 +585,12 @@ def _open_video(path: Path) -> Iterator[Any]:
             "_pipe"
         ):
             raise VideoError(f"{path}: not a video (looks like {container.format.long_name})")
-        yield container
+        stream = _chosen_stream(container, path)
+        # Frame and slice threads: decoding is the bulk of the work and scales with cores.
+        stream.thread_type = "AUTO"
+        if threads := threads or _process_decode_threads:
+            stream.codec_context.thread_count = threads
+        yield container, stream, _read_index(container, stream, path)
     finally:
         container.close()
 
@@ -624,17 +624,6 @@ def decode_threads(threads: int | None) -> Iterator[None]:
 # Streams that are pictures, not video: a cover image (attached picture) or a stream of
 # still images (thumbnails). FFmpeg's own choice of stream passes them over.
 _NOT_MOTION = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
-
-
-def _video_stream(container: Any, path: Path, threads: int | None = None) -> Any:
-    """The video stream a player shows, ready to decode (see :func:`_chosen_stream`)."""
-    stream = _chosen_stream(container, path)
-    # Frame and slice threads: decoding is the bulk of the work and scales with cores.
-    stream.thread_type = "AUTO"
-    threads = threads or _process_decode_threads
-    if threads:
-        stream.codec_context.thread_count = threads
-    return stream
 
 
 def _chosen_stream(container: Any, path: Path) -> Any:
@@ -983,24 +972,18 @@ def _decode_positions(
     images: dict[int, Image.Image] = {}
     for stretch in _plan_stretches(index, positions):
         keyframe = index.keyframe_before(stretch[0])
-        try:
-            images.update(
-                _decode_stretch(container, stream, index, stretch, keyframe, max_width, path)
-            )
-        except _Missed as missed:
-            if len(index.seek_targets(keyframe)) == 1:
-                raise VideoError(
-                    f"{path}: could not decode the frame at {missed.time:.3f}s"
-                ) from None
-            # Some containers seek imprecisely; decoding from the file's start always works.
+        # Some containers seek imprecisely; decoding from the file's start always works.
+        starts = (keyframe,) if len(index.seek_targets(keyframe)) == 1 else (keyframe, None)
+        for start in starts:
             try:
                 images.update(
-                    _decode_stretch(container, stream, index, stretch, None, max_width, path)
+                    _decode_stretch(container, stream, index, stretch, start, max_width, path)
                 )
-            except _Missed as again:
-                raise VideoError(
-                    f"{path}: could not decode the frame at {again.time:.3f}s"
-                ) from None
+                break
+            except _Missed as missed:
+                missed_time = missed.time
+        else:
+            raise VideoError(f"{path}: could not decode the frame at {missed_time:.3f}s")
     return images
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -10,6 +11,7 @@ import numpy as np
 import onnxruntime
 
 from workers.errors import ConfigurationError
+from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.detector import Detections, DetectionThresholds
 
 ORT_LOG_ERRORS_ONLY = 3  # PaddlePaddle exports warn about every initializer at load time
@@ -75,6 +77,30 @@ class SessionRunner:
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         with self._lock:
             return self.session.run(None, {self.input_name: blob})
+
+
+class SessionDetector:
+    """What a family's detector is built on: its model file and one onnxruntime session of
+    it, whose runs are serialized by ``_runner``."""
+
+    def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
+        self.session = open_session(model_path, inference_threads)
+        self.model_path = model_path
+
+    @cached_property
+    def _runner(self) -> SessionRunner:
+        return SessionRunner(self.session)
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path.stem
+
+
+def numbered_class_names(count: int) -> tuple[str, ...]:
+    """The COCO names for a model of 80 classes, else ``class 0``, ``class 1``..."""
+    if count == len(COCO_CLASS_NAMES):
+        return COCO_CLASS_NAMES
+    return tuple(f"class {index}" for index in range(count))
 
 
 def fixed_input_size(session: onnxruntime.InferenceSession) -> tuple[int, int] | None:

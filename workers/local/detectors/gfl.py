@@ -20,14 +20,13 @@ import numpy as np
 import onnxruntime
 
 from workers.errors import ConfigurationError
-from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.detector import Detections, DetectionThresholds, keep_one_box_per_object
 from workers.local.detectors.base import (
-    SessionRunner,
+    SessionDetector,
     boxes_to_frame,
     describe_io,
     fixed_input_size,
-    open_session,
+    numbered_class_names,
 )
 
 FAMILY = "gfl"
@@ -62,7 +61,7 @@ def matches(session: onnxruntime.InferenceSession) -> bool:
     return _levels(session) is not None
 
 
-class GflDetector:
+class GflDetector(SessionDetector):
     """One session of a PicoDet / NanoDet-style model (module doc)."""
 
     family = FAMILY
@@ -71,8 +70,7 @@ class GflDetector:
     default_confidence = 0.4
 
     def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
-        self.session = open_session(model_path, inference_threads)
-        self.model_path = model_path
+        super().__init__(model_path, inference_threads=inference_threads)
         levels = _levels(self.session)
         if levels is None:
             raise ConfigurationError(
@@ -82,27 +80,17 @@ class GflDetector:
             )
         self.input_height, self.input_width = fixed_input_size(self.session)  # type: ignore[misc]
         outputs = self.session.get_outputs()
-        class_count = outputs[0].shape[2]
         self.bins = outputs[levels[0][1]].shape[2] // 4
-        self.class_names = (
-            COCO_CLASS_NAMES
-            if class_count == len(COCO_CLASS_NAMES)
-            else tuple(f"class {index}" for index in range(class_count))
-        )
+        self.class_names = numbered_class_names(outputs[0].shape[2])
         self._levels = levels
         self._centres = {
             stride: self._anchor_centres(stride) for _scores, _distributions, stride in levels
         }
-        self._runner = SessionRunner(self.session)
 
     def _anchor_centres(self, stride: int) -> np.ndarray:
         rows, columns = self.input_height // stride, self.input_width // stride
         ys, xs = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
         return ((np.stack([xs.ravel(), ys.ravel()], axis=1) + 0.5) * stride).astype(np.float32)
-
-    @property
-    def model_name(self) -> str:
-        return self.model_path.stem
 
     def detect(self, image: np.ndarray, thresholds: DetectionThresholds) -> Detections:
         """Objects in one RGB ``image`` (``[h, w, 3]`` uint8), boxes normalized to it."""

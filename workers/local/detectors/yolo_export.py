@@ -33,7 +33,7 @@ from workers.local.detector import (
     keep_one_box_per_object,
     read_class_names,
 )
-from workers.local.detectors.base import SessionRunner, describe_io, open_session
+from workers.local.detectors.base import SessionDetector, boxes_to_frame, describe_io
 
 FAMILY = "yolo-export"
 
@@ -56,7 +56,7 @@ def matches(session: onnxruntime.InferenceSession) -> bool:
     return rows == 4 + len(COCO_CLASS_NAMES) or not isinstance(columns, int) or columns > rows
 
 
-class YoloDetector:
+class YoloDetector(SessionDetector):
     """One onnxruntime session of a YOLO model and the pre- and post-processing around it.
 
     ``detect`` may be called from several threads (runs are serialized); a process keeps
@@ -70,15 +70,12 @@ class YoloDetector:
     default_confidence = 0.25  # Ultralytics' own default
 
     def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
-        self.session = open_session(model_path, inference_threads)
-        self.model_path = model_path
-        self._runner = SessionRunner(self.session)
+        super().__init__(model_path, inference_threads=inference_threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ConfigurationError(
                 f"detector model {model_path}: expected one image input [1, 3, H, W]"
             )
-        self.input_name = inputs[0].name
         metadata = self.session.get_modelmeta().custom_metadata_map
         output_rows = outputs[0].shape[1] if len(outputs[0].shape) == 3 else None
         self.class_names = (
@@ -112,10 +109,6 @@ class YoloDetector:
             return height, width
         size = ast.literal_eval(metadata.get("imgsz", "[640, 640]"))
         return (int(size[0]), int(size[1])) if isinstance(size, list | tuple) else (size, size)
-
-    @property
-    def model_name(self) -> str:
-        return self.model_path.stem
 
     def letterbox_for(
         self, image_size: tuple[int, int], input_size: tuple[int, int] | None = None
@@ -167,19 +160,10 @@ class YoloDetector:
         keep = scores >= thresholds.confidence
         if not keep.any():
             return Detections.empty()
-        centre_x, centre_y, width, height = output[:4, keep]
-        image_height, image_width = image_size
-        boxes = np.stack(
-            [
-                (centre_x - width / 2 - left) / scale / image_width,
-                (centre_y - height / 2 - top) / scale / image_height,
-                (centre_x + width / 2 - left) / scale / image_width,
-                (centre_y + height / 2 - top) / scale / image_height,
-            ],
-            axis=1,
-        ).clip(0.0, 1.0)
+        centres, halves = output[:2, keep].T, output[2:4, keep].T / 2
+        corners = np.concatenate([centres - halves, centres + halves], axis=1)
         found = Detections(
-            boxes=boxes.astype(np.float32),
+            boxes=boxes_to_frame(corners, image_size, (scale, scale), (left, top)),
             scores=scores[keep].astype(np.float32),
             class_ids=class_ids[keep].astype(np.int64),
         )

@@ -16,7 +16,6 @@ import numpy as np
 import onnxruntime
 
 from workers.errors import ConfigurationError
-from workers.local.coco import COCO_CLASS_NAMES
 from workers.local.detector import (
     Detections,
     DetectionThresholds,
@@ -24,11 +23,11 @@ from workers.local.detector import (
     keep_one_box_per_object,
 )
 from workers.local.detectors.base import (
-    SessionRunner,
+    SessionDetector,
     boxes_to_frame,
     describe_io,
     fixed_input_size,
-    open_session,
+    numbered_class_names,
 )
 
 FAMILY = "yolox"
@@ -48,28 +47,21 @@ def matches(session: onnxruntime.InferenceSession) -> bool:
     return rows == anchor_count(*size) and isinstance(columns, int) and columns > 5
 
 
-class YoloxDetector:
+class YoloxDetector(SessionDetector):
     """One session of a YOLOX model with YOLOX's pre- and post-processing (module doc)."""
 
     family = FAMILY
     default_confidence = 0.25  # objectness x class, as YOLOv8's scores
 
     def __init__(self, model_path: Path, *, inference_threads: int | None = None) -> None:
-        self.session = open_session(model_path, inference_threads)
-        self.model_path = model_path
+        super().__init__(model_path, inference_threads=inference_threads)
         if not matches(self.session):
             raise ConfigurationError(
                 f"detector model {model_path}: not the YOLOX layout [1, anchors, 5 + classes] "
                 f"at a fixed input size: {describe_io(self.session)}"
             )
         self.input_height, self.input_width = fixed_input_size(self.session)  # type: ignore[misc]
-        class_count = self.session.get_outputs()[0].shape[2] - 5
-        self.class_names = (
-            COCO_CLASS_NAMES
-            if class_count == len(COCO_CLASS_NAMES)
-            else tuple(f"class {index}" for index in range(class_count))
-        )
-        self._runner = SessionRunner(self.session)
+        self.class_names = numbered_class_names(self.session.get_outputs()[0].shape[2] - 5)
         self._grid, self._strides = self._anchor_grid()
 
     def _anchor_grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +75,6 @@ class YoloxDetector:
             np.concatenate(cells).astype(np.float32),
             np.concatenate(strides).astype(np.float32),
         )
-
-    @property
-    def model_name(self) -> str:
-        return self.model_path.stem
 
     def detect(self, image: np.ndarray, thresholds: DetectionThresholds) -> Detections:
         """Objects in one RGB ``image`` (``[h, w, 3]`` uint8), boxes normalized to it."""
