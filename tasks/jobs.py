@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import current_task, states
 from celery.canvas import Signature
-from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
+from celery.exceptions import ChordError, Ignore, Reject, Retry, TaskRevokedError
 from celery.utils.log import get_task_logger
 
 from config.celery import longest_countdown
@@ -120,16 +120,17 @@ def _announce_revoked(reason: str) -> None:
         log.warning("could not record task %s as revoked: %s", request.id, exc)
 
 
-class RevokedChordMember(logging.Filter):
+class StoppedChord(logging.Filter):
     """Celery's Redis backend logs an ERROR with a traceback when a chord's join meets a
-    revoked member: what a cancel does to a job's tasks still queued (revoked by the job's
-    stamp when a worker receives them). That is the cancel working, not a fault: one INFO
-    line instead, naming the chord and the reason.
+    member that failed or was revoked. Neither is a fault of the join: a member's failure is
+    recorded on its job, and logged, where it happened (``JobTask``), and a revoked member
+    is a cancel at work. So the join's report is one INFO line, naming the chord and the
+    member's error. A failure of the join itself (not a ChordError) keeps its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is None or "TaskRevokedError" not in repr(exc):
+        if not isinstance(exc, ChordError):
             return True
         group = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
         record.msg, record.args = "chord %s stopped: %s", (group, exc)
@@ -138,7 +139,7 @@ class RevokedChordMember(logging.Filter):
         return True
 
 
-logging.getLogger("celery.backends.redis").addFilter(RevokedChordMember())
+logging.getLogger("celery.backends.redis").addFilter(StoppedChord())
 
 
 class JobTask(DeliveryCountedTask):  # type: ignore[misc]

@@ -18,6 +18,7 @@ from tasks.api import JobFailed, get_job, make_spec, start_job, submit
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.support.annotations import standard_annotation, write_annotation
 from tests.support.videos import write_test_video
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +205,8 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
     celery_worker: WorkerProcess, clip: tuple[Path, Path]
 ) -> None:
     """A segment of the tracking chord fails: the job fails with that segment's error,
-    not Celery's chord wrapper, and no later step runs."""
+    not Celery's chord wrapper, and no later step runs. Once both segments have failed, the
+    chord's join says so in one INFO line: no ERROR, no traceback in the worker's log."""
     from tasks import runtime
     from tasks.jobstore import JobRecord
     from tasks.pipeline import job_failed_signature, tracking_canvas
@@ -230,6 +232,7 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
     )
     canvas = tracking_canvas(spec, operation)
     canvas.link_error(job_failed_signature(spec.job_id))
+    log_start = len(celery_worker.log())
     canvas.apply_async()
 
     job = get_job(spec.job_id)
@@ -237,6 +240,17 @@ def test_a_failed_tracking_segment_fails_the_job_with_its_own_reason(
         job.wait(timeout=120)
     assert "ChordError" not in str(failed.value) and "Dependency" not in str(failed.value)
     assert job.status().stage == "failed"
+
+    def join_line() -> str | None:
+        lines = celery_worker.log()[log_start:].splitlines()
+        return next((line for line in lines if "chord" in line and "stopped:" in line), None)
+
+    line = wait_for(join_line, 120, "the chord's join to meet the failed segments")
+    assert "INFO" in line and "detector.onnx" in line, line
+    new_lines = celery_worker.log()[log_start:].splitlines()
+    assert not [text for text in new_lines if "Traceback" in text or "ERROR" in text], "\n".join(
+        new_lines
+    )
 
 
 def _not_a_video(folder: Path) -> Path:
